@@ -1,0 +1,164 @@
+"""The ``recforge`` command.
+
+    recforge run --model BPR --dataset ml-latest-small --epochs 20 --learning_rate 0.001   (any config key)
+    recforge evaluate --checkpoint saved/BPR-.../checkpoints/best.pth
+    recforge models
+    recforge datasets [--data_path DIR]
+    recforge convert-movielens SOURCE_DIR OUT_DIR [--name ml-latest-small] [--overwrite]
+
+Errors in input (config, data, checkpoints) print one line and exit with status 2; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+
+from recforge.errors import RecforgeError
+
+
+def _format_table(columns: Mapping[str, Mapping[str, float] | None], places: int) -> str:
+    """Metrics as an aligned text table: one row per metric, one column per split."""
+    present = {name: values for name, values in columns.items() if values}
+    if not present:
+        return "(no metrics: the data set has no validation or test interactions)"
+    metrics = list(dict.fromkeys(k for values in present.values() for k in values))
+    width = max(len("metric"), *(len(m) for m in metrics))
+    header = "metric".ljust(width) + "".join(f"  {name:>10}" for name in present)
+    lines = [header, "-" * len(header)]
+    for metric in metrics:
+        cells = "".join(
+            f"  {values[metric]:>10.{places}f}" if metric in values else f"  {'':>10}" for values in present.values()
+        )
+        lines.append(metric.ljust(width) + cells)
+    return "\n".join(lines)
+
+
+def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
+    from recforge.quick_start import run
+
+    config_files = [f for spec in args.config_files or [] for f in spec.split()]
+    result = run(
+        model=args.model,
+        dataset=args.dataset,
+        config_file_list=config_files or None,
+        cmd_args=extra,
+        resume=args.resume,
+        verbose=not args.quiet,
+    )
+    places = 4
+    print(f"\n{result['run_dir']}")
+    print(_format_table({"valid": result["best_valid_result"], "test": result["test_result"]}, places))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
+    from recforge.config import parse_command_line
+    from recforge.quick_start import load_data_and_model
+    from recforge.trainer import get_trainer
+    from recforge.utils.log import init_logger
+
+    init_logger("WARNING" if args.quiet else "INFO")
+    overrides = parse_command_line(extra)
+    config, model, _, _, valid_data, test_data = load_data_and_model(args.checkpoint, overrides)
+    trainer = get_trainer(config.model_class)(config, model)
+    trainer.verbose = False
+    columns = {}
+    if args.split in ("valid", "both"):
+        columns["valid"] = trainer.evaluate(valid_data, load_best_model=False)
+    if args.split in ("test", "both"):
+        columns["test"] = trainer.evaluate(test_data, load_best_model=False)
+    print(_format_table(columns, config["metric_decimal_place"]))
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace, extra: list[str]) -> int:
+    from recforge.models.registry import get_model_class, model_names
+
+    for name in model_names():
+        cls = get_model_class(name)
+        keys = ", ".join(f"{k.name}={k.default!r}" for k in cls.hyper_parameters) or "-"
+        kind = cls.type.name.lower()
+        print(f"{name:<12} {kind:<12} {cls.input_type.name.lower():<10} trainer={cls.trainer:<10} {keys}")
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace, extra: list[str]) -> int:
+    from recforge.data.registry import KNOWN, bundled_datasets, find_datasets
+
+    for name in bundled_datasets():
+        print(f"{name:<20} bundled")
+    for name in find_datasets(args.data_path):
+        print(f"{name:<20} in {args.data_path}")
+    for name, info in KNOWN.items():
+        if name not in find_datasets(args.data_path):
+            print(f"{name:<20} not here: {info['source']} ({info['license']})")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace, extra: list[str]) -> int:
+    from recforge.data.convert import convert_movielens
+
+    out = convert_movielens(args.source, args.out, name=args.name, overwrite=args.overwrite)
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recforge", description="Train and evaluate recommender models.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train and evaluate a model; any config key can follow as --key value")
+    run.add_argument("--model", help="model name, e.g. BPR")
+    run.add_argument("--dataset", help="data set name, e.g. ml-latest-small")
+    run.add_argument("--config_files", "--config-files", nargs="+", help="YAML config files, applied in order")
+    run.add_argument("--resume", help="continue a run from this checkpoint")
+    run.add_argument("--quiet", action="store_true", help="log warnings only")
+    run.set_defaults(handler=_cmd_run)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a saved checkpoint on its data set")
+    evaluate.add_argument("--checkpoint", required=True, help="a .pth file written by recforge")
+    evaluate.add_argument("--split", choices=("test", "valid", "both"), default="both")
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    models = sub.add_parser("models", help="list the models")
+    models.set_defaults(handler=_cmd_models)
+
+    datasets = sub.add_parser("datasets", help="list the data sets")
+    datasets.add_argument("--data_path", "--data-path", default="dataset/")
+    datasets.set_defaults(handler=_cmd_datasets)
+
+    convert = sub.add_parser("convert-movielens", help="convert MovieLens CSV files to atomic files")
+    convert.add_argument("source", help="folder with ratings.csv, movies.csv, tags.csv, links.csv")
+    convert.add_argument("out", help="folder to write")
+    convert.add_argument("--name", default="ml-latest-small", help="data set name (file stem)")
+    convert.add_argument("--overwrite", action="store_true")
+    convert.set_defaults(handler=_cmd_convert)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in ("run", "evaluate"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    debug = args.debug or "--debug" in extra
+    extra = [a for a in extra if a != "--debug"]
+    try:
+        return args.handler(args, extra)
+    except RecforgeError as exc:
+        if debug:
+            raise
+        print(f"recforge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("recforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

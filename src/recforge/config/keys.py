@@ -1,0 +1,268 @@
+"""Every package-level config key: RecBole's names, meanings and defaults, with a type each.
+
+Models add their own keys (``Recommender.hyper_parameters``). ``RECBOLE_IGNORED`` lists RecBole keys
+that are accepted so that a RecBole YAML loads unchanged, but that do nothing here (a warning says so).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recforge.config.types import (
+    Anything,
+    Bool,
+    Float,
+    Int,
+    Key,
+    ListOf,
+    Mapping_,
+    Optional,
+    Str,
+    Struct,
+)
+from recforge.errors import ConfigError
+
+SPLIT_RATIO_TOLERANCE = 1e-6
+LEAVE_ONE_OUT_MODES = ("valid_and_test", "test_only", "valid_only")
+EVAL_MODES = ("full",)
+
+
+def _normalize_split(split: dict, key: str) -> dict:
+    if len(split) != 1:
+        raise ConfigError(
+            f"config key '{key}' needs exactly one of RS (ratios) or LS (leave-one-out), got {split!r}; "
+            "for example {RS: [0.8, 0.1, 0.1]} or {LS: valid_and_test}"
+        )
+    ((method, arg),) = split.items()
+    method = str(method).upper()
+    if method == "RS":
+        ratios = ListOf(Float(minimum=0.0)).parse(arg, f"{key}.RS")
+        if len(ratios) not in (2, 3):
+            raise ConfigError(
+                f"config key '{key}.RS' needs 2 ratios (train, test) or 3 (train, valid, test), got {ratios}"
+            )
+        total = sum(ratios)
+        if abs(total - 1.0) > SPLIT_RATIO_TOLERANCE:
+            raise ConfigError(
+                f"config key '{key}.RS': the ratios {ratios} sum to {total:g}, not 1; "
+                "give fractions of the data that add up to 1, e.g. [0.8, 0.1, 0.1]"
+            )
+        if ratios[0] <= 0 or ratios[-1] <= 0:
+            raise ConfigError(f"config key '{key}.RS': the train and test ratios must be > 0, got {ratios}")
+        if len(ratios) == 2:
+            ratios = [ratios[0], 0.0, ratios[1]]
+        return {"RS": ratios}
+    if method == "LS":
+        mode = Str(choices=LEAVE_ONE_OUT_MODES).parse(arg, f"{key}.LS")
+        return {"LS": mode}
+    raise ConfigError(f"config key '{key}': unknown split method {method!r}; use RS (ratios) or LS (leave-one-out)")
+
+
+def _normalize_eval_args(args: dict, key: str) -> dict:
+    args["split"] = _normalize_split(args["split"], f"{key}.split")
+    mode = args["mode"]
+    if isinstance(mode, str):
+        mode = {"valid": mode, "test": mode}
+    elif isinstance(mode, dict):
+        unknown = set(mode) - {"valid", "test"}
+        if unknown:
+            raise ConfigError(f"config key '{key}.mode' accepts the fields valid and test, not {sorted(unknown)}")
+        mode = {"valid": mode.get("valid", "full"), "test": mode.get("test", "full")}
+    else:
+        raise ConfigError(f"config key '{key}.mode' must be a mode name or {{valid: ..., test: ...}}")
+    args["mode"] = {phase: Str(choices=EVAL_MODES).parse(value, f"{key}.mode.{phase}") for phase, value in mode.items()}
+    if "LS" in args["split"] and args["group_by"] is None:
+        raise ConfigError(
+            f"config key '{key}': leave-one-out (LS) splits each user's history, so it needs group_by: user"
+        )
+    return args
+
+
+EVAL_ARGS = Struct(
+    fields={
+        "split": Mapping_(),
+        "group_by": Optional(Str(choices=("user",))),
+        "order": Str(choices=("RO", "TO")),
+        "mode": Anything(),
+    },
+    defaults={"split": {"RS": [0.8, 0.1, 0.1]}, "group_by": "user", "order": "RO", "mode": "full"},
+    normalize=_normalize_eval_args,
+)
+
+NEG_SAMPLE_ARGS = Optional(
+    Struct(
+        fields={
+            "distribution": Str(choices=("uniform", "popularity")),
+            "sample_num": Int(minimum=1),
+            "alpha": Float(minimum=0.0),
+            "dynamic": Bool(),
+            "candidate_num": Int(minimum=0),
+        },
+        defaults={"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0},
+    )
+)
+
+
+def _keys(group: str, *entries: tuple[str, Any, Any, str]) -> list[Key]:
+    return [Key(name, vtype, default, doc, group) for name, vtype, default, doc in entries]
+
+
+PACKAGE_KEYS: list[Key] = [
+    *_keys(
+        "environment",
+        ("model", Optional(Str()), None, "Model name (case-insensitive), e.g. BPR."),
+        ("dataset", Optional(Str()), None, "Data set name: a folder <data_path>/<dataset>/ or a bundled one."),
+        ("seed", Int(minimum=0), 2020, "Seed of every random number generator of the run."),
+        ("reproducibility", Bool(), True, "Deterministic algorithms (cuDNN) for exactly repeatable runs."),
+        ("state", Str(choices=("DEBUG", "INFO", "WARNING", "ERROR")), "INFO", "Logging level."),
+        ("data_path", Str(), "dataset/", "Folder that holds <dataset>/<dataset>.inter and the other atomic files."),
+        ("checkpoint_dir", Str(), "saved", "Folder under which each run writes its own run folder."),
+        ("show_progress", Bool(), True, "Progress bars for training and evaluation (shown on terminals only)."),
+        ("use_gpu", Bool(), True, "Use a CUDA device when one is available."),
+        ("gpu_id", Anything(), 0, "CUDA device index used when use_gpu is true."),
+        ("device", Optional(Str()), None, "Explicit torch device ('cpu', 'cuda:1'); overrides use_gpu/gpu_id."),
+    ),
+    *_keys(
+        "training",
+        ("epochs", Int(minimum=0), 300, "Maximum number of training epochs."),
+        ("train_batch_size", Int(minimum=1), 2048, "Positive interactions per training batch."),
+        (
+            "learner",
+            Str(choices=("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam")),
+            "adam",
+            "Optimizer.",
+        ),
+        ("learning_rate", Float(minimum=0.0, exclusive_minimum=True), 0.001, "Learning rate."),
+        ("weight_decay", Float(minimum=0.0), 0.0, "L2 penalty applied by the optimizer."),
+        (
+            "train_neg_sample_args",
+            NEG_SAMPLE_ARGS,
+            dict(NEG_SAMPLE_ARGS.inner.defaults),
+            "Training negatives: distribution, sample_num, alpha, dynamic, candidate_num; none for no sampling.",
+        ),
+        ("shuffle", Bool(), True, "Reshuffle the training interactions every epoch."),
+        ("eval_step", Int(minimum=0), 1, "Validate every eval_step epochs (0: only after the last epoch)."),
+        ("stopping_step", Int(minimum=1), 10, "Stop after this many validations without improvement."),
+        (
+            "clip_grad_norm",
+            Optional(Anything()),
+            None,
+            "Gradient clipping: a max norm, or the arguments of clip_grad_norm_ ({max_norm: 5, norm_type: 2}).",
+        ),
+        ("loss_decimal_place", Int(minimum=0), 4, "Decimal places of losses in logs."),
+        ("require_pow", Bool(), False, "Square the embedding norms in EmbLoss (RecBole's reg loss)."),
+    ),
+    *_keys(
+        "evaluation",
+        (
+            "eval_args",
+            EVAL_ARGS,
+            dict(EVAL_ARGS.defaults),
+            "Split (RS ratios or LS leave-one-out), group_by (user or none), order (RO random, TO by time), mode.",
+        ),
+        (
+            "metrics",
+            ListOf(Str(), min_length=1),
+            ["Recall", "MRR", "NDCG", "Hit", "Precision"],
+            "Metrics to compute (case-insensitive).",
+        ),
+        ("topk", ListOf(Int(minimum=1), min_length=1), [10], "Cut-offs k of the ranking metrics."),
+        ("valid_metric", Str(), "MRR@10", "Metric that selects the best epoch and drives early stopping."),
+        ("valid_metric_bigger", Bool(), True, "Whether a bigger valid_metric is better."),
+        (
+            "eval_batch_size",
+            Int(minimum=1),
+            4096,
+            "Users per full-ranking evaluation batch (RecBole counts user x item cells instead).",
+        ),
+        ("metric_decimal_place", Int(minimum=0), 4, "Decimal places of metrics in logs and tables (display only)."),
+    ),
+    *_keys(
+        "data",
+        ("field_separator", Str(), "\t", "Column separator of the atomic files."),
+        ("seq_separator", Str(), " ", "Separator of values inside token_seq / float_seq columns."),
+        ("USER_ID_FIELD", Str(), "user_id", "Name of the user id column."),
+        ("ITEM_ID_FIELD", Str(), "item_id", "Name of the item id column."),
+        ("RATING_FIELD", Optional(Str()), "rating", "Name of the rating column."),
+        ("TIME_FIELD", Optional(Str()), "timestamp", "Name of the time column (needed by order TO)."),
+        ("LABEL_FIELD", Str(), "label", "Name of the label column made by threshold."),
+        ("NEG_PREFIX", Str(), "neg_", "Prefix of the negative-item column in pairwise batches."),
+        ("HEAD_ENTITY_ID_FIELD", Str(), "head_id", "Head entity column of .kg files."),
+        ("TAIL_ENTITY_ID_FIELD", Str(), "tail_id", "Tail entity column of .kg files."),
+        ("RELATION_ID_FIELD", Str(), "relation_id", "Relation column of .kg files."),
+        ("ENTITY_ID_FIELD", Str(), "entity_id", "Entity column of .link files."),
+        (
+            "load_col",
+            Optional(Mapping_()),
+            {"inter": ["user_id", "item_id"]},
+            "Columns to load per file suffix ({inter: [user_id, item_id], item: true}); a suffix left out is not "
+            "read; none loads every column of every file.",
+        ),
+        ("unload_col", Optional(Mapping_()), None, "Columns not to load per file suffix."),
+        (
+            "threshold",
+            Optional(Mapping_(Float())),
+            None,
+            "Binary labels from a column: {rating: 4} makes label = rating >= 4.",
+        ),
+        (
+            "rm_dup_inter",
+            Optional(Str(choices=("first", "last"))),
+            None,
+            "Remove repeated (user, item) interactions, keeping the first or the last.",
+        ),
+        (
+            "val_interval",
+            Optional(Mapping_()),
+            None,
+            "Keep interactions whose values lie in intervals: {rating: '[3,inf)'}.",
+        ),
+        (
+            "filter_inter_by_user_or_item",
+            Bool(),
+            True,
+            "Drop interactions whose user or item was removed by a .user / .item filter.",
+        ),
+        (
+            "user_inter_num_interval",
+            Optional(Str()),
+            "[0,inf)",
+            "Keep users whose interaction count lies in this interval (applied with the item one to a fixed point).",
+        ),
+        (
+            "item_inter_num_interval",
+            Optional(Str()),
+            "[0,inf)",
+            "Keep items whose interaction count lies in this interval.",
+        ),
+    ),
+]
+
+RECBOLE_IGNORED: dict[str, str] = {
+    "save_dataset": "recforge caches processed data itself",
+    "dataset_save_path": "recforge caches processed data itself",
+    "save_dataloaders": "loaders are rebuilt from the cached data set in milliseconds",
+    "dataloaders_save_path": "loaders are rebuilt from the cached data set in milliseconds",
+    "log_wandb": "Weights & Biases logging is not supported",
+    "wandb_project": "Weights & Biases logging is not supported",
+    "worker": "batches are sliced from in-memory tensors; no loader workers are needed",
+    "repeatable": "only the general (non-sequential) setting exists here",
+    "transform": "no data transforms are implemented",
+    "seq_len": "token_seq columns are kept ragged",
+    "additional_feat_suffix": "extra atomic files are not read",
+    "benchmark_filename": "pre-split benchmark files are not supported; use eval_args.split",
+    "ITEM_LIST_LENGTH_FIELD": "sequential models are not implemented",
+    "LIST_SUFFIX": "sequential models are not implemented",
+    "MAX_ITEM_LIST_LENGTH": "sequential models are not implemented",
+    "POSITION_FIELD": "sequential models are not implemented",
+    "SOURCE_ID_FIELD": "social models are not implemented",
+    "TARGET_ID_FIELD": "social models are not implemented",
+    "enable_amp": "mixed precision is not implemented yet; training runs in fp32",
+    "enable_scaler": "mixed precision is not implemented yet; training runs in fp32",
+    "nproc": "distributed training is not implemented yet",
+    "local_rank": "distributed training is not implemented yet",
+    "world_size": "distributed training is not implemented yet",
+    "offset": "distributed training is not implemented yet",
+    "ip": "distributed training is not implemented yet",
+    "port": "distributed training is not implemented yet",
+}

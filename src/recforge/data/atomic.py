@@ -1,0 +1,262 @@
+"""Reading RecBole atomic files (``.inter``, ``.user``, ``.item``, ``.kg``, ``.link``).
+
+The first line is a header of ``name:type`` entries, one per column, with the types ``token``,
+``token_seq``, ``float`` and ``float_seq``. Values are separated by ``field_separator`` (a tab);
+values inside a sequence column by ``seq_separator`` (a space). Parsing is columnar (pyarrow): no Python
+runs per row except on the error path, which finds the exact line to report.
+
+Tokens are returned dictionary-encoded: ``TokenColumn(codes, vocabulary)`` where ``vocabulary[codes[i]]``
+is the token of row ``i``. Sequences are ragged: row ``i`` holds ``values[offsets[i]:offsets[i+1]]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from recforge.errors import DataError
+
+FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
+
+
+@dataclass
+class TokenColumn:
+    """A token column: ``codes`` (int64 [n]) into ``vocabulary`` (object array of str); -1 marks a missing token."""
+
+    codes: np.ndarray
+    vocabulary: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+@dataclass
+class SeqColumn:
+    """A ragged column: row ``i`` holds ``values[offsets[i]:offsets[i + 1]]``.
+
+    ``values`` are int64 codes into ``vocabulary`` for token_seq (``vocabulary`` is None for float_seq, whose
+    values are float64).
+    """
+
+    offsets: np.ndarray
+    values: np.ndarray
+    vocabulary: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def take(self, rows: np.ndarray) -> SeqColumn:
+        """The rows ``rows`` (int indices) as a new ragged column."""
+        starts, lengths = self.offsets[rows], self.lengths[rows]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return SeqColumn(offsets, self.values[flat], self.vocabulary)
+
+    def padded(self, pad: float = 0, max_len: int | None = None) -> np.ndarray:
+        """A dense [n, max_len] array, each row left-aligned and filled with ``pad``."""
+        lengths = self.lengths
+        width = int(lengths.max(initial=0)) if max_len is None else max_len
+        out = np.full((len(self), width), pad, dtype=self.values.dtype)
+        rows = np.repeat(np.arange(len(self)), lengths)
+        cols = np.arange(len(self.values)) - np.repeat(self.offsets[:-1], lengths)
+        keep = cols < width
+        out[rows[keep], cols[keep]] = self.values[keep]
+        return out
+
+
+Column = TokenColumn | SeqColumn | np.ndarray
+
+
+@dataclass
+class AtomicTable:
+    """The columns of one atomic file, in header order, with their declared types."""
+
+    path: Path
+    types: dict[str, str]
+    columns: dict[str, Column]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+
+def read_header(path: Path, field_separator: str = "\t") -> dict[str, str]:
+    """Parse the header line into ``{name: type}``; a malformed entry is a DataError naming it."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            line = handle.readline()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}, line 1: not UTF-8 text ({exc.reason})") from None
+    line = line.rstrip("\r\n")
+    if not line:
+        raise DataError(f"{path}, line 1: the header is empty; expected columns like user_id:token")
+    types: dict[str, str] = {}
+    for position, entry in enumerate(line.split(field_separator), start=1):
+        name, colon, ftype = entry.strip().rpartition(":")
+        if not colon or not name:
+            raise DataError(
+                f"{path}, line 1, column {position}: header entry {entry!r} must look like name:type "
+                f"with type one of {', '.join(FIELD_TYPES)}"
+            )
+        if ftype not in FIELD_TYPES:
+            raise DataError(
+                f"{path}, line 1, column {position}: unknown field type {ftype!r} in {entry!r}; "
+                f"use one of {', '.join(FIELD_TYPES)}"
+            )
+        if name in types:
+            raise DataError(f"{path}, line 1: column {name!r} appears twice in the header")
+        types[name] = ftype
+    return types
+
+
+def read_atomic(
+    path: str | Path,
+    columns: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    field_separator: str = "\t",
+    seq_separator: str = " ",
+) -> AtomicTable:
+    """Read an atomic file.
+
+    Args:
+        path: the file.
+        columns: the columns to load (None: all). A name that is not in the header is a DataError.
+        exclude: columns not to load.
+        field_separator: separator between columns.
+        seq_separator: separator inside token_seq / float_seq values.
+
+    Returns:
+        AtomicTable whose float columns are float64 arrays (empty values are NaN), token columns TokenColumns
+        (empty values are code -1), and sequence columns SeqColumns (empty items dropped).
+    """
+    path = Path(path)
+    header = read_header(path, field_separator)
+    names = list(header)
+    if columns is not None:
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise DataError(
+                f"{path}: column(s) {', '.join(map(repr, missing))} requested by load_col are not in the header; "
+                f"the file has: {', '.join(names)}"
+            )
+    wanted = [n for n in names if (columns is None or n in columns) and n not in exclude]
+    if not wanted:
+        return AtomicTable(path, {}, {})
+    table = _read_strings(path, names, wanted, field_separator)
+    result: dict[str, Column] = {}
+    for name in wanted:
+        array = table.column(name).combine_chunks() if table.num_rows else pa.array([], pa.string())
+        ftype = header[name]
+        if ftype == "token":
+            result[name] = _encode_tokens(array)
+        elif ftype == "float":
+            result[name] = _to_float(array, path, names.index(name), name, field_separator)
+        elif ftype == "token_seq":
+            result[name] = _split_sequences(array, seq_separator, tokens=True, where=(path, name))
+        else:
+            result[name] = _split_sequences(array, seq_separator, tokens=False, where=(path, name))
+    return AtomicTable(path, {n: header[n] for n in wanted}, result)
+
+
+def _read_strings(path: Path, names: list[str], wanted: list[str], sep: str) -> pa.Table:
+    if len(sep) != 1:
+        raise DataError(f"field_separator must be one character, got {sep!r}")
+    try:
+        return pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, encoding="utf8"),
+            parse_options=pa_csv.ParseOptions(delimiter=sep, quote_char=False, double_quote=False),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                include_columns=wanted,
+                strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise _locate_parse_error(path, len(names), sep, exc) from None
+
+
+def _locate_parse_error(path: Path, n_columns: int, sep: str, exc: Exception) -> DataError:
+    """Scan the file (error path only) for the first line with the wrong number of columns."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if line_no == 1:
+                continue
+            line = line.rstrip("\r\n")
+            if not line:
+                continue
+            found = line.count(sep) + 1
+            if found != n_columns:
+                return DataError(
+                    f"{path}, line {line_no}: expected {n_columns} columns separated by {sep!r}, found {found}: "
+                    f"{line[:120]!r}"
+                )
+    return DataError(f"{path}: cannot be parsed ({exc})")
+
+
+def _encode_tokens(array: pa.Array) -> TokenColumn:
+    encoded = pc.dictionary_encode(array)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    vocabulary = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    empty = np.flatnonzero(vocabulary == "")
+    if len(empty):
+        codes = np.where(codes == empty[0], -1, codes)
+    return TokenColumn(codes, vocabulary)
+
+
+def _to_float(array: pa.Array, path: Path, column: int, name: str, sep: str) -> np.ndarray:
+    stripped = pc.utf8_trim_whitespace(array)
+    blank = pc.equal(stripped, "")
+    try:
+        values = pc.cast(pc.if_else(blank, pa.scalar(None, pa.string()), stripped), pa.float64())
+    except pa.ArrowInvalid:
+        texts = stripped.to_pylist()
+        for row, text in enumerate(texts):
+            if text == "":
+                continue
+            try:
+                float(text)
+            except ValueError:
+                raise DataError(
+                    f"{path}, line {row + 2}, column {column + 1} ({name}:float): {text!r} is not a number"
+                ) from None
+        raise
+    return values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+
+def _split_sequences(array: pa.Array, sep: str, tokens: bool, where: tuple[Path, str]) -> SeqColumn:
+    lists = pc.split_pattern(array, pattern=sep)
+    flat = pc.list_flatten(lists)
+    row_of = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+    keep = pc.not_equal(flat, "").to_numpy(zero_copy_only=False)
+    flat = flat.filter(pa.array(keep))
+    row_of = row_of[keep]
+    offsets = np.zeros(len(array) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row_of, minlength=len(array)), out=offsets[1:])
+    if tokens:
+        column = _encode_tokens(flat)
+        return SeqColumn(offsets, column.codes, column.vocabulary)
+    try:
+        values = pc.cast(flat, pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        path, name = where
+        for position, text in enumerate(flat.to_pylist()):
+            try:
+                float(text)
+            except ValueError:
+                row = int(row_of[position])
+                raise DataError(f"{path}, line {row + 2} ({name}:float_seq): {text!r} is not a number") from None
+        raise
+    return SeqColumn(offsets, values.astype(np.float64, copy=False), None)

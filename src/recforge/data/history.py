@@ -1,0 +1,72 @@
+"""``UserHistory``: each user's distinct items as a CSR structure of tensors (CPU)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class UserHistory:
+    """Items of user ``u``: ``items[indptr[u]:indptr[u + 1]]``, distinct and ascending.
+
+    ``keys`` holds ``u * n_items + i`` for every pair, ascending, for vectorised membership tests.
+    """
+
+    indptr: torch.Tensor
+    items: torch.Tensor
+    n_users: int
+    n_items: int
+
+    @classmethod
+    def from_pairs(cls, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> UserHistory:
+        """Build from parallel arrays of user and item ids (repeats are merged)."""
+        keys = np.unique(np.asarray(users, np.int64) * n_items + np.asarray(items, np.int64))
+        rows = keys // n_items
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+        return cls(torch.from_numpy(indptr), torch.from_numpy(keys % n_items), n_users, n_items)
+
+    @classmethod
+    def from_datasets(cls, *datasets) -> UserHistory:
+        """The union of the interactions of several datasets over the same vocabularies."""
+        first = datasets[0]
+        users = np.concatenate([d.inter_feat[d.uid_field] for d in datasets])
+        items = np.concatenate([d.inter_feat[d.iid_field] for d in datasets])
+        return cls.from_pairs(users, items, first.user_num, first.item_num)
+
+    def __post_init__(self) -> None:
+        users = torch.repeat_interleave(torch.arange(self.n_users), self.lengths)
+        self.keys = users * self.n_items + self.items
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """Number of distinct items of every user, [n_users]."""
+        return self.indptr[1:] - self.indptr[:-1]
+
+    def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Boolean tensor, same shape as ``items``: whether ``items[...]`` is in the history of ``users[...]``."""
+        query = users * self.n_items + items
+        keys = self.keys
+        if len(keys) == 0:
+            return torch.zeros_like(query, dtype=torch.bool)
+        pos = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
+        return keys[pos] == query
+
+    def gather(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rows, items)`` of all pairs of the given users, ``rows`` indexing into ``users``."""
+        starts = self.indptr[users]
+        lengths = self.indptr[users + 1] - starts
+        rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
+        first = torch.cumsum(lengths, 0) - lengths
+        flat = torch.repeat_interleave(starts - first, lengths) + torch.arange(int(lengths.sum()))
+        return rows, self.items[flat]
+
+    def to_dense(self, users: torch.Tensor) -> torch.Tensor:
+        """Boolean [len(users), n_items] matrix of the users' items."""
+        rows, cols = self.gather(users)
+        out = torch.zeros(len(users), self.n_items, dtype=torch.bool)
+        out[rows, cols] = True
+        return out

@@ -1,0 +1,33 @@
+"""Errors a user can fix. The CLI prints them as one message without a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class RecforgeError(Exception):
+    """Base class of every error caused by input: config, data files, checkpoints."""
+
+
+class ConfigError(RecforgeError, ValueError):
+    """A config key or value is unknown, malformed or impossible."""
+
+
+class DataError(RecforgeError, ValueError):
+    """A data file or data set is missing, malformed or empty after processing."""
+
+
+class CheckpointError(RecforgeError):
+    """A checkpoint file is missing, truncated, corrupt or from another model."""
+
+
+class TrainingError(RecforgeError, RuntimeError):
+    """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest candidate, or ``""`` when none is close."""
+    pool = {c.lower(): c for c in candidates}
+    match = difflib.get_close_matches(name.lower(), list(pool), n=1, cutoff=0.6)
+    return f" (did you mean '{pool[match[0]]}'?)" if match else ""

@@ -1,0 +1,123 @@
+"""The model contract (RecBole's ``AbstractRecommender``).
+
+A model is an ``nn.Module`` built from ``(config, dataset)`` that scores users against items:
+
+- ``calculate_loss(interaction)`` -> a scalar tensor, or a tuple of scalar tensors for several losses
+  (the Trainer sums a tuple unless an objective trains the parts separately);
+- ``predict(interaction)`` -> scores [B] of the pairs ``(interaction[USER_ID], interaction[ITEM_ID])``;
+- ``full_sort_predict(interaction)`` -> scores [B, n_items] of the users ``interaction[USER_ID]`` against
+  every item id (column 0 is padding and is masked by the evaluator).
+
+Class attributes declare what the rest of the framework needs to know:
+``input_type`` (what training batches hold), ``type`` (general, knowledge, ...), ``trainable`` (False for
+models fitted in one pass from counts, such as Pop), ``hyper_parameters`` (the config keys the model adds,
+with defaults) and ``trainer`` (the name of the Trainer class that trains it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from recforge.config.types import Key
+
+
+class InputType(Enum):
+    """What a training batch holds: labelled pairs (POINTWISE) or (positive, negative) pairs (PAIRWISE)."""
+
+    POINTWISE = 1
+    PAIRWISE = 2
+    LISTWISE = 3
+
+
+class ModelType(Enum):
+    GENERAL = 1
+    SEQUENTIAL = 2
+    CONTEXT = 3
+    KNOWLEDGE = 4
+    TRADITIONAL = 5
+    DECISIONTREE = 6
+
+
+class Recommender(nn.Module):
+    """Base class of every model. Subclasses set the class attributes and implement the three methods."""
+
+    input_type: ClassVar[InputType] = InputType.PAIRWISE
+    type: ClassVar[ModelType] = ModelType.GENERAL
+    trainable: ClassVar[bool] = True
+    hyper_parameters: ClassVar[tuple[Key, ...]] = ()
+    trainer: ClassVar[str] = "Trainer"
+    resizable_buffers: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Mapping[str, Any], dataset) -> None:
+        super().__init__()
+        self.config = config
+        self.USER_ID: str = config["USER_ID_FIELD"]
+        self.ITEM_ID: str = config["ITEM_ID_FIELD"]
+        self.NEG_ITEM_ID: str = config["NEG_PREFIX"] + self.ITEM_ID
+        self.n_users: int = dataset.user_num
+        self.n_items: int = dataset.item_num
+        self.device = torch.device(config["device"])
+
+    def calculate_loss(self, interaction) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        raise NotImplementedError(f"{type(self).__name__} has no training loss")
+
+    def predict(self, interaction) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not implement predict")
+
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        """Scores [B, n_items], a fresh tensor the evaluator may modify in place.
+
+        The default scores every item with ``predict`` (slow but always available).
+        """
+        users = interaction[self.USER_ID]
+        items = torch.arange(self.n_items, device=users.device)
+        pairs = {
+            self.USER_ID: users.repeat_interleave(self.n_items),
+            self.ITEM_ID: items.repeat(len(users)),
+        }
+        from recforge.data.interaction import Interaction
+
+        return self.predict(Interaction(pairs)).view(len(users), self.n_items)
+
+    def fit_statistics(self, train_dataset) -> None:
+        """One-pass fitting of non-trainable models (``trainable = False``) from the training split."""
+        raise NotImplementedError(f"{type(self).__name__} is trainable; it has no one-pass fit")
+
+    @property
+    def sparse_embeddings(self) -> bool:
+        """Whether embeddings should produce sparse gradients (the learner is sparse_adam)."""
+        return self.config["learner"] == "sparse_adam"
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Buffers whose size is only known after fitting (listed in resizable_buffers) take the saved shape.
+        for name in self.resizable_buffers:
+            saved = state_dict.get(prefix + name)
+            current = self._buffers.get(name)
+            if saved is not None and current is not None and saved.shape != current.shape:
+                self._buffers[name] = torch.empty(saved.shape, dtype=saved.dtype, device=current.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def __str__(self) -> str:
+        params = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return f"{super().__str__()}\nTrainable parameters: {params}"
+
+
+class GeneralRecommender(Recommender):
+    """Collaborative-filtering models that use user and item ids only."""
+
+    type = ModelType.GENERAL
+
+
+def xavier_normal_initialization(module: nn.Module) -> None:
+    """RecBole's default init: Xavier-normal embeddings and linear weights, zero biases."""
+    if isinstance(module, nn.Embedding):
+        nn.init.xavier_normal_(module.weight.data)
+    elif isinstance(module, nn.Linear):
+        nn.init.xavier_normal_(module.weight.data)
+        if module.bias is not None:
+            nn.init.constant_(module.bias.data, 0)

@@ -1,0 +1,130 @@
+"""The one place where the pipeline is wired: config -> data -> model -> trainer -> results."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from recforge.config import Config
+from recforge.data import create_dataset, data_preparation
+from recforge.models import get_model_class
+from recforge.trainer import get_trainer
+from recforge.trainer.checkpoint import load_checkpoint
+from recforge.utils.log import LOGGER_NAME, init_logger
+from recforge.utils.run_dir import create_run_dir
+from recforge.utils.seed import init_seed
+
+logger = logging.getLogger(LOGGER_NAME)
+
+# Saved config keys that describe the machine rather than the run; not carried into a reloaded run.
+_MACHINE_KEYS = ("device", "use_gpu", "gpu_id")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically (temporary file + rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def run(
+    model: str | None = None,
+    dataset: str | None = None,
+    config_file_list: Iterable[str | Path] | None = None,
+    config_dict: Mapping[str, Any] | None = None,
+    saved: bool = True,
+    resume: str | Path | None = None,
+    cmd_args: Mapping[str, str] | Iterable[str] | None = None,
+    verbose: bool = True,
+) -> dict[str, Any]:
+    """Train and evaluate ``model`` on ``dataset`` (RecBole's ``run_recbole``).
+
+    Returns ``{"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result", "run_dir"}``.
+    The run folder holds config.yaml, run.log, metrics.json and checkpoints/best.pth. ``resume`` continues
+    from a checkpoint. Nothing is written until the config, data and model have been built without error.
+    """
+    init_logger(level="INFO" if verbose else "WARNING", console=True)
+    buffer = logging.handlers.MemoryHandler(capacity=1 << 20, flushLevel=logging.CRITICAL + 1)
+    logger.addHandler(buffer)
+    try:
+        config = Config(model, dataset, config_file_list, config_dict, cmd_args)
+        logger.setLevel(config["state"] if verbose else "WARNING")
+        init_seed(config["seed"], config["reproducibility"])
+        data = create_dataset(config)
+        logger.info("%s", data)
+        train_data, valid_data, test_data = data_preparation(config, data)
+        init_seed(config["seed"], config["reproducibility"])
+        net = get_model_class(config["model"])(config, train_data.dataset)
+        logger.info("%s", net)
+        run_dir = create_run_dir(config)
+        init_logger(level=config["state"] if verbose else "WARNING", log_file=run_dir / "run.log", console=True)
+        file_handler = next(h for h in logger.handlers if isinstance(h, logging.FileHandler))
+        buffer.setTarget(file_handler)
+        buffer.flush()
+    finally:
+        logger.removeHandler(buffer)
+        buffer.close()
+    config.save(run_dir / "config.yaml")
+    logger.info("run folder: %s", run_dir)
+    logger.info("config:\n%s", config)
+
+    trainer = get_trainer(config.model_class)(config, net, run_dir=run_dir)
+    if resume is not None:
+        trainer.resume_checkpoint(resume)
+    best_score, best_result = trainer.fit(
+        train_data, valid_data, verbose=verbose, saved=saved, show_progress=config["show_progress"]
+    )
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
+    result = {
+        "best_valid_score": best_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_result,
+        "test_result": test_result,
+        "run_dir": str(run_dir),
+    }
+    write_json(
+        run_dir / "metrics.json",
+        {
+            "model": config["model"],
+            "dataset": config["dataset"],
+            **result,
+            "epochs_run": trainer.start_epoch,
+            "train_loss": {str(k): v for k, v in trainer.train_loss_dict.items()},
+        },
+    )
+    if test_result is not None:
+        logger.info(
+            "test result: %s", "  ".join(f"{k}: {v:.{config['metric_decimal_place']}f}" for k, v in test_result.items())
+        )
+    return result
+
+
+def load_data_and_model(model_file: str | Path, config_dict: Mapping[str, Any] | None = None):
+    """Rebuild everything a checkpoint was trained with (RecBole's ``load_data_and_model``).
+
+    ``config_dict`` overrides saved keys (e.g. ``data_path`` on another machine). Returns
+    ``(config, model, dataset, train_data, valid_data, test_data)`` with the checkpoint's weights loaded.
+    """
+    from recforge.trainer.checkpoint import load_model_state
+
+    state = load_checkpoint(model_file)
+    saved = {k: v for k, v in state["config"].items() if k not in _MACHINE_KEYS}
+    saved.update(config_dict or {})
+    config = Config(config_dict=saved)
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model_class(config["model"])(config, train_data.dataset)
+    load_model_state(model, state, model_file)
+    model.to(config["device"])
+    return config, model, dataset, train_data, valid_data, test_data

@@ -1,0 +1,93 @@
+"""Checkpoint files: written atomically, read safely (``torch.load(weights_only=True)``), checked on load.
+
+A checkpoint is a dict of plain values and tensors only (no pickled classes), so it loads with
+``weights_only=True``::
+
+    format, version          "recforge.checkpoint", 1
+    model_name               class name of the model
+    config                   the resolved config as plain values
+    epoch                    the last completed epoch (-1 before the first)
+    model                    model.state_dict()
+    optimizers, schedulers   {name: state_dict}
+    scaler                   GradScaler state or None
+    trainer                  early-stopping counter, best score and result, loss history
+    loaders, rng, callbacks  states that make a resumed run continue exactly
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from recforge.errors import CheckpointError
+
+FORMAT = "recforge.checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, flushed, then renamed.
+
+    A crash mid-write leaves any previous file at ``path`` intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, "version": VERSION, **state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint; a missing, truncated, corrupt or foreign file is a CheckpointError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged files (RuntimeError, EOFError, UnpicklingError)
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read (truncated, corrupt or not a torch file): {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not a recforge checkpoint")
+    if state.get("version", 0) > VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {state['version']}, newer than this recforge reads ({VERSION})"
+        )
+    return state
+
+
+def check_model(state: dict[str, Any], model: torch.nn.Module, path: str | Path) -> None:
+    """Raise CheckpointError unless ``state`` was saved from a model of ``model``'s class."""
+    expected = type(model).__name__
+    if state.get("model_name") != expected:
+        raise CheckpointError(
+            f"checkpoint {path} holds a {state.get('model_name')} model, but the model to load into is {expected}"
+        )
+
+
+def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | Path) -> None:
+    """Load ``state["model"]`` into ``model``; shape mismatches (another data set) become a CheckpointError."""
+    check_model(state, model, path)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this {type(model).__name__} ({first}); was it trained on another "
+            "data set or with other hyper-parameters?"
+        ) from None
