@@ -103,6 +103,29 @@ NEG_SAMPLE_ARGS = Optional(
 )
 
 
+class ClipGradNorm(Anything):
+    """``clip_grad_norm``: a max norm, or keyword arguments of ``torch.nn.utils.clip_grad_norm_``."""
+
+    ARGUMENTS = ("max_norm", "norm_type", "error_if_nonfinite", "foreach")
+
+    def parse(self, value: Any, key: str) -> dict | None:
+        value = super().parse(value, key)
+        if value is None:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = {"max_norm": value}
+        if not isinstance(value, dict) or "max_norm" not in value:
+            raise self._fail(value, key)
+        unknown = sorted(set(value) - set(self.ARGUMENTS))
+        if unknown:
+            raise ConfigError(f"config key '{key}': unknown argument(s) {unknown}; use {list(self.ARGUMENTS)}")
+        value["max_norm"] = Float(minimum=0.0, exclusive_minimum=True).parse(value["max_norm"], f"{key}.max_norm")
+        return value
+
+    def describe(self) -> str:
+        return "a max norm or a mapping like {max_norm: 5, norm_type: 2}"
+
+
 def _keys(group: str, *entries: tuple[str, Any, Any, str]) -> list[Key]:
     return [Key(name, vtype, default, doc, group) for name, vtype, default, doc in entries]
 
@@ -145,7 +168,7 @@ PACKAGE_KEYS: list[Key] = [
         ("stopping_step", Int(minimum=1), 10, "Stop after this many validations without improvement."),
         (
             "clip_grad_norm",
-            Optional(Anything()),
+            Optional(ClipGradNorm()),
             None,
             "Gradient clipping: a max norm, or the arguments of clip_grad_norm_ ({max_norm: 5, norm_type: 2}).",
         ),

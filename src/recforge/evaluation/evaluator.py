@@ -1,4 +1,5 @@
-"""Full-ranking evaluation: mask history -> top-k once -> hit matrix -> every metric in one pass.
+"""Full-ranking evaluation: mask history -> top-k once (ties by lower item id) -> hit matrix -> every metric
+in one pass.
 
 Per-user metric values are kept (float64, in user order) and averaged once at the end, so results do not
 depend on how users were batched, not even in the last bit.
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 
 from recforge.evaluation.metrics import RANKING_METRICS, metric_key
+from recforge.evaluation.ranking import topk_items
 
 
 class TopKEvaluator:
@@ -46,7 +48,7 @@ class TopKEvaluator:
         """Mask padding and history in ``scores`` [B, n_items] (in place) and return ``(hits [B, K], pos_len [B])``."""
         scores[:, 0] = -torch.inf
         scores[history[0], history[1]] = -torch.inf
-        top_items = torch.topk(scores, self.max_k, dim=1).indices
+        top_items = topk_items(scores, self.max_k)
         positive = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
         positive[positive_rows, positive_items] = True
         hits = positive.gather(1, top_items)

@@ -1,10 +1,9 @@
-"""Optimizers by RecBole's ``learner`` names, and the ``clip_grad_norm`` setting."""
+"""Optimizers by RecBole's ``learner`` names."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 import torch
 
@@ -35,20 +34,3 @@ def build_optimizer(
             logger.warning("sparse_adam does not support weight_decay; weight_decay=%s is ignored", weight_decay)
         return cls(params, lr=learning_rate)
     return cls(params, lr=learning_rate, weight_decay=weight_decay)
-
-
-def clip_arguments(value: Any) -> dict[str, Any] | None:
-    """``clip_grad_norm`` as keyword arguments of ``clip_grad_norm_``: a number is ``max_norm``."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = {"max_norm": value}
-    if not isinstance(value, Mapping) or "max_norm" not in value:
-        raise ConfigError(
-            f"config key 'clip_grad_norm': {value!r} must be a max norm or a mapping like {{max_norm: 5, norm_type: 2}}"
-        )
-    allowed = {"max_norm", "norm_type", "error_if_nonfinite", "foreach"}
-    unknown = set(value) - allowed
-    if unknown:
-        raise ConfigError(f"config key 'clip_grad_norm': unknown argument(s) {sorted(unknown)}; use {sorted(allowed)}")
-    return dict(value)

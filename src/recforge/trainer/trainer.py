@@ -21,7 +21,7 @@ from recforge.errors import CheckpointError, TrainingError
 from recforge.evaluation.evaluator import TopKEvaluator
 from recforge.trainer.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from recforge.trainer.events import BestCheckpoint, Callback, EarlyStopping, EpochLog
-from recforge.trainer.optim import build_optimizer, clip_arguments
+from recforge.trainer.optim import build_optimizer
 from recforge.utils.progress import progress
 from recforge.utils.run_dir import create_run_dir
 
@@ -72,7 +72,7 @@ class Trainer(AbstractTrainer):
         self.epochs: int = config["epochs"]
         self.eval_step: int = config["eval_step"]
         self.stopping_step: int = config["stopping_step"]
-        self.clip_grad_norm = clip_arguments(config["clip_grad_norm"])
+        self.clip_grad_norm: dict[str, Any] | None = config["clip_grad_norm"]
         self.valid_metric: str = config["valid_metric"].lower()
         self.valid_metric_bigger: bool = config["valid_metric_bigger"]
         self.trainable: bool = getattr(model, "trainable", True)

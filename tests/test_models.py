@@ -1,0 +1,125 @@
+"""One contract test that every registered model runs, plus model-specific known answers."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_atomic
+from recforge import Config, create_dataset, data_preparation
+from recforge.data.interaction import Interaction
+from recforge.models import model_names
+from recforge.models.general.itemknn import item_similarity
+from recforge.models.registry import get_model_class
+from recforge.trainer import Trainer
+
+TRAINING = {"BPR": {"learning_rate": 0.05, "epochs": 40, "train_batch_size": 16}}
+
+
+@pytest.fixture
+def blocks_path(tmp_path):
+    """Two communities: users b0-b9 use items x0-x9 only, users c0-c9 items y0-y9 only."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for group, items in (("b", "x"), ("c", "y")):
+        for u in range(10):
+            for i in sorted(rng.choice(10, size=6, replace=False)):
+                rows.append([f"{group}{u}", f"{items}{i}"])
+    write_atomic(tmp_path, "blocks", "inter", ["user_id:token", "item_id:token"], rows)
+    return tmp_path
+
+
+def blocks_config(path, model, **extra):
+    values = {
+        "data_path": str(path),
+        "checkpoint_dir": str(path / "saved"),
+        "show_progress": False,
+        "eval_args": {"split": {"RS": [0.8, 0.0, 0.2]}, "order": "RO"},
+        "topk": [3],
+        "valid_metric": "Recall@3",
+        **TRAINING.get(model, {}),
+        **extra,
+    }
+    return Config(model, "blocks", config_dict=values)
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_model_contract(blocks_path, name):
+    config = blocks_config(blocks_path, name)
+    train, valid, test = data_preparation(config, create_dataset(config))
+    model = get_model_class(name)(config, train.dataset)
+    trainer = Trainer(config, model, run_dir=blocks_path / "run")
+    trainer.fit(train, valid, verbose=False, saved=False)
+    users = torch.arange(1, 21)
+    scores = model.full_sort_predict(Interaction({"user_id": users}))
+    assert scores.shape == (20, model.n_items)
+    pairs = Interaction(
+        {"user_id": users.repeat_interleave(model.n_items), "item_id": torch.arange(model.n_items).repeat(20)}
+    )
+    assert torch.allclose(model.predict(pairs).view(20, -1).double(), scores.double(), atol=1e-5)
+    # The state dict round-trips into a fresh instance.
+    fresh = get_model_class(name)(config, train.dataset)
+    fresh.load_state_dict(model.state_dict())
+    assert torch.allclose(fresh.full_sort_predict(Interaction({"user_id": users})).double(), scores.double())
+    if name != "Pop":  # personalised models separate the two communities
+        ds = train.dataset
+        community_of_user = np.array([""] + [t[0] for t in ds.field2id_token["user_id"][1:]])
+        community_of_item = np.array([""] + [{"x": "b", "y": "c"}[t[0]] for t in ds.field2id_token["item_id"][1:]])
+        own = torch.from_numpy(community_of_item[None, :] == community_of_user[1:, None])
+        own[:, 0] = False
+        seen = torch.from_numpy(train.dataset.inter_matrix("csr")[1:].toarray() > 0)
+        candidate_own = scores[own & ~seen].mean()
+        other = scores[~own].mean()
+        assert candidate_own > other + 0.1 * scores.abs().mean(), name
+
+
+def test_pop_counts_every_interaction(tmp_path):
+    rows = [["u1", "a"], ["u2", "a"], ["u3", "a"], ["u1", "b"], ["u2", "b"], ["u1", "c"]]
+    write_atomic(tmp_path, "p", "inter", ["user_id:token", "item_id:token"], rows)
+    config = Config("Pop", "p", config_dict={"data_path": str(tmp_path)})
+    ds = create_dataset(config)
+    model = get_model_class("Pop")(config, ds)
+    model.fit_statistics(ds)
+    assert model.item_cnt.tolist() == [0, 3, 2, 1]
+    assert (
+        model.full_sort_predict(Interaction({"user_id": torch.tensor([1, 2])})).tolist() == [[0, 1, 2 / 3, 1 / 3]] * 2
+    )
+
+
+def cosine_reference(matrix: np.ndarray, k: int, shrink: float) -> np.ndarray:
+    """Dense float64 W, column by column, ties broken towards lower ids (stable sort)."""
+    norms = np.sqrt((matrix**2).sum(axis=0))
+    n = matrix.shape[1]
+    w = np.zeros((n, n))
+    for j in range(n):
+        sims = matrix.T @ matrix[:, j] / (norms * norms[j] + shrink + 1e-6)
+        sims[j] = 0
+        order = np.argsort(-sims, kind="stable")[:k]
+        w[order, j] = sims[order]
+    return w
+
+
+@pytest.mark.parametrize(("k", "shrink"), [(2, 0.0), (3, 1.5), (50, 0.0)])
+def test_item_similarity_matches_reference(k, shrink):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(1)
+    dense = (rng.random((30, 12)) < 0.3).astype(np.float64)
+    dense[:, 5] = dense[:, 6]  # identical columns create exact ties
+    got = item_similarity(sp.csr_matrix(dense), k, shrink).toarray()
+    expected = cosine_reference(dense, k, shrink)
+    assert np.allclose(got, expected, atol=1e-6)
+    assert ((got != 0).sum(axis=0) <= k).all()
+
+
+def test_bpr_with_several_negatives(tiny_path):
+    from conftest import tiny_config
+
+    config = tiny_config(tiny_path, "BPR", train_neg_sample_args={"sample_num": 4})
+    train, _, _ = data_preparation(config, create_dataset(config))
+    model = get_model_class("BPR")(config, train.dataset)
+    batch = next(iter(train))
+    loss = model.calculate_loss(batch)
+    user_e = model.user_embedding(batch["user_id"])
+    pos = (user_e * model.item_embedding(batch["item_id"])).sum(-1, keepdim=True)
+    neg = (user_e.unsqueeze(1) * model.item_embedding(batch["neg_item_id"])).sum(-1)
+    assert loss.item() == pytest.approx((-torch.log(torch.sigmoid(pos - neg) + 1e-10)).mean().item(), rel=1e-6)
