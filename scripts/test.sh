@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-ruff check src tests benchmarks
+ruff check src tests
+ruff format --check src tests
 exec python -m pytest "$@"

@@ -123,3 +123,26 @@ def test_bpr_with_several_negatives(tiny_path):
     pos = (user_e * model.item_embedding(batch["item_id"])).sum(-1, keepdim=True)
     neg = (user_e.unsqueeze(1) * model.item_embedding(batch["neg_item_id"])).sum(-1)
     assert loss.item() == pytest.approx((-torch.log(torch.sigmoid(pos - neg) + 1e-10)).mean().item(), rel=1e-6)
+
+
+def test_user_knn_matches_reference():
+    import scipy.sparse as sp
+
+    from recforge import Config
+
+    rng = np.random.default_rng(2)
+    dense = (rng.random((15, 9)) < 0.35).astype(np.float64)
+    w_users = cosine_reference(dense.T, 4, 0.0).T  # row u: u's 4 nearest users
+    expected = w_users @ dense
+
+    class Data:
+        user_num, item_num = dense.shape
+
+        def inter_matrix(self, form):
+            return sp.csr_matrix(dense)
+
+    config = Config("ItemKNN", config_dict={"k": 4, "knn_method": "user"})
+    model = get_model_class("ItemKNN")(config, Data())
+    model.fit_statistics(Data())
+    got = model.full_sort_predict(Interaction({"user_id": torch.arange(15)})).numpy()
+    assert np.allclose(got, expected, atol=1e-5)

@@ -164,7 +164,7 @@ PACKAGE_KEYS: list[Key] = [
             "Training negatives: distribution, sample_num, alpha, dynamic, candidate_num; none for no sampling.",
         ),
         ("shuffle", Bool(), True, "Reshuffle the training interactions every epoch."),
-        ("eval_step", Int(minimum=0), 1, "Validate every eval_step epochs (0: only after the last epoch)."),
+        ("eval_step", Int(minimum=0), 1, "Validate every eval_step epochs and after the last one (0: never validate)."),
         ("stopping_step", Int(minimum=1), 10, "Stop after this many validations without improvement."),
         (
             "clip_grad_norm",

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recforge.config.types import Float, Int, Key
+from recforge.config.types import Float, Int, Key, Str
 from recforge.models.base import GeneralRecommender, InputType, ModelType
 from recforge.models.registry import register_model
 
@@ -57,9 +57,12 @@ def _top_k_per_column(values: np.ndarray, k: int) -> np.ndarray:
 
 @register_model
 class ItemKNN(GeneralRecommender):
-    """Score(u, j) = sum of W[i, j] over the items i in u's training history (counted with repetition).
+    """Neighbourhood collaborative filtering on the training matrix X [n_users, n_items].
 
-    Fitted in one pass (no optimizer). W is kept as CSR buffers so that checkpoints hold the fitted model.
+    ``knn_method: item`` (default): W = item_similarity(X), score(u, j) = sum_i X[u, i] W[i, j].
+    ``knn_method: user``: W[u, v] = similarity of users u and v for the k users v most similar to u,
+    score(u, j) = sum_v W[u, v] X[v, j]. Fitted in one pass (no optimizer); X and W are kept as CSR buffers
+    so that checkpoints hold the fitted model.
     """
 
     input_type = InputType.POINTWISE
@@ -68,6 +71,7 @@ class ItemKNN(GeneralRecommender):
     hyper_parameters = (
         Key("k", Int(minimum=1), 100, "Neighbours kept per item."),
         Key("shrink", Float(minimum=0.0), 0.0, "Added to the cosine denominator; damps pairs with little support."),
+        Key("knn_method", Str(choices=("item", "user")), "item", "Neighbourhoods of items or of users."),
     )
     resizable_buffers = ("x_indptr", "x_indices", "x_data", "w_indptr", "w_indices", "w_data")
 
@@ -75,13 +79,17 @@ class ItemKNN(GeneralRecommender):
         super().__init__(config, dataset)
         self.k = config["k"]
         self.shrink = config["shrink"]
+        self.method = config["knn_method"]
         for name in self.resizable_buffers:
             self.register_buffer(name, torch.zeros(0, dtype=torch.float32 if name.endswith("data") else torch.int64))
         self._cache: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
 
     def fit_statistics(self, train_dataset) -> None:
         history = train_dataset.inter_matrix(form="csr").astype(np.float32)
-        similarity = item_similarity(history, self.k, self.shrink)
+        if self.method == "item":
+            similarity = item_similarity(history, self.k, self.shrink)
+        else:  # column u of the similarity of X's rows holds u's neighbours; store it row-wise
+            similarity = item_similarity(history.T.tocsr(), self.k, self.shrink).T.tocsr()
         for prefix, matrix in (("x", history), ("w", similarity)):
             setattr(self, f"{prefix}_indptr", torch.from_numpy(matrix.indptr.astype(np.int64)))
             setattr(self, f"{prefix}_indices", torch.from_numpy(matrix.indices.astype(np.int64)))
@@ -95,22 +103,29 @@ class ItemKNN(GeneralRecommender):
                 parts = (getattr(self, f"{prefix}_{p}").cpu().numpy() for p in ("data", "indices", "indptr"))
                 return sp.csr_matrix(tuple(parts), shape=shape)
 
-            self._cache = (build("x", (self.n_users, self.n_items)), build("w", (self.n_items, self.n_items)))
+            n = self.n_items if self.method == "item" else self.n_users
+            self._cache = (build("x", (self.n_users, self.n_items)), build("w", (n, n)))
         return self._cache
+
+    def _score_rows(self, users: np.ndarray) -> sp.csr_matrix:
+        history, similarity = self._matrices()
+        if self.method == "item":
+            return history[users] @ similarity
+        return similarity[users] @ history
 
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
         self._cache = None
 
     def full_sort_predict(self, interaction) -> torch.Tensor:
-        history, similarity = self._matrices()
         users = interaction[self.USER_ID].cpu().numpy()
-        scores = (history[users] @ similarity).toarray()
+        scores = self._score_rows(users).toarray()
         return torch.from_numpy(scores).to(interaction[self.USER_ID].device)
 
     def predict(self, interaction) -> torch.Tensor:
-        history, similarity = self._matrices()
         users = interaction[self.USER_ID].cpu().numpy()
-        items = interaction[self.ITEM_ID].cpu().numpy()
-        scores = np.asarray(history[users].multiply(similarity.T.tocsr()[items]).sum(axis=1)).ravel()
+        items = np.array(interaction[self.ITEM_ID].cpu().numpy(), dtype=np.int64)
+        unique, inverse = np.unique(users, return_inverse=True)
+        rows = self._score_rows(unique).tocsr()
+        scores = np.asarray(rows[np.array(inverse, dtype=np.int64), items]).ravel()
         return torch.from_numpy(scores.astype(np.float32)).to(interaction[self.USER_ID].device)
