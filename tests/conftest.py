@@ -9,6 +9,9 @@ import pytest
 
 from recforge.config import Config
 
+# Tests never reach the network; test_download serves its archive from a local HTTP server.
+os.environ.setdefault("RECFORGE_NO_DOWNLOAD", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("RECFORGE_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
 ML100K = SHARED_DATASETS / "ml-100k"

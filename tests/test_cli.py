@@ -111,3 +111,15 @@ def test_models_and_datasets(tiny_path, capsys):
 def test_python_dash_m():
     done = subprocess.run([sys.executable, "-m", "recforge", "models"], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and "BPR" in done.stdout
+
+
+def test_decimal_places_and_failed_runs_are_logged(tiny_path, capsys):
+    assert main([*tiny_args(tiny_path), "--metric_decimal_place", "2"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("recall@1 "))
+    assert row.split() == ["recall@1", "0.50", "0.75"]
+    args = [a for a in tiny_args(tiny_path, "BPR") if a != "--quiet"]
+    code = main([*args, "--learning_rate", "1e30", "--learner", "sgd", "--checkpoint_dir", str(tiny_path / "nan")])
+    assert code == 2
+    assert "NaN scores" in capsys.readouterr().err
+    (run_dir,) = (tiny_path / "nan").iterdir()
+    assert "run failed: TrainingError: the model produced NaN scores" in (run_dir / "run.log").read_text()

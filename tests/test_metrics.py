@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from recforge.errors import TrainingError
 from recforge.evaluation.evaluator import TopKEvaluator
 from recforge.evaluation.metrics import RANKING_METRICS
 from recforge.evaluation.ranking import topk_items
@@ -103,5 +104,5 @@ def test_topk_breaks_ties_by_lower_id():
     tied = torch.randint(0, 4, (50, 300), generator=rng).float()
     expected = torch.sort(tied, dim=1, descending=True, stable=True).indices[:, :25]
     assert torch.equal(topk_items(tied, 25), expected)
-    with pytest.raises(ValueError, match="NaN scores"):
+    with pytest.raises(TrainingError, match="NaN scores"):
         topk_items(torch.tensor([[1.0, float("nan")]]), 1)

@@ -210,3 +210,10 @@ def test_same_seed_same_run(tiny_path):
         trainer.fit(train, valid, verbose=False, saved=False)
         runs.append((trainer.train_loss_dict, trainer.evaluate(test), trainer.model.user_embedding.weight.detach()))
     assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1] and torch.equal(runs[0][2], runs[1][2])
+
+
+def test_weight_decay_and_progress_bars(tiny_path, capsys):
+    trainer, train, valid, _ = build(tiny_config(tiny_path, "BPR", weight_decay=0.01, epochs=1))
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.01
+    trainer.fit(train, valid, verbose=False, saved=False, show_progress=True)
+    assert trainer.evaluate(valid, show_progress=True) is not None

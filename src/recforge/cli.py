@@ -48,7 +48,11 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         resume=args.resume,
         verbose=not args.quiet,
     )
-    places = 4
+    from pathlib import Path
+
+    import yaml
+
+    places = yaml.safe_load((Path(result["run_dir"]) / "config.yaml").read_text())["metric_decimal_place"]
     print(f"\n{result['run_dir']}")
     print(_format_table({"valid": result["best_valid_result"], "test": result["test_result"]}, places))
     return 0

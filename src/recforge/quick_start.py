@@ -78,12 +78,16 @@ def run(
     logger.info("config:\n%s", config)
 
     trainer = get_trainer(config.model_class)(config, net, run_dir=run_dir)
-    if resume is not None:
-        trainer.resume_checkpoint(resume)
-    best_score, best_result = trainer.fit(
-        train_data, valid_data, verbose=verbose, saved=saved, show_progress=config["show_progress"]
-    )
-    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
+    try:
+        if resume is not None:
+            trainer.resume_checkpoint(resume)
+        best_score, best_result = trainer.fit(
+            train_data, valid_data, verbose=verbose, saved=saved, show_progress=config["show_progress"]
+        )
+        test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
+    except Exception as exc:
+        logger.error("run failed: %s: %s", type(exc).__name__, exc)
+        raise
     result = {
         "best_valid_score": best_score,
         "valid_score_bigger": config["valid_metric_bigger"],

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from recforge.errors import DataError
+from recforge.errors import DataError, did_you_mean
 
 BUNDLED_ROOT = Path(__file__).resolve().parent.parent / "datasets"
 
@@ -54,9 +54,10 @@ def find_datasets(data_path: str | Path) -> list[str]:
 
 
 def resolve_dataset_dir(name: str, data_path: str | Path) -> Path:
-    """The folder holding ``<name>.inter``: ``<data_path>/<name>`` if it exists, else the bundled copy.
+    """The folder holding ``<name>.inter``: ``<data_path>/<name>`` if it exists, else the bundled copy, else
+    (for a data set in ``KNOWN``) a fresh download into ``<data_path>/<name>``.
 
-    Raises DataError naming both places looked at and what is available.
+    Raises DataError naming the places looked at and what is available.
     """
     candidate = Path(data_path).expanduser() / name
     if (candidate / f"{name}.inter").is_file():
@@ -66,14 +67,22 @@ def resolve_dataset_dir(name: str, data_path: str | Path) -> Path:
         return bundled
     if candidate.is_dir():
         raise DataError(f"{candidate / (name + '.inter')}: file not found (every data set needs a .inter file)")
-    available = sorted(set(find_datasets(data_path)) | set(bundled_datasets()))
-    hint = ""
     if name in KNOWN:
-        hint = (
-            f"; {name} cannot be bundled ({KNOWN[name]['license']}) — download {KNOWN[name]['source']} "
-            f"and unpack it so that {candidate / (name + '.inter')} exists, or set data_path"
+        from recforge.data.download import downloads_allowed, fetch
+
+        known = KNOWN[name]
+        manual = (
+            f"{name} cannot be bundled ({known['license']}); download {known['source']} and unpack it so "
+            f"that {candidate / (name + '.inter')} exists, or point data_path at a folder that holds {name}/"
         )
+        if not downloads_allowed():
+            raise DataError(f"data set '{name}' not found in {candidate.resolve()}: {manual}")
+        try:
+            return fetch(name, known["source"], known["license"], candidate)
+        except DataError as exc:
+            raise DataError(f"{exc}; {manual}") from None
+    available = sorted(set(find_datasets(data_path)) | set(bundled_datasets()) | set(KNOWN))
     raise DataError(
-        f"data set '{name}' not found: no folder {candidate.resolve()} and no bundled data set of that name"
-        f"{hint}; available: {', '.join(available) or 'none'}"
+        f"data set '{name}' not found{did_you_mean(name, available)}: no folder {candidate.resolve()} and no "
+        f"bundled data set of that name; available: {', '.join(available)}"
     )

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import torch
 
+from recforge.errors import TrainingError
+
 
 def topk_items(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Item ids [B, k] of the k best scores of each row of ``scores`` [B, N], best first, ties by lower id.
 
-    NaN scores are an error (a model bug), raised as ValueError.
+    NaN scores mean the model diverged or is broken: TrainingError.
     """
     n = scores.shape[1]
     values, items = torch.topk(scores, min(k + 1, n), dim=1)
     if torch.isnan(values[:, 0]).any():  # topk ranks NaN highest, so a row with a NaN has it first
-        raise ValueError("the model produced NaN scores; check for diverged training or invalid inputs")
+        raise TrainingError(
+            "the model produced NaN scores (diverged training?); lower learning_rate or set clip_grad_norm"
+        )
     needs_order = torch.zeros(len(scores), dtype=torch.bool, device=scores.device)
     if k < n:
         # The k-th score is tied with an item outside the top k exactly when the (k+1)-th equals it.
