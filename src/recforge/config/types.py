@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -41,54 +41,20 @@ class ValueType:
 
 
 @dataclass(frozen=True)
-class Int(ValueType):
-    minimum: int | None = None
-    maximum: int | None = None
+class _Bounded(ValueType):
+    """A number with optional bounds; subclasses convert the value and name it (``noun``)."""
 
-    def parse(self, value: Any, key: str) -> int:
-        if isinstance(value, str):
-            value = parse_text(value.strip())
-        if isinstance(value, bool):
-            raise self._fail(value, key)
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int):
-            raise self._fail(value, key)
-        if self.minimum is not None and value < self.minimum:
-            raise self._fail(value, key)
-        if self.maximum is not None and value > self.maximum:
-            raise self._fail(value, key)
-        return value
-
-    def describe(self) -> str:
-        bounds = []
-        if self.minimum is not None:
-            bounds.append(f">= {self.minimum}")
-        if self.maximum is not None:
-            bounds.append(f"<= {self.maximum}")
-        return "an integer" + (" " + " and ".join(bounds) if bounds else "")
-
-
-@dataclass(frozen=True)
-class Float(ValueType):
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False
+    noun: ClassVar[str] = "a number"
 
-    def parse(self, value: Any, key: str) -> float:
-        if isinstance(value, bool):
-            raise self._fail(value, key)
-        if isinstance(value, str):
-            try:
-                value = float(value.strip())
-            except ValueError:
-                raise self._fail(value, key) from None
-        if not isinstance(value, (int, float)) or math.isnan(value):
-            raise self._fail(value, key)
-        value = float(value)
-        if self.minimum is not None and (value < self.minimum or (self.exclusive_minimum and value == self.minimum)):
-            raise self._fail(value, key)
-        if self.maximum is not None and value > self.maximum:
+    def _within_bounds(self, value: float, key: str) -> Any:
+        too_low = self.minimum is not None and (
+            value < self.minimum or (self.exclusive_minimum and value == self.minimum)
+        )
+        too_high = self.maximum is not None and value > self.maximum
+        if too_low or too_high:
             raise self._fail(value, key)
         return value
 
@@ -98,7 +64,36 @@ class Float(ValueType):
             bounds.append(f"{'>' if self.exclusive_minimum else '>='} {self.minimum:g}")
         if self.maximum is not None:
             bounds.append(f"<= {self.maximum:g}")
-        return "a number" + (" " + " and ".join(bounds) if bounds else "")
+        return self.noun + (" " + " and ".join(bounds) if bounds else "")
+
+
+@dataclass(frozen=True)
+class Int(_Bounded):
+    noun: ClassVar[str] = "an integer"
+
+    def parse(self, value: Any, key: str) -> int:
+        if isinstance(value, str):
+            value = parse_text(value.strip())
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._fail(value, key)
+        return self._within_bounds(value, key)
+
+
+@dataclass(frozen=True)
+class Float(_Bounded):
+    noun: ClassVar[str] = "a number"
+
+    def parse(self, value: Any, key: str) -> float:
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise self._fail(value, key) from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise self._fail(value, key)
+        return self._within_bounds(float(value), key)
 
 
 @dataclass(frozen=True)
