@@ -61,3 +61,51 @@ def test_user_guide_custom_trainer_example(tiny_path):
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     # Even epochs optimise the BPR loss (about 0.69 per batch), odd epochs the small L2 term.
     assert losses[1] < losses[0] / 10 and losses[3] < losses[2] / 10
+
+
+def guide_blocks():
+    return code_blocks(ROOT / "docs" / "user-guide.md", "python")
+
+
+def test_user_guide_objectives_example_alternates(tiny_path):
+    from recforge import create_dataset, data_preparation
+    from recforge.models.general.bpr import BPR
+
+    class TwoLossBPR(BPR):
+        def calculate_loss(self, interaction):
+            return super().calculate_loss(interaction), sum(p.pow(2).sum() for p in self.parameters()) * 1e-4
+
+    config = tiny_config(tiny_path, TwoLossBPR, epochs=4)
+    train, valid, _ = data_preparation(config, create_dataset(config))
+    namespace = {"config": config, "model": TwoLossBPR(config, train.dataset)}
+    exec(guide_blocks()[1], namespace)
+    trainer = namespace["trainer"]
+    trainer.fit(train, valid, verbose=False, saved=False)
+    losses = trainer.train_loss_dict
+    assert losses[1] < losses[0] / 10 and losses[3] < losses[2] / 10  # a (BPR) on even epochs, b (L2) on odd
+
+
+def test_user_guide_adversarial_example(tiny_path):
+    from recforge import create_dataset, data_preparation
+    from test_objectives import Adversarial
+
+    config = tiny_config(tiny_path, Adversarial, epochs=2, train_batch_size=4)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    namespace = {"config": config, "model": Adversarial(config, train.dataset)}
+    exec(guide_blocks()[2], namespace)
+    trainer = namespace["trainer"]
+    trainer.fit(train, None, verbose=False, saved=False)
+    assert set(trainer.optimizers) == {"critic", "generator"} and set(trainer.last_losses) == {"critic", "generator"}
+
+
+def test_user_guide_mixed_precision_example(tiny_path):
+    from recforge import create_dataset, data_preparation, get_model_class
+
+    config = tiny_config(tiny_path, "BPR", epochs=2, precision="fp16", train_batch_size=4)
+    train, valid, _ = data_preparation(config, create_dataset(config))
+    namespace = {"config": config, "model": get_model_class("BPR")(config, train.dataset)}
+    exec(guide_blocks()[3], namespace)
+    trainer = namespace["trainer"]
+    trainer.fit(train, valid, verbose=False, saved=False)
+    assert len(trainer.scales) == 2 * len(train) and all(s >= 1.0 for s in trainer.scales)
+    assert trainer.precision.scaler.is_enabled()

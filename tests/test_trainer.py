@@ -113,7 +113,8 @@ def test_nan_loss_names_epoch_and_batch(tiny_path):
         trainer._train_epoch(train, 3, loss_func=loss)
 
 
-def test_best_model_is_what_evaluate_uses(tiny_path):
+def test_best_model_is_what_evaluate_uses(tiny_path, caplog):
+    caplog.set_level("INFO", logger="recforge")
     for saved in (True, False):
         config = tiny_config(
             tiny_path, "BPR", epochs=6, learning_rate=0.05, checkpoint_dir=str(tiny_path / f"s{saved}")
@@ -126,6 +127,9 @@ def test_best_model_is_what_evaluate_uses(tiny_path):
         assert trainer.evaluate(valid, load_best_model=False) != best_result  # the zeroed weights
         assert trainer.evaluate(valid) == best_result  # the best weights, reloaded
         assert (tiny_path / f"s{saved}").exists() is saved  # nothing is written with saved=False
+        where = "kept in memory: saved=False" if not saved else "best.pth"
+        assert f"evaluating the best model of this run (epoch {trainer.best_epoch}, " in caplog.text
+        assert where in caplog.text
 
 
 def test_model_file_and_bad_checkpoints(tiny_path):

@@ -16,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 
-from recforge.errors import RecforgeError
+from recforge.errors import RecforgeError, TrainingInterrupted
 
 
 def _format_table(columns: Mapping[str, Mapping[str, float] | None], places: int) -> str:
@@ -119,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="model name, e.g. BPR")
     run.add_argument("--dataset", help="data set name, e.g. ml-latest-small")
     run.add_argument("--config_files", "--config-files", nargs="+", help="YAML config files, applied in order")
-    run.add_argument("--resume", help="continue a run from this checkpoint")
+    run.add_argument(
+        "--resume", help="continue a run from this checkpoint (its config is the base; any key may follow)"
+    )
     run.add_argument("--quiet", action="store_true", help="log warnings only")
     run.set_defaults(handler=_cmd_run)
 
@@ -154,6 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = [a for a in extra if a != "--debug"]
     try:
         return args.handler(args, extra)
+    except TrainingInterrupted as exc:
+        print(f"recforge: {exc}", file=sys.stderr)
+        if exc.checkpoint is not None:
+            print(f"resume with: recforge run --resume {exc.checkpoint}", file=sys.stderr)
+        return 130
     except RecforgeError as exc:
         if debug:
             raise

@@ -26,6 +26,16 @@ class TrainingError(RecforgeError, RuntimeError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
 
 
+class TrainingInterrupted(RecforgeError):
+    """Training stopped on Ctrl-C or SIGTERM. ``checkpoint`` (None if nothing was saved) resumes it exactly."""
+
+    def __init__(self, epoch: int, checkpoint) -> None:
+        self.epoch = epoch
+        self.checkpoint = checkpoint
+        where = f"; the last checkpoint is {checkpoint}" if checkpoint is not None else "; nothing was saved"
+        super().__init__(f"training interrupted after epoch {epoch} completed{where}")
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest candidate, or ``""`` when none is close."""
     pool = {c.lower(): c for c in candidates}

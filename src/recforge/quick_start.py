@@ -13,6 +13,7 @@ from typing import Any
 
 from recforge.config import Config
 from recforge.data import create_dataset, data_preparation
+from recforge.errors import TrainingInterrupted
 from recforge.models import get_model_class
 from recforge.trainer import get_trainer
 from recforge.trainer.checkpoint import load_checkpoint
@@ -50,13 +51,18 @@ def run(
 
     Returns ``{"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result", "run_dir"}``.
     The run folder holds config.yaml, run.log, metrics.json and checkpoints/best.pth. ``resume`` continues
-    from a checkpoint. Nothing is written until the config, data and model have been built without error.
+    from a checkpoint (its config is the base layer; the run continues in the checkpoint's run folder).
+    Nothing is written until the config, data and model have been built without error.
     """
     init_logger(level="INFO" if verbose else "WARNING", console=True)
     buffer = logging.handlers.MemoryHandler(capacity=1 << 20, flushLevel=logging.CRITICAL + 1)
     logger.addHandler(buffer)
+    base_config, resume_dir = None, None
+    if resume is not None:
+        base_config = machine_independent(load_checkpoint(resume)["config"])
+        resume_dir = run_dir_of(resume)
     try:
-        config = Config(model, dataset, config_file_list, config_dict, cmd_args)
+        config = Config(model, dataset, config_file_list, config_dict, cmd_args, base_config=base_config)
         logger.setLevel(config["state"] if verbose else "WARNING")
         init_seed(config["seed"], config["reproducibility"])
         data = create_dataset(config)
@@ -65,7 +71,7 @@ def run(
         init_seed(config["seed"], config["reproducibility"])
         net = get_model_class(config["model"])(config, train_data.dataset)
         logger.info("%s", net)
-        run_dir = create_run_dir(config)
+        run_dir = resume_dir or create_run_dir(config)
         init_logger(level=config["state"] if verbose else "WARNING", log_file=run_dir / "run.log", console=True)
         file_handler = next(h for h in logger.handlers if isinstance(h, logging.FileHandler))
         buffer.setTarget(file_handler)
@@ -74,7 +80,7 @@ def run(
         logger.removeHandler(buffer)
         buffer.close()
     config.save(run_dir / "config.yaml")
-    logger.info("run folder: %s", run_dir)
+    logger.info("run folder: %s%s", run_dir, f" (resuming {resume})" if resume is not None else "")
     logger.info("config:\n%s", config)
 
     trainer = get_trainer(config.model_class)(config, net, run_dir=run_dir)
@@ -85,6 +91,11 @@ def run(
             train_data, valid_data, verbose=verbose, saved=saved, show_progress=config["show_progress"]
         )
         test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
+    except TrainingInterrupted as exc:
+        logger.warning("%s", exc)
+        if exc.checkpoint is not None:
+            logger.warning("resume with: recforge run --resume %s", exc.checkpoint)
+        raise
     except Exception as exc:
         logger.error("run failed: %s: %s", type(exc).__name__, exc)
         raise
@@ -102,6 +113,7 @@ def run(
             "dataset": config["dataset"],
             **result,
             "epochs_run": trainer.start_epoch,
+            "best_epoch": trainer.best_epoch,
             "train_loss": {str(k): v for k, v in trainer.train_loss_dict.items()},
         },
     )
@@ -110,6 +122,19 @@ def run(
             "test result: %s", "  ".join(f"{k}: {v:.{config['metric_decimal_place']}f}" for k, v in test_result.items())
         )
     return result
+
+
+def machine_independent(saved_config: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved config without the keys that describe the machine it ran on (device, use_gpu, gpu_id)."""
+    return {k: v for k, v in saved_config.items() if k not in _MACHINE_KEYS}
+
+
+def run_dir_of(checkpoint: str | Path) -> Path | None:
+    """The run folder of ``<run_dir>/checkpoints/<kind>.pth``, or None for a checkpoint stored elsewhere."""
+    path = Path(checkpoint).resolve()
+    if path.parent.name == "checkpoints" and (path.parent.parent / "config.yaml").is_file():
+        return path.parent.parent
+    return None
 
 
 def load_data_and_model(model_file: str | Path, config_dict: Mapping[str, Any] | None = None):
@@ -121,9 +146,7 @@ def load_data_and_model(model_file: str | Path, config_dict: Mapping[str, Any] |
     from recforge.trainer.checkpoint import load_model_state
 
     state = load_checkpoint(model_file)
-    saved = {k: v for k, v in state["config"].items() if k not in _MACHINE_KEYS}
-    saved.update(config_dict or {})
-    config = Config(config_dict=saved)
+    config = Config(config_dict=config_dict, base_config=machine_independent(state["config"]))
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)

@@ -91,6 +91,7 @@ class Config(Mapping):
         config_file_list: YAML files, applied in order.
         config_dict: a mapping of overrides.
         cmd_args: command-line overrides, a mapping of strings or a list like ``["--epochs", "5"]``.
+        base_config: a resolved config to start from (a resumed run's), below the files, dict and command line.
     """
 
     def __init__(
@@ -100,11 +101,14 @@ class Config(Mapping):
         config_file_list: Iterable[str | Path] | None = None,
         config_dict: Mapping[str, Any] | None = None,
         cmd_args: Mapping[str, str] | Iterable[str] | None = None,
+        base_config: Mapping[str, Any] | None = None,
     ) -> None:
         from recforge.data.registry import dataset_defaults
         from recforge.models.registry import all_model_keys, get_model_class
 
         layers: list[tuple[str, Mapping[str, Any]]] = []
+        if base_config:
+            layers.append(("the checkpoint's config", dict(base_config)))
         for path in config_file_list or []:
             layers.append((f"config file {path}", read_yaml_file(path)))
         if config_dict:
@@ -164,7 +168,7 @@ class Config(Mapping):
         self._sources = sources
         self.model_class = model_class
         self._check()
-        self._values["device"] = self._resolve_device()
+        self._resolve_machine_dependent()
 
     # -- layering helpers --------------------------------------------------------------------------
     @staticmethod
@@ -199,6 +203,16 @@ class Config(Mapping):
         if v["eval_args"]["order"] == "TO" and not v["TIME_FIELD"]:
             raise ConfigError("eval_args.order TO sorts interactions by time, but TIME_FIELD is none")
 
+    def _resolve_machine_dependent(self) -> None:
+        """Fix ``device``, then ``precision`` and ``enable_scaler`` (which depend on it) to concrete values."""
+        self._values["device"] = self._resolve_device()
+        v = self._values
+        if self._sources.get("precision", "recforge defaults") == "recforge defaults" or v["precision"] is None:
+            cuda = v["device"].startswith("cuda")
+            v["precision"] = ("fp16" if cuda else "bf16") if v["enable_amp"] else "fp32"
+        if self._sources.get("enable_scaler", "recforge defaults") == "recforge defaults" or v["enable_scaler"] is None:
+            v["enable_scaler"] = v["precision"] == "fp16"
+
     def _resolve_device(self) -> str:
         import torch
 
@@ -229,8 +243,7 @@ class Config(Mapping):
         self._values[name] = key.type.parse(value, name)
         self._sources[name] = "assignment"
         self._check()
-        if name in ("device", "use_gpu", "gpu_id"):
-            self._values["device"] = self._resolve_device()
+        self._resolve_machine_dependent()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)

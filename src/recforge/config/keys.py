@@ -126,6 +126,42 @@ class ClipGradNorm(Anything):
         return "a max norm or a mapping like {max_norm: 5, norm_type: 2}"
 
 
+LR_SCHEDULER = Optional(
+    Struct(
+        fields={
+            "name": Str(choices=("constant", "step", "multistep", "exponential", "cosine", "plateau")),
+            "step_size": Int(minimum=1),
+            "milestones": ListOf(Int(minimum=1)),
+            "gamma": Float(minimum=0.0, exclusive_minimum=True),
+            "T_max": Optional(Int(minimum=1)),
+            "eta_min": Float(minimum=0.0),
+            "factor": Float(minimum=0.0, maximum=1.0, exclusive_minimum=True),
+            "patience": Int(minimum=0),
+            "threshold": Float(minimum=0.0),
+            "cooldown": Int(minimum=0),
+            "min_lr": Float(minimum=0.0),
+            "warmup_epochs": Int(minimum=0),
+            "warmup_start_factor": Float(minimum=0.0, maximum=1.0, exclusive_minimum=True),
+        },
+        defaults={
+            "name": "constant",
+            "step_size": 10,
+            "milestones": [],
+            "gamma": 0.1,
+            "T_max": None,
+            "eta_min": 0.0,
+            "factor": 0.1,
+            "patience": 10,
+            "threshold": 1e-4,
+            "cooldown": 0,
+            "min_lr": 0.0,
+            "warmup_epochs": 0,
+            "warmup_start_factor": 0.1,
+        },
+    )
+)
+
+
 def _keys(group: str, *entries: tuple[str, Any, Any, str]) -> list[Key]:
     return [Key(name, vtype, default, doc, group) for name, vtype, default, doc in entries]
 
@@ -174,6 +210,33 @@ PACKAGE_KEYS: list[Key] = [
         ),
         ("loss_decimal_place", Int(minimum=0), 4, "Decimal places of losses in logs."),
         ("require_pow", Bool(), False, "Square the embedding norms in EmbLoss (RecBole's reg loss)."),
+        (
+            "gradient_accumulation_steps",
+            Int(minimum=1),
+            1,
+            "Batches whose gradients are summed (each loss divided by the group size) before one optimizer step.",
+        ),
+        (
+            "lr_scheduler",
+            LR_SCHEDULER,
+            None,
+            "Per-epoch learning-rate schedule: name (constant, step, multistep, exponential, cosine, plateau) "
+            "with its arguments, and an optional linear warm-up (warmup_epochs, warmup_start_factor).",
+        ),
+        (
+            "precision",
+            Optional(Str(choices=("fp32", "bf16", "fp16"))),
+            None,
+            "Training precision; none: from enable_amp (fp16 on CUDA, bf16 elsewhere) or fp32.",
+        ),
+        ("enable_amp", Bool(), False, "RecBole's switch for mixed precision; see precision."),
+        (
+            "enable_scaler",
+            Optional(Bool()),
+            None,
+            "GradScaler for mixed precision; none: on exactly when precision is fp16.",
+        ),
+        ("tensorboard", Bool(), False, "Write TensorBoard scalars to <run_dir>/tensorboard (extra: tensorboard)."),
     ),
     *_keys(
         "evaluation",
@@ -280,8 +343,6 @@ RECBOLE_IGNORED: dict[str, str] = {
     "POSITION_FIELD": "sequential models are not implemented",
     "SOURCE_ID_FIELD": "social models are not implemented",
     "TARGET_ID_FIELD": "social models are not implemented",
-    "enable_amp": "mixed precision is not implemented yet; training runs in fp32",
-    "enable_scaler": "mixed precision is not implemented yet; training runs in fp32",
     "nproc": "distributed training is not implemented yet",
     "local_rank": "distributed training is not implemented yet",
     "world_size": "distributed training is not implemented yet",

@@ -1,9 +1,30 @@
-"""Trainers: RecBole's AbstractTrainer / Trainer contract, events and checkpoints."""
+"""Trainers: RecBole's AbstractTrainer / Trainer contract, events, objectives and checkpoints."""
 
 from __future__ import annotations
 
 from recforge.errors import ConfigError, did_you_mean
-from recforge.trainer.events import BestCheckpoint, Callback, EarlyStopping, EpochLog
+from recforge.trainer.events import (
+    Callback,
+    Checkpoints,
+    EarlyStopping,
+    EpochHooks,
+    EpochLog,
+    ProgressBar,
+    RunLog,
+    SchedulerStep,
+    TensorBoardLog,
+)
+from recforge.trainer.objectives import (
+    After,
+    Always,
+    Before,
+    Cycle,
+    EpochHook,
+    Every,
+    Objective,
+    OptimizerSpec,
+    Schedule,
+)
 from recforge.trainer.trainer import AbstractTrainer, Trainer
 
 TRAINERS: dict[str, type[AbstractTrainer]] = {"Trainer": Trainer}
@@ -24,10 +45,24 @@ def get_trainer(model_type=None, model_name: str | None = None) -> type[Abstract
 
 __all__ = [
     "AbstractTrainer",
-    "BestCheckpoint",
+    "After",
+    "Always",
+    "Before",
     "Callback",
+    "Checkpoints",
+    "Cycle",
     "EarlyStopping",
+    "EpochHook",
+    "EpochHooks",
     "EpochLog",
+    "Every",
+    "Objective",
+    "OptimizerSpec",
+    "ProgressBar",
+    "RunLog",
+    "Schedule",
+    "SchedulerStep",
+    "TensorBoardLog",
     "Trainer",
     "get_trainer",
 ]

@@ -5,20 +5,28 @@
     on_fit_start
     for each epoch:
         on_epoch_start(epoch)
-        on_epoch_end(epoch, loss)                       loss: float, or a tuple for several losses
-        on_validation_end(epoch, score, result, improved)   only on validation epochs
+        on_train_end(epoch, loss)                            after the training part; loss: float or tuple
+        on_validation_end(epoch, score, result, improved)    only on validation epochs
+        on_epoch_end(epoch)                                  the epoch is complete (start_epoch == epoch + 1)
     on_fit_end
 
-Callbacks run in list order. A callback may keep state that goes into checkpoints (``state_dict`` /
-``load_state_dict``) and may stop training by setting ``trainer.should_stop = True``.
+and, whenever a checkpoint is written or read, ``on_checkpoint_save(kind, path)`` /
+``on_checkpoint_load(path, state)``. Callbacks run in list order. A callback may keep state that goes into
+checkpoints (``state_dict`` / ``load_state_dict``) and may stop training with ``trainer.should_stop = True``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 if TYPE_CHECKING:
+    from recforge.trainer.objectives import EpochHook
     from recforge.trainer.trainer import Trainer
 
 logger = logging.getLogger("recforge")
@@ -33,12 +41,21 @@ class Callback:
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         pass
 
-    def on_epoch_end(self, trainer: Trainer, epoch: int, loss: float | tuple[float, ...]) -> None:
+    def on_train_end(self, trainer: Trainer, epoch: int, loss: float | tuple[float, ...]) -> None:
         pass
 
     def on_validation_end(
         self, trainer: Trainer, epoch: int, score: float, result: dict[str, float], improved: bool
     ) -> None:
+        pass
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int) -> None:
+        pass
+
+    def on_checkpoint_save(self, trainer: Trainer, kind: str, path: Path) -> None:
+        pass
+
+    def on_checkpoint_load(self, trainer: Trainer, path: Path, state: dict[str, Any]) -> None:
         pass
 
     def on_fit_end(self, trainer: Trainer) -> None:
@@ -61,41 +78,76 @@ class EarlyStopping(Callback):
         if trainer.cur_step > self.stopping_step:
             trainer.should_stop = True
             if trainer.verbose:
-                best_epoch = epoch - trainer.cur_step * max(trainer.eval_step, 1)
                 logger.info(
-                    "early stopping after epoch %d; best valid score %.6f at epoch %d",
+                    "early stopping after epoch %d: %d validations without improvement; best %.6f",
                     epoch,
+                    trainer.cur_step,
                     trainer.best_valid_score,
-                    best_epoch,
                 )
 
 
-class BestCheckpoint(Callback):
-    """Save ``best.pth`` whenever validation improves; without validation data, after every epoch."""
+class Checkpoints(Callback):
+    """``last.pth`` when fit starts and after every epoch; ``best.pth`` for every epoch that improved (every
+    epoch when there is no validation). With ``saved=False`` the best weights are kept in memory instead."""
 
-    def on_epoch_end(self, trainer, epoch, loss) -> None:
-        if trainer.saved and not trainer.validates:
-            trainer.save_checkpoint("best", epoch)
+    def __init__(self) -> None:
+        self._improved = False
+
+    def on_fit_start(self, trainer) -> None:
+        if trainer.saved and trainer.trainable:
+            trainer.save_checkpoint("last", trainer.start_epoch - 1)
 
     def on_validation_end(self, trainer, epoch, score, result, improved) -> None:
-        if improved:
-            if trainer.saved:
-                trainer.save_checkpoint("best", epoch)
-            else:
+        self._improved = improved
+        if improved and not trainer.saved:
+            trainer.keep_best_in_memory()
+
+    def on_epoch_end(self, trainer, epoch) -> None:
+        improved = self._improved or not trainer.validates
+        self._improved = False
+        if not trainer.validates:
+            trainer.best_epoch = epoch
+        if not trainer.saved:
+            if not trainer.validates:
                 trainer.keep_best_in_memory()
+            return
+        trainer.save_checkpoint("last", epoch)
+        if improved:
+            trainer.link_checkpoint("last", "best")
+
+
+class SchedulerStep(Callback):
+    """Advance the learning-rate schedules: after each epoch's training, and (plateau) after validation."""
+
+    def on_train_end(self, trainer, epoch, loss) -> None:
+        for schedule in trainer.schedulers.values():
+            schedule.after_epoch()
+
+    def on_validation_end(self, trainer, epoch, score, result, improved) -> None:
+        for schedule in trainer.schedulers.values():
+            schedule.after_validation(score)
 
 
 class EpochLog(Callback):
-    """Log each epoch's loss and time, and each validation's score and metrics (when ``verbose``)."""
+    """Log each epoch's losses, learning rate and time, and each validation's score and metrics."""
 
-    def on_epoch_end(self, trainer, epoch, loss) -> None:
-        if trainer.verbose:
-            places = trainer.config["loss_decimal_place"]
-            if isinstance(loss, tuple):
-                shown = ", ".join(f"train_loss{i + 1}: {v:.{places}f}" for i, v in enumerate(loss))
-            else:
-                shown = f"train loss: {loss:.{places}f}"
-            logger.info("epoch %d training [time: %.2fs, %s]", epoch, trainer.last_train_seconds, shown)
+    def on_train_end(self, trainer, epoch, loss) -> None:
+        if not trainer.verbose:
+            return
+        places = trainer.config["loss_decimal_place"]
+        losses = trainer.last_losses
+        if len(losses) > 1 or any(isinstance(v, tuple) for v in losses.values()):
+            shown = ", ".join(f"{name}: {_fmt(value, places)}" for name, value in losses.items())
+        else:
+            shown = f"train loss: {_fmt(loss, places)}"
+        lr = ", ".join(f"{value:.3g}" for value in trainer.epoch_learning_rates.values())
+        logger.info(
+            "epoch %d training [time: %.2fs, %s%s]",
+            epoch,
+            trainer.last_train_seconds,
+            shown,
+            f", lr: {lr}" if lr else "",
+        )
 
     def on_validation_end(self, trainer, epoch, score, result, improved) -> None:
         if trainer.verbose:
@@ -109,3 +161,147 @@ class EpochLog(Callback):
                 " *" if improved else "",
             )
             logger.info("valid result: %s", "  ".join(f"{k}: {v:.{places}f}" for k, v in result.items()))
+
+
+def _fmt(value: float | tuple[float, ...] | None, places: int) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(f"{v:.{places}f}" for v in value) + ")"
+    return f"{value:.{places}f}"
+
+
+class ProgressBar(Callback):
+    """An epoch bar with the latest loss and validation score (batch bars come from ``show_progress``)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def on_fit_start(self, trainer) -> None:
+        if trainer.show_progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=trainer.epochs, initial=trainer.start_epoch, desc="epochs", disable=None, dynamic_ncols=True
+            )
+
+    def on_train_end(self, trainer, epoch, loss) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{trainer.train_loss_dict[epoch]:.4f}", refresh=False)
+
+    def on_validation_end(self, trainer, epoch, score, result, improved) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{trainer.train_loss_dict[epoch]:.4f}", valid=f"{score:.4f}", refresh=False)
+
+    def on_epoch_end(self, trainer, epoch) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_fit_end(self, trainer) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class RunLog(Callback):
+    """One JSON line per epoch in ``<run_dir>/history.jsonl``: losses by objective, learning rates, times,
+    validation score and result. Resuming from an earlier epoch drops the lines after it."""
+
+    def __init__(self) -> None:
+        self.record: dict[str, Any] = {}
+
+    def _path(self, trainer) -> Path | None:
+        return trainer.run_dir / "history.jsonl" if trainer.saved and trainer.run_dir is not None else None
+
+    def on_epoch_start(self, trainer, epoch) -> None:
+        self.record = {"epoch": epoch}
+
+    def on_train_end(self, trainer, epoch, loss) -> None:
+        self.record.update(
+            loss=trainer.train_loss_dict[epoch],
+            losses={k: list(v) if isinstance(v, tuple) else v for k, v in trainer.last_losses.items()},
+            lr=dict(trainer.epoch_learning_rates),
+            train_seconds=round(trainer.last_train_seconds, 6),
+        )
+
+    def on_validation_end(self, trainer, epoch, score, result, improved) -> None:
+        self.record.update(
+            valid_score=score,
+            valid_result=result,
+            improved=improved,
+            valid_seconds=round(trainer.last_valid_seconds, 6),
+        )
+
+    def on_epoch_end(self, trainer, epoch) -> None:
+        path = self._path(trainer)
+        if path is None:
+            return
+        self.record["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(self.record, allow_nan=True) + "\n")
+
+    def on_checkpoint_load(self, trainer, path, state) -> None:
+        target = self._path(trainer)
+        if target is None or not target.is_file():
+            return
+        keep = [
+            line
+            for line in target.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line)["epoch"] <= state["epoch"]
+        ]
+        target.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+
+
+class TensorBoardLog(Callback):
+    """Scalars for TensorBoard in ``<run_dir>/tensorboard``: losses, learning rates, validation metrics."""
+
+    def __init__(self) -> None:
+        self.writer = None
+
+    def on_fit_start(self, trainer) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(trainer.checkpoint_dir.parent / "tensorboard"))
+
+    def on_train_end(self, trainer, epoch, loss) -> None:
+        self.writer.add_scalar("train/loss", trainer.train_loss_dict[epoch], epoch)
+        for name, value in trainer.last_losses.items():
+            if value is not None:
+                self.writer.add_scalar(f"train/loss_{name}", sum(value) if isinstance(value, tuple) else value, epoch)
+        for name, lr in trainer.epoch_learning_rates.items():
+            self.writer.add_scalar(f"lr/{name}", lr, epoch)
+
+    def on_validation_end(self, trainer, epoch, score, result, improved) -> None:
+        for key, value in result.items():
+            self.writer.add_scalar(f"valid/{key}", value, epoch)
+
+    def on_fit_end(self, trainer) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class EpochHooks(Callback):
+    """Run ``EpochHook``s: "start" ones before an epoch trains, "end" ones after it trained."""
+
+    def __init__(self, hooks: list[EpochHook]) -> None:
+        self.hooks = hooks
+
+    def _run(self, trainer, epoch: int, when: str) -> None:
+        for hook in self.hooks:
+            if hook.when != when or not hook.schedule.due(epoch):
+                continue
+            if hook.no_grad:
+                was_training = trainer.model.training
+                trainer.model.eval()
+                with torch.no_grad():
+                    hook.fn(trainer, epoch)
+                trainer.model.train(was_training)
+            else:
+                hook.fn(trainer, epoch)
+
+    def on_epoch_start(self, trainer, epoch) -> None:
+        self._run(trainer, epoch, "start")
+
+    def on_train_end(self, trainer, epoch, loss) -> None:
+        self._run(trainer, epoch, "end")
