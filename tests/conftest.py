@@ -97,3 +97,28 @@ def tiny_config(data_path: Path, model: str = "Pop", **overrides) -> Config:
     }
     values.update(overrides)
     return Config(model, "tiny", config_dict=values)
+
+
+def tiny_args(tiny_path, model="Pop"):
+    """`recforge run` arguments for the tiny data set with the split of tiny_config."""
+    return [
+        "run",
+        "--model",
+        model,
+        "--dataset",
+        "tiny",
+        "--data_path",
+        str(tiny_path),
+        "--checkpoint_dir",
+        str(tiny_path / "saved"),
+        "--show_progress=false",
+        "--load_col",
+        "{inter: [user_id, item_id, rating, timestamp]}",
+        "--eval_args",
+        "{split: {RS: [0.6, 0.2, 0.2]}, order: TO}",
+        "--topk",
+        "[1, 2, 3]",
+        "--valid_metric",
+        "Recall@3",
+        "--quiet",
+    ]

@@ -5,31 +5,8 @@ import sys
 import pytest
 import yaml
 
+from conftest import tiny_args
 from recforge.cli import main
-
-
-def tiny_args(tiny_path, model="Pop"):
-    return [
-        "run",
-        "--model",
-        model,
-        "--dataset",
-        "tiny",
-        "--data_path",
-        str(tiny_path),
-        "--checkpoint_dir",
-        str(tiny_path / "saved"),
-        "--show_progress=false",
-        "--load_col",
-        "{inter: [user_id, item_id, rating, timestamp]}",
-        "--eval_args",
-        "{split: {RS: [0.6, 0.2, 0.2]}, order: TO}",
-        "--topk",
-        "[1, 2, 3]",
-        "--valid_metric",
-        "Recall@3",
-        "--quiet",
-    ]
 
 
 def test_run_prints_a_table_and_writes_a_run_folder(tiny_path, capsys):
