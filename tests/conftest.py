@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from recforge.config import Config
 
-# Tests never reach the network; test_download serves its archive from a local HTTP server.
+# Tests never reach the network (test_download serves its archive from a local HTTP server) and never write
+# the processed-data cache into the home folder.
 os.environ.setdefault("RECFORGE_NO_DOWNLOAD", "1")
+os.environ.setdefault("RECFORGE_CACHE_DIR", tempfile.mkdtemp(prefix="recforge-test-cache-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("RECFORGE_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))

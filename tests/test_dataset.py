@@ -116,7 +116,7 @@ def test_filter_inter_by_user_or_item(tmp_path):
 
 
 def test_empty_after_filtering(tiny_path):
-    with pytest.raises(DataError, match=r"no interactions left after filtering .*tiny.inter \(20 read\)"):
+    with pytest.raises(DataError, match=r"no rows left in .*tiny.inter after filtering \(20 interactions read\)"):
         create_dataset(tiny_config(tiny_path, val_interval={"rating": "[10,inf)"}))
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from recforge.errors import TrainingError
-from recforge.evaluation.evaluator import TopKEvaluator
+from recforge.evaluation.evaluator import Evaluator
 from recforge.evaluation.metrics import RANKING_METRICS
 from recforge.evaluation.ranking import topk_items
 
@@ -81,15 +81,21 @@ def test_vectorised_metrics_match_the_literal_definitions():
 
 
 def test_evaluator_masks_ranks_and_averages():
-    evaluator = TopKEvaluator(["Recall", "NDCG", "Hit"], [1, 2])
+    evaluator = Evaluator(["Recall", "NDCG", "Hit"], [1, 2])
     scores = torch.tensor([[9.0, 1.0, 5.0, 5.0, 3.0], [9.0, 4.0, 3.0, 2.0, 1.0]])
     history = (torch.tensor([1]), torch.tensor([1]))  # user row 1 has seen item 1
-    hits, pos_len = evaluator.rank(scores, history, torch.tensor([0, 1, 1]), torch.tensor([3, 4, 2]))
+    _, hits, pos_len = evaluator.rank(scores, history, torch.tensor([0, 1, 1]), torch.tensor([3, 4, 2]))
     # row 0: item 0 is padding, items 2 and 3 tie at 5 -> 2 first; positive 3 is at rank 2.
     # row 1: item 1 masked -> ranking 2, 3, 4; positives 4 and 2 -> hit at rank 1.
     assert hits.tolist() == [[False, True], [True, False]]
     assert pos_len.tolist() == [1, 2]
-    evaluator.add(hits, pos_len)
+    evaluator.reset()
+    evaluator.add_ranking(
+        torch.tensor([[9.0, 1.0, 5.0, 5.0, 3.0], [9.0, 4.0, 3.0, 2.0, 1.0]]),
+        history,
+        torch.tensor([0, 1, 1]),
+        torch.tensor([3, 4, 2]),
+    )
     result = evaluator.result()
     assert list(result) == ["recall@1", "recall@2", "ndcg@1", "ndcg@2", "hit@1", "hit@2"]
     assert result["recall@2"] == pytest.approx((1 + 0.5) / 2)

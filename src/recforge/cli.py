@@ -40,6 +40,8 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     from recforge.quick_start import run
 
     config_files = [f for spec in args.config_files or [] for f in spec.split()]
+    if args.no_cache:
+        extra = [*extra, "--data_cache", "false"]
     result = run(
         model=args.model,
         dataset=args.dataset,
@@ -123,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", help="continue a run from this checkpoint (its config is the base; any key may follow)"
     )
     run.add_argument("--quiet", action="store_true", help="log warnings only")
+    run.add_argument("--no-cache", action="store_true", help="process the data set afresh (data_cache: false)")
     run.set_defaults(handler=_cmd_run)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a saved checkpoint on its data set")

@@ -196,12 +196,25 @@ class Config(Mapping):
 
     def _check(self) -> None:
         """Checks that span several keys. Every problem is reported when the config is read, not mid-run."""
+        from recforge.data.intervals import parse_intervals
         from recforge.evaluation.metrics import check_metric_config
 
         v = self._values
-        check_metric_config(v["metrics"], v["topk"], v["valid_metric"])
+        check_metric_config(v["metrics"], v["topk"], v["valid_metric"], v["eval_args"]["mode"])
         if v["eval_args"]["order"] == "TO" and not v["TIME_FIELD"]:
             raise ConfigError("eval_args.order TO sorts interactions by time, but TIME_FIELD is none")
+        for key in ("user_inter_num_interval", "item_inter_num_interval"):
+            parse_intervals(v[key], key)
+        for field, allowed in (v["val_interval"] or {}).items():
+            if isinstance(allowed, str):
+                parse_intervals(allowed, f"val_interval.{field}")
+            elif not isinstance(allowed, list):
+                raise ConfigError(
+                    f"config key 'val_interval.{field}': {allowed!r} is neither an interval like '[3,inf)' "
+                    "(float columns) nor a list of tokens (token columns)"
+                )
+        if v["normalize_field"] and v["normalize_all"]:
+            raise ConfigError("normalize_field and normalize_all cannot both be set; use one of them")
 
     def _resolve_machine_dependent(self) -> None:
         """Fix ``device``, then ``precision`` and ``enable_scaler`` (which depend on it) to concrete values."""

@@ -24,7 +24,20 @@ from recforge.errors import ConfigError
 
 SPLIT_RATIO_TOLERANCE = 1e-6
 LEAVE_ONE_OUT_MODES = ("valid_and_test", "test_only", "valid_only")
-EVAL_MODES = ("full",)
+EVAL_MODE_SYNTAX = "full, labeled, uniN or popN (N sampled negatives per positive, e.g. uni100)"
+
+
+def _parse_eval_mode(value: Any, key: str) -> str:
+    import re
+
+    mode = str(value).strip()
+    lowered = mode.lower()
+    if lowered in ("full", "labeled"):
+        return lowered
+    match = re.fullmatch(r"(uni|pop)(\d+)", lowered)
+    if not match or int(match.group(2)) < 1:
+        raise ConfigError(f"config key '{key}': {value!r} is not an evaluation mode; use {EVAL_MODE_SYNTAX}")
+    return lowered
 
 
 def _normalize_split(split: dict, key: str) -> dict:
@@ -70,7 +83,7 @@ def _normalize_eval_args(args: dict, key: str) -> dict:
         mode = {"valid": mode.get("valid", "full"), "test": mode.get("test", "full")}
     else:
         raise ConfigError(f"config key '{key}.mode' must be a mode name or {{valid: ..., test: ...}}")
-    args["mode"] = {phase: Str(choices=EVAL_MODES).parse(value, f"{key}.mode.{phase}") for phase, value in mode.items()}
+    args["mode"] = {phase: _parse_eval_mode(value, f"{key}.mode.{phase}") for phase, value in mode.items()}
     if "LS" in args["split"] and args["group_by"] is None:
         raise ConfigError(
             f"config key '{key}': leave-one-out (LS) splits each user's history, so it needs group_by: user"
@@ -262,6 +275,12 @@ PACKAGE_KEYS: list[Key] = [
             "Users per full-ranking evaluation batch (RecBole counts user x item cells instead).",
         ),
         ("metric_decimal_place", Int(minimum=0), 4, "Decimal places of metrics in logs and tables (display only)."),
+        (
+            "tail_ratio",
+            Float(minimum=0.0, exclusive_minimum=True),
+            0.1,
+            "Long-tail items of TailPercentage: a share of the items (<= 1) or a maximum interaction count (> 1).",
+        ),
     ),
     *_keys(
         "data",
@@ -320,6 +339,28 @@ PACKAGE_KEYS: list[Key] = [
             Optional(Str()),
             "[0,inf)",
             "Keep items whose interaction count lies in this interval.",
+        ),
+        (
+            "unused_col",
+            Optional(Mapping_(ListOf(Str()))),
+            None,
+            "Columns per file suffix that are loaded (for filtering and ordering) but dropped after the split.",
+        ),
+        ("alias_of_user_id", Optional(ListOf(Str())), None, "Fields remapped with the user id vocabulary."),
+        ("alias_of_item_id", Optional(ListOf(Str())), None, "Fields remapped with the item id vocabulary."),
+        (
+            "preload_weight",
+            Optional(Mapping_(Str())),
+            None,
+            "Id field -> float / float_seq field of the same file: an id-indexed matrix (Dataset.get_preload_weight).",
+        ),
+        ("normalize_field", Optional(ListOf(Str())), None, "Float columns min-max scaled to [0, 1]."),
+        ("normalize_all", Optional(Bool()), None, "Min-max scale every float column (not with normalize_field)."),
+        (
+            "data_cache",
+            Bool(),
+            True,
+            "Keep processed data sets in $RECFORGE_CACHE_DIR (~/.cache/recforge); --no-cache turns it off.",
         ),
     ),
 ]

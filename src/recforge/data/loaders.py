@@ -1,8 +1,11 @@
-"""Data loaders: training batches (with negatives) and full-ranking evaluation batches.
+"""Data loaders: training batches (pairwise, pointwise or plain) and evaluation batches (full ranking, sampled
+ranking, labelled rows).
 
 All data lives in CPU tensors built once; a batch is a slice. Each training loader owns a seeded
 ``torch.Generator`` used for shuffling and sampling, so an epoch's batches depend only on the seed and the
-epoch, never on batch sizes elsewhere or on workers. Batches stay on the CPU; the Trainer moves them.
+epoch. Sampled evaluation draws its negatives once, when the loader is built, from a generator seeded by
+``seed`` and the phase, so every evaluation of a run (and every run with the seed) scores the same candidates.
+Batches stay on the CPU; the Trainer moves them.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from recforge.data.dataset import Dataset
 from recforge.data.history import UserHistory
 from recforge.data.interaction import Interaction
 from recforge.data.sampler import NegativeSampler
-from recforge.errors import ConfigError
+from recforge.errors import ConfigError, DataError
 
-EvalBatch = tuple[Interaction, tuple[torch.Tensor, torch.Tensor], torch.Tensor, torch.Tensor]
+EvalBatch = tuple[Interaction, Any, torch.Tensor, torch.Tensor]
+PHASE_SEEDS = {"valid": 1, "test": 2}
 
 
 def _column_tensor(values: np.ndarray) -> torch.Tensor:
@@ -30,16 +34,25 @@ def _column_tensor(values: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(values, dtype=np.int64))
 
 
+def _columns(dataset: Dataset) -> dict[str, torch.Tensor]:
+    return {name: _column_tensor(col) for name, col in dataset.inter_feat.items() if not isinstance(col, SeqColumn)}
+
+
 class TrainDataLoader:
     """Batches of training interactions, reshuffled every epoch.
 
-    Each batch is an ``Interaction`` with every non-sequence column of ``inter_feat`` ([B]) and, when a
-    sampler is given, ``NEG_PREFIX + ITEM_ID_FIELD`` holding [B] negatives (or [B, N] for sample_num N > 1).
+    A batch is an ``Interaction`` with every non-sequence column of ``inter_feat``. With a sampler:
+
+    - pairwise: ``NEG_PREFIX + ITEM_ID_FIELD`` holds [B] negatives ([B, N] for sample_num N > 1);
+    - pointwise: the B positive rows come first (label 1), then N blocks of the same rows with sampled items
+      (label 0): B * (1 + N) rows, as RecBole lays them out.
 
     Args:
-        config: the run config (train_batch_size, shuffle, seed, NEG_PREFIX, train_neg_sample_args).
+        config: the run config (train_batch_size, shuffle, seed, NEG_PREFIX, LABEL_FIELD, train_neg_sample_args).
         dataset: the training split.
         sampler: draws negatives; None for models that need none.
+        pointwise: lay negatives out as labelled rows instead of a negative-item column.
+        join: add the users' and items' feature columns to each batch (``Dataset.join``).
         shuffle: reshuffle every epoch (config "shuffle" by default).
     """
 
@@ -48,21 +61,24 @@ class TrainDataLoader:
         config: Mapping[str, Any],
         dataset: Dataset,
         sampler: NegativeSampler | None = None,
+        pointwise: bool = False,
+        join: bool = False,
         shuffle: bool | None = None,
     ) -> None:
         self.config = config
         self.dataset = dataset
         self._dataset = dataset  # RecBole's attribute name
         self.sampler = sampler
+        self.pointwise = pointwise
+        self.join = join
         self.batch_size: int = config["train_batch_size"]
         self.shuffle = config["shuffle"] if shuffle is None else shuffle
         neg_args = config["train_neg_sample_args"] or {}
         self.sample_num: int = neg_args.get("sample_num", 1)
         self.neg_field = config["NEG_PREFIX"] + dataset.iid_field
-        self.uid_field = dataset.uid_field
-        self.columns = {
-            name: _column_tensor(col) for name, col in dataset.inter_feat.items() if not isinstance(col, SeqColumn)
-        }
+        self.label_field = config["LABEL_FIELD"]
+        self.uid_field, self.iid_field = dataset.uid_field, dataset.iid_field
+        self.columns = _columns(dataset)
         self.generator = torch.Generator().manual_seed(config["seed"])
 
     def __len__(self) -> int:
@@ -75,18 +91,33 @@ class TrainDataLoader:
 
     def _epoch_order(self) -> torch.Tensor:
         n = self.dataset.inter_num
-        if self.shuffle:
-            return torch.randperm(n, generator=self.generator)
-        return torch.arange(n)
+        return torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
 
     def __iter__(self) -> Iterator[Interaction]:
         order = self._epoch_order()
         columns = {name: col[order] for name, col in self.columns.items()}
+        negatives = None
         if self.sampler is not None:
             negatives = self.sampler.sample(columns[self.uid_field], self.sample_num, self.generator)
-            columns[self.neg_field] = negatives.squeeze(1) if self.sample_num == 1 else negatives
+            if not self.pointwise:
+                columns[self.neg_field] = negatives.squeeze(1) if self.sample_num == 1 else negatives
         for start in range(0, len(order), self.batch_size):
-            yield Interaction({name: col[start : start + self.batch_size] for name, col in columns.items()})
+            batch = {name: col[start : start + self.batch_size] for name, col in columns.items()}
+            if self.pointwise and negatives is not None:
+                batch = self._pointwise(batch, negatives[start : start + self.batch_size])
+            if self.join:
+                batch = self.dataset.join(batch)
+            yield Interaction(batch)
+
+    def _pointwise(self, batch: dict[str, torch.Tensor], negatives: torch.Tensor) -> dict[str, torch.Tensor]:
+        copies = 1 + negatives.shape[1]
+        out = {name: col.repeat(copies, *([1] * (col.dim() - 1))) for name, col in batch.items()}
+        out[self.iid_field] = torch.cat([batch[self.iid_field], negatives.T.reshape(-1)])
+        size = len(batch[self.iid_field])
+        labels = torch.zeros(size * copies)
+        labels[:size] = 1.0
+        out[self.label_field] = labels
+        return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The generator state: restoring it replays the same future epochs."""
@@ -107,13 +138,19 @@ class FullSortEvalDataLoader:
         config: the run config (eval_batch_size: users per batch).
         dataset: the split to evaluate.
         history: items to exclude from each user's ranking.
+        item_counts: training interactions per item (for popularity-based metrics).
     """
 
-    def __init__(self, config: Mapping[str, Any], dataset: Dataset, history: UserHistory) -> None:
+    mode = "full"
+
+    def __init__(
+        self, config: Mapping[str, Any], dataset: Dataset, history: UserHistory, item_counts: np.ndarray | None = None
+    ) -> None:
         self.config = config
         self.dataset = dataset
         self._dataset = dataset
         self.history = history
+        self.item_counts = item_counts
         self.positives = UserHistory.from_datasets(dataset)
         self.users = torch.nonzero(self.positives.lengths > 0).flatten()
         self.batch_size: int = config["eval_batch_size"]
@@ -135,44 +172,162 @@ class FullSortEvalDataLoader:
             yield Interaction({self.uid_field: users}), history, pos_rows, pos_items
 
 
-def create_samplers(config: Mapping[str, Any], train: Dataset, history: UserHistory) -> NegativeSampler | None:
-    """The training sampler the config asks for, or None (no train_neg_sample_args)."""
+class SampledEvalDataLoader(FullSortEvalDataLoader):
+    """Batches of users ranked against their positives and N sampled negatives per positive (uniN / popN).
+
+    Each batch is ``(pairs, rows, positive_rows, positive_items)``: ``pairs`` holds every (user, candidate item)
+    to score with ``model.predict`` and ``rows`` [P] the batch row of each pair; RecBole's
+    ``NegSampleEvalDataLoader`` format. Negatives avoid the user's items in this and earlier splits and are
+    drawn once, here.
+
+    Args:
+        config: the run config.
+        dataset: the split to evaluate.
+        exclude: each user's items up to and including this split.
+        sample_num: N negatives per positive.
+        sampler: draws the negatives (uniform or popularity).
+        seed: the generator's seed.
+        item_counts: training interactions per item (for popularity-based metrics).
+    """
+
+    mode = "sampled"
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        dataset: Dataset,
+        exclude: UserHistory,
+        sample_num: int,
+        sampler: NegativeSampler,
+        seed: int,
+        item_counts: np.ndarray | None = None,
+    ) -> None:
+        super().__init__(config, dataset, exclude, item_counts)
+        self.iid_field = dataset.iid_field
+        self.sample_num = sample_num
+        pos_users = torch.repeat_interleave(torch.arange(self.positives.n_users), self.positives.lengths)
+        generator = torch.Generator().manual_seed(seed)
+        self.negatives = sampler.sample(pos_users, sample_num, generator)  # [P, N], rows in user order
+        counts = self.positives.lengths * (1 + sample_num)
+        self.indptr = torch.zeros(len(counts) + 1, dtype=torch.int64)
+        torch.cumsum(counts, 0, out=self.indptr[1:])
+        # Candidates per user: the positives, then the negatives of each positive.
+        neg_starts = self.positives.indptr[:-1] * sample_num
+        self.candidates = torch.empty(int(self.indptr[-1]), dtype=torch.int64)
+        rank_in_user = torch.arange(len(pos_users)) - self.positives.indptr[pos_users]
+        self.candidates[self.indptr[pos_users] + rank_in_user] = self.positives.items
+        neg_flat = self.negatives.reshape(-1)
+        neg_users = pos_users.repeat_interleave(sample_num)
+        neg_rank = torch.arange(len(neg_flat)) - neg_starts[neg_users]
+        self.candidates[self.indptr[neg_users] + self.positives.lengths[neg_users] + neg_rank] = neg_flat
+
+    def __iter__(self) -> Iterator[EvalBatch]:
+        for start in range(0, len(self.users), self.batch_size):
+            users = self.users[start : start + self.batch_size]
+            starts, ends = self.indptr[users], self.indptr[users + 1]
+            lengths = ends - starts
+            rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
+            first = torch.cumsum(lengths, 0) - lengths
+            flat = torch.repeat_interleave(starts - first, lengths) + torch.arange(int(lengths.sum()))
+            pairs = Interaction({self.uid_field: users[rows], self.iid_field: self.candidates[flat]})
+            pos_rows, pos_items = self.positives.gather(users)
+            yield pairs, rows, pos_rows, pos_items
+
+
+class LabeledEvalDataLoader:
+    """Batches of the split's interactions with their labels, for value metrics (``eval_args.mode: labeled``).
+
+    Each batch is ``(interaction, None, None, None)``; ``interaction`` holds every non-sequence column,
+    including ``LABEL_FIELD``. ``eval_batch_size`` counts rows here.
+    """
+
+    mode = "labeled"
+
+    def __init__(self, config: Mapping[str, Any], dataset: Dataset, join: bool = False) -> None:
+        self.config = config
+        self.dataset = dataset
+        self._dataset = dataset
+        self.label_field = config["LABEL_FIELD"]
+        if self.label_field not in dataset.inter_feat:
+            raise ConfigError(
+                f"eval_args.mode labeled needs labels in the column {self.label_field!r} (LABEL_FIELD); set threshold "
+                "(e.g. {rating: 4}) or point LABEL_FIELD at a loaded column"
+            )
+        self.columns = _columns(dataset)
+        self.batch_size: int = config["eval_batch_size"]
+        self.join = join
+        self.item_counts = None
+
+    def __len__(self) -> int:
+        return math.ceil(self.dataset.inter_num / self.batch_size)
+
+    def __iter__(self) -> Iterator[EvalBatch]:
+        for start in range(0, self.dataset.inter_num, self.batch_size):
+            batch = {name: col[start : start + self.batch_size] for name, col in self.columns.items()}
+            yield Interaction(self.dataset.join(batch) if self.join else batch), None, None, None
+
+
+def training_sampler(config: Mapping[str, Any], train: Dataset, history: UserHistory) -> NegativeSampler | None:
+    """The training sampler the config asks for (popularity from the training split), or None."""
     args = config["train_neg_sample_args"]
     if not args:
         return None
-    counts = None
-    if args["distribution"] == "popularity":
-        counts = np.bincount(train.inter_feat[train.iid_field], minlength=train.item_num)
+    counts = train.item_counts if args["distribution"] == "popularity" else None
     return NegativeSampler(history, args["distribution"], counts, args["alpha"])
 
 
-def data_preparation(
-    config: Mapping[str, Any], dataset: Dataset
-) -> tuple[TrainDataLoader, FullSortEvalDataLoader | None, FullSortEvalDataLoader | None]:
+def _eval_loader(config, phase: str, split: Dataset, before: list[Dataset], item_counts: np.ndarray):
+    mode = config["eval_args"]["mode"][phase]
+    if mode == "full":
+        return FullSortEvalDataLoader(config, split, UserHistory.from_datasets(*before), item_counts)
+    if mode == "labeled":
+        return LabeledEvalDataLoader(config, split)
+    distribution = "uniform" if mode.startswith("uni") else "popularity"
+    seen = [*before, split]
+    exclude = UserHistory.from_datasets(*seen)
+    counts = None
+    if distribution == "popularity":
+        counts = np.sum([d.item_counts for d in seen], axis=0)
+    sampler = NegativeSampler(exclude, distribution, counts)
+    seed = config["seed"] * 1000 + PHASE_SEEDS[phase]
+    return SampledEvalDataLoader(config, split, exclude, int(mode[3:]), sampler, seed, item_counts)
+
+
+def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[TrainDataLoader, Any, Any]:
     """Split ``dataset`` and build ``(train_data, valid_data, test_data)``; an empty split gives None.
 
-    Validation masks each user's training items; testing masks training and validation items.
+    Evaluation follows ``eval_args.mode`` per phase: full ranking masks each user's items from earlier splits;
+    uniN / popN rank the positives against N sampled negatives each (drawn once); labeled scores each
+    interaction against its label.
     """
     from recforge.models.base import InputType
 
     model_class = getattr(config, "model_class", None)
-    max_k = max(config["topk"])
-    if max_k > dataset.item_num - 1:
-        raise ConfigError(f"config key 'topk': {max_k} exceeds the number of items ({dataset.item_num - 1})")
+    if max(config["topk"]) > dataset.item_num - 1:
+        raise ConfigError(
+            f"config key 'topk': {max(config['topk'])} exceeds the number of items ({dataset.item_num - 1})"
+        )
     train, valid, test = dataset.build()
     train_history = UserHistory.from_datasets(train)
-    sampler = None
-    if model_class is None or model_class.input_type == InputType.PAIRWISE:
-        sampler = create_samplers(config, train, train_history)
-        if model_class is not None and sampler is None:
-            raise ConfigError(
-                f"{model_class.__name__} is trained on pairs (positive, negative) and needs negative sampling; "
-                "set train_neg_sample_args, e.g. {distribution: uniform, sample_num: 1}"
-            )
-    train_data = TrainDataLoader(config, train, sampler)
-    valid_data = FullSortEvalDataLoader(config, valid, train_history) if valid.inter_num else None
-    test_data = None
-    if test.inter_num:
-        seen = UserHistory.from_datasets(train, valid) if valid.inter_num else train_history
-        test_data = FullSortEvalDataLoader(config, test, seen)
+    sampler = training_sampler(config, train, train_history)
+    pairwise = model_class is None or model_class.input_type == InputType.PAIRWISE
+    if pairwise and model_class is not None and sampler is None:
+        raise ConfigError(
+            f"{model_class.__name__} is trained on pairs (positive, negative) and needs negative sampling; "
+            "set train_neg_sample_args, e.g. {distribution: uniform, sample_num: 1}"
+        )
+    trains_on_rows = model_class is not None and getattr(model_class, "trainable", True)
+    train_data = TrainDataLoader(config, train, sampler if trains_on_rows or pairwise else None, pointwise=not pairwise)
+    if not pairwise and sampler is None and trains_on_rows and config["LABEL_FIELD"] not in train.inter_feat:
+        raise DataError(
+            f"{model_class.__name__} is trained on labelled rows, but there is no {config['LABEL_FIELD']!r} column "
+            "and no negative sampling; set threshold (e.g. {rating: 4}) or train_neg_sample_args"
+        )
+    item_counts = train.item_counts
+    valid_data = _eval_loader(config, "valid", valid, [train], item_counts) if valid.inter_num else None
+    test_data = (
+        _eval_loader(config, "test", test, [train, valid] if valid.inter_num else [train], item_counts)
+        if test.inter_num
+        else None
+    )
     return train_data, valid_data, test_data

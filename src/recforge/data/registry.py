@@ -25,6 +25,7 @@ KNOWN: dict[str, dict[str, Any]] = {
             "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]},
             "user_inter_num_interval": None,
             "item_inter_num_interval": None,
+            "normalize_all": True,
         },
     },
 }

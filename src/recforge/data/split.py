@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from recforge.data.dataset import Dataset
 
 from recforge.data.dataset import take
+from recforge.errors import ConfigError
 
 
 def ordering(dataset: Dataset) -> np.ndarray:
@@ -28,8 +29,6 @@ def ordering(dataset: Dataset) -> np.ndarray:
     config = dataset.config
     n = dataset.inter_num
     if config["eval_args"]["order"] == "TO":
-        from recforge.errors import ConfigError
-
         time = dataset.inter_feat.get(dataset.time_field)
         if not isinstance(time, np.ndarray):
             raise ConfigError(
@@ -102,5 +101,9 @@ def split_indices(dataset: Dataset) -> list[np.ndarray]:
 
 
 def split_dataset(dataset: Dataset) -> list[Dataset]:
-    """``[train, valid, test]`` datasets sharing ``dataset``'s vocabularies and features."""
-    return [dataset.copy(take(dataset.inter_feat, rows)) for rows in split_indices(dataset)]
+    """``[train, valid, test]`` datasets sharing ``dataset``'s vocabularies and features; ``unused_col``
+    columns are dropped from the parts (they could still order the split)."""
+    parts = [dataset.copy(take(dataset.inter_feat, rows)) for rows in split_indices(dataset)]
+    for part in parts:
+        part.drop_unused()
+    return parts

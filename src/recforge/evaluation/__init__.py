@@ -1,6 +1,6 @@
-"""Evaluation: ranking metrics from one top-k pass."""
+"""Evaluation: ranking (full or sampled) and labelled metrics from one pass."""
 
-from recforge.evaluation.evaluator import TopKEvaluator
-from recforge.evaluation.metrics import RANKING_METRICS
+from recforge.evaluation.evaluator import Evaluator
+from recforge.evaluation.metrics import METRICS, RANKING_METRICS
 
-__all__ = ["RANKING_METRICS", "TopKEvaluator"]
+__all__ = ["METRICS", "RANKING_METRICS", "Evaluator"]

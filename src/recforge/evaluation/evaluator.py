@@ -1,8 +1,10 @@
-"""Full-ranking evaluation: mask history -> top-k once (ties by lower item id) -> hit matrix -> every metric
-in one pass.
+"""Evaluation: ranking (full or sampled) or labelled scoring, every configured metric from one pass.
 
-Per-user metric values are kept (float64, in user order) and averaged once at the end, so results do not
-depend on how users were batched, not even in the last bit.
+Ranking: mask padding and history -> top-k once (ties by lower item id) -> hit matrix -> ranking metrics;
+the same top-k lists feed the beyond-accuracy metrics, and GAUC reads the positives' average ranks.
+Labelled: predicted scores, labels and users are collected and the value metrics computed at the end.
+Per-user values are kept (float64, in evaluation order) and averaged once, so results do not depend on how
+users were batched.
 """
 
 from __future__ import annotations
@@ -10,66 +12,152 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
-from recforge.evaluation.metrics import RANKING_METRICS, metric_key
+from recforge.evaluation import metrics as M
 from recforge.evaluation.ranking import topk_items
 
 
-class TopKEvaluator:
-    """Accumulates ranking metrics over batches of users.
+class Evaluator:
+    """Accumulates the configured metrics over batches.
 
     Args:
-        metrics: metric names (any case), e.g. ["Recall", "NDCG"].
-        topk: cut-offs, e.g. [10, 20].
+        metrics: metric names (any case), e.g. ["Recall", "NDCG", "ItemCoverage"].
+        topk: cut-offs of the @k metrics, e.g. [10, 20].
+        tail_ratio: the long-tail definition of TailPercentage.
     """
 
-    def __init__(self, metrics: list[str], topk: list[int]) -> None:
+    def __init__(self, metrics: list[str], topk: list[int], tail_ratio: float = 0.1) -> None:
         self.metrics = [m.lower() for m in metrics]
         self.topk = sorted(set(topk))
         self.max_k = max(self.topk)
+        self.tail_ratio = tail_ratio
+        self.kinds = {name: M.METRICS[name].kind for name in self.metrics}
+        self.item_counts: np.ndarray | None = None
         self.reset()
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> TopKEvaluator:
-        return cls(config["metrics"], config["topk"])
+    def from_config(cls, config: Mapping[str, Any]) -> Evaluator:
+        return cls(config["metrics"], config["topk"], config["tail_ratio"])
 
     def reset(self) -> None:
-        self.values: dict[str, list[torch.Tensor]] = {metric_key(m, k): [] for m in self.metrics for k in self.topk}
+        self.per_user_values: dict[str, list[torch.Tensor]] = {}
+        self.recommended: dict[int, np.ndarray] = {}
+        self.gauc_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.labelled: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.users = 0
 
+    def set_item_counts(self, item_counts: np.ndarray | None) -> None:
+        """Training interactions per item id, needed by AveragePopularity and TailPercentage."""
+        self.item_counts = None if item_counts is None else np.asarray(item_counts)
+
+    def _needs(self, kind: str) -> bool:
+        return kind in self.kinds.values()
+
+    # -- ranking -----------------------------------------------------------------------------------
     def rank(
         self,
         scores: torch.Tensor,
-        history: tuple[torch.Tensor, torch.Tensor],
+        history: tuple[torch.Tensor, torch.Tensor] | None,
         positive_rows: torch.Tensor,
         positive_items: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mask padding and history in ``scores`` [B, n_items] (in place) and return ``(hits [B, K], pos_len [B])``."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mask padding and ``history`` in ``scores`` [B, n_items] (in place); returns ``(top_items [B, K],
+        hits [B, K], pos_len [B])``."""
         scores[:, 0] = -torch.inf
-        scores[history[0], history[1]] = -torch.inf
+        if history is not None:
+            scores[history[0], history[1]] = -torch.inf
         top_items = topk_items(scores, self.max_k)
         positive = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
         positive[positive_rows, positive_items] = True
         hits = positive.gather(1, top_items)
         pos_len = torch.bincount(positive_rows, minlength=scores.shape[0])
-        return hits, pos_len
+        return top_items, hits, pos_len
 
-    def add(self, hits: torch.Tensor, pos_len: torch.Tensor) -> None:
-        """Add a batch of users given their hit matrix [B, K] and positive counts [B]."""
-        for name in self.metrics:
-            values = RANKING_METRICS[name](hits, pos_len)
+    def add_ranking(
+        self,
+        scores: torch.Tensor,
+        history: tuple[torch.Tensor, torch.Tensor] | None,
+        positive_rows: torch.Tensor,
+        positive_items: torch.Tensor,
+    ) -> None:
+        """Add a batch of users: ``scores`` [B, n_items] (modified in place; -inf marks non-candidates)."""
+        top_items, hits, pos_len = self.rank(scores, history, positive_rows, positive_items)
+        if self._needs(M.GROUPED):
+            self.gauc_parts.append(M.ranking_gauc_parts(scores, positive_rows, positive_items))
+        for name, kind in self.kinds.items():
+            if kind == M.RANKING:
+                self._keep_per_user(name, M.METRICS[name].fn(hits, pos_len))
+            elif name == "averagepopularity":
+                self._keep_per_user(name, M.average_popularity(top_items, self._popularity(top_items)))
+            elif name == "tailpercentage":
+                tail = torch.from_numpy(M.tail_items(self._counts(), self.tail_ratio)).to(top_items.device)
+                self._keep_per_user(name, M.tail_percentage(top_items, tail))
+        if any(name in ("itemcoverage", "giniindex", "shannonentropy") for name in self.kinds):
+            n = scores.shape[1]
             for k in self.topk:
-                self.values[metric_key(name, k)].append(values[:, k - 1].cpu())
+                counts = np.bincount(top_items[:, :k].reshape(-1).cpu().numpy(), minlength=n)
+                self.recommended[k] = self.recommended.get(k, np.zeros(n, dtype=np.int64)) + counts
         self.users += int(hits.shape[0])
 
+    def _keep_per_user(self, name: str, values: torch.Tensor) -> None:
+        for k in self.topk:
+            self.per_user_values.setdefault(M.metric_key(name, k), []).append(values[:, k - 1].cpu())
+
+    def _counts(self) -> np.ndarray:
+        if self.item_counts is None:
+            raise ValueError("AveragePopularity / TailPercentage need training item counts (set_item_counts)")
+        return self.item_counts
+
+    def _popularity(self, top_items: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self._counts()).to(top_items.device)
+
+    # -- labelled ----------------------------------------------------------------------------------
+    def add_labelled(self, scores: torch.Tensor, labels: torch.Tensor, users: torch.Tensor) -> None:
+        """Add labelled rows: predicted ``scores`` [R], true ``labels`` [R], their ``users`` [R]."""
+        self.labelled.append(
+            (
+                scores.detach().float().cpu().numpy(),
+                labels.detach().double().cpu().numpy(),
+                users.detach().cpu().numpy(),
+            )
+        )
+        self.users += len(scores)
+
+    # -- results -----------------------------------------------------------------------------------
     def per_user(self) -> dict[str, torch.Tensor]:
-        """``{metric@k: [U] float64}``: every evaluated user's value, in evaluation order."""
-        return {
-            key: torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
-            for key, parts in self.values.items()
-        }
+        """``{metric@k: [U] float64}`` for the per-user metrics, in evaluation order."""
+        return {key: torch.cat(parts) for key, parts in self.per_user_values.items()}
 
     def result(self) -> dict[str, float]:
-        """``{metric@k: mean over users}`` in the order of ``metrics`` then ``topk`` (0.0 with no users)."""
-        return {key: float(values.mean()) if len(values) else 0.0 for key, values in self.per_user().items()}
+        """``{metric key: value}`` in the order of ``metrics`` then ``topk``."""
+        per_user = self.per_user()
+        out: dict[str, float] = {}
+        labelled = None
+        if self.labelled:
+            labelled = tuple(np.concatenate([part[i] for part in self.labelled]) for i in range(3))
+        for name in self.metrics:
+            metric = M.METRICS[name]
+            if metric.kind == M.VALUE:
+                out[name] = metric.fn(labelled[0], labelled[1]) if labelled is not None else float("nan")
+            elif metric.kind == M.GROUPED:
+                out[name] = self._gauc(labelled)
+            elif name in ("itemcoverage", "giniindex", "shannonentropy"):
+                for k in self.topk:
+                    counts = self.recommended.get(k)
+                    n_items = len(counts) - 1 if counts is not None else 0
+                    out[M.metric_key(name, k)] = metric.fn(counts, n_items) if counts is not None else 0.0
+            else:
+                for k in self.topk:
+                    values = per_user.get(M.metric_key(name, k))
+                    out[M.metric_key(name, k)] = float(values.mean()) if values is not None and len(values) else 0.0
+        return out
+
+    def _gauc(self, labelled) -> float:
+        if labelled is not None:
+            return M.grouped_auc(labelled[0], labelled[1], labelled[2])
+        if not self.gauc_parts:
+            return float("nan")
+        positives, candidates, rank_sum = (np.concatenate([part[i] for part in self.gauc_parts]) for i in range(3))
+        return M.weighted_user_auc(positives, candidates - positives, rank_sum)

@@ -1,24 +1,40 @@
-"""Ranking metrics with RecBole's definitions, computed for every cut-off from one top-k hit matrix.
+"""RecBole's 16 metrics. Each is a small function with its formula; ``METRICS`` says what each needs.
 
-Every metric has the same signature: ``metric(hits, pos_len) -> values`` where ``hits`` is a bool tensor
-[U, K] (``hits[u, j]``: the item at rank j+1 of user u is one of u's positives in the evaluated split),
-``pos_len`` [U] is each user's number of positives, and ``values`` [U, K] (float64) holds the metric of each
-user at every cut-off k = 1..K. The reported value of ``metric@k`` is the mean of column k-1 over users.
+Ranking metrics (full or sampled ranking) share one signature, ``metric(hits, pos_len) -> values``: ``hits`` is
+a bool tensor [U, K] (``hits[u, j]``: the item at rank j+1 of user u is one of u's positives in the evaluated
+split), ``pos_len`` [U] the users' numbers of positives, ``values`` [U, K] float64, the metric of each user at
+every cut-off k = 1..K. ``metric@k`` is the mean of column k-1 over users.
+
+Beyond-accuracy metrics read the top-k lists of all users and the training popularity of items. Value metrics
+(labelled evaluation) read predicted scores and true labels. GAUC works in both settings: in ranking modes from
+the average rank of each positive among the user's candidates (RecBole's definition), in labelled mode from
+each user's labelled rows.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from recforge.errors import ConfigError, did_you_mean
 
-MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+logger = logging.getLogger("recforge")
+
+RANKING, BEYOND, VALUE, GROUPED = "ranking", "beyond-accuracy", "value", "grouped"
+RANKING_MODES = ("full", "sampled")
 
 
 def _ranks(hits: torch.Tensor) -> torch.Tensor:
     return torch.arange(1, hits.shape[1] + 1, dtype=torch.float64, device=hits.device)
+
+
+# -- ranking -----------------------------------------------------------------------------------------
 
 
 def hit(hits: torch.Tensor, pos_len: torch.Tensor) -> torch.Tensor:
@@ -65,29 +81,234 @@ def average_precision(hits: torch.Tensor, pos_len: torch.Tensor) -> torch.Tensor
     return summed / torch.minimum(pos_len.unsqueeze(1), cutoffs.unsqueeze(0)).to(torch.float64)
 
 
-RANKING_METRICS: dict[str, MetricFn] = {
-    "recall": recall,
-    "mrr": mrr,
-    "ndcg": ndcg,
-    "hit": hit,
-    "precision": precision,
-    "map": average_precision,
+# -- beyond accuracy (from the top-k lists) ------------------------------------------------------------
+
+
+def item_coverage(recommended: np.ndarray, n_items: int) -> float:
+    """ItemCoverage@k = |items appearing in any user's top k| / (number of items, padding excluded).
+
+    ``recommended`` [n_items + 1] counts how often each item id appeared in the top k lists.
+    """
+    return float((recommended[1:] > 0).sum()) / n_items
+
+
+def gini_index(recommended: np.ndarray, n_items: int) -> float:
+    """GiniIndex@k of how often items are recommended (0: all equally, towards 1: a few items only).
+
+    With the m recommended items' counts c_1 <= ... <= c_m placed at positions j = n - m + 1 .. n among all
+    n items: Gini = sum_j (2j - n - 1) c_j / (n * sum_j c_j).
+    """
+    counts = np.sort(recommended[1:][recommended[1:] > 0]).astype(np.float64)
+    if not len(counts):
+        return 0.0
+    positions = np.arange(n_items - len(counts) + 1, n_items + 1)
+    return float(((2 * positions - n_items - 1) * counts).sum() / (n_items * counts.sum()))
+
+
+def shannon_entropy(recommended: np.ndarray, n_items: int) -> float:
+    """ShannonEntropy@k = -sum_i p_i ln p_i with p_i = (times item i is in a top k) / (users * k)."""
+    counts = recommended[recommended > 0].astype(np.float64)
+    if not len(counts):
+        return 0.0
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def average_popularity(top_items: torch.Tensor, popularity: torch.Tensor) -> torch.Tensor:
+    """AveragePopularity@k = mean over the top k of the items' training interaction counts, per user ([U, K])."""
+    return popularity[top_items].to(torch.float64).cumsum(dim=1) / _ranks(top_items)
+
+
+def tail_percentage(top_items: torch.Tensor, is_tail: torch.Tensor) -> torch.Tensor:
+    """TailPercentage@k = share of the top k items that are long-tail items, per user ([U, K]).
+
+    Tail items (``tail_items``): with tail_ratio > 1, training items with at most tail_ratio interactions; with
+    tail_ratio <= 1, that share of the training items, least popular first (ties by lower id).
+    """
+    return is_tail[top_items].to(torch.float64).cumsum(dim=1) / _ranks(top_items)
+
+
+def tail_items(item_counts: np.ndarray, tail_ratio: float) -> np.ndarray:
+    """Boolean [n_items + 1]: the long-tail items among those with training interactions (RecBole's rule)."""
+    present = np.flatnonzero(item_counts > 0)
+    tail = np.zeros(len(item_counts), dtype=bool)
+    if tail_ratio > 1:
+        tail[present[item_counts[present] <= tail_ratio]] = True
+    elif len(present):
+        order = present[np.lexsort((present, item_counts[present]))]
+        tail[order[: max(int(len(present) * tail_ratio), 1)]] = True
+    return tail
+
+
+# -- value metrics (labelled rows) -------------------------------------------------------------------
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """AUC = P(score of a positive > score of a negative), ties counting one half (the area under the ROC
+    curve, trapezoidal). With average ranks r of the positives: (sum r - P(P+1)/2) / (P N). NaN, with a warning,
+    when there are no positives or no negatives."""
+    from scipy.stats import rankdata
+
+    positive = labels > 0.5
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        logger.warning(
+            "AUC is undefined without both positive and negative labels (%d / %d); reported as NaN", n_pos, n_neg
+        )
+        return math.nan
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def grouped_auc(scores: np.ndarray, labels: np.ndarray, users: np.ndarray) -> float:
+    """GAUC = sum_u P_u AUC_u / sum_u P_u over users with both positive and negative rows (P_u: positives);
+    users without positives or without negatives are dropped with a warning."""
+    order = np.lexsort((scores, users))
+    users, scores, labels = users[order], scores[order], labels[order] > 0.5
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    size = np.diff(np.r_[starts, len(users)])
+    pos = np.add.reduceat(labels.astype(np.int64), starts)
+    ranks = average_ranks_in_groups(users, scores) - np.repeat(starts, size)
+    pos_rank_sum = np.add.reduceat(np.where(labels, ranks, 0.0), starts)
+    return weighted_user_auc(pos, size - pos, pos_rank_sum)
+
+
+def average_ranks_in_groups(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """1-based average ranks of ``values`` sorted by (group, value): equal (group, value) runs share the mean
+    of their positions. Inputs must already be in that order."""
+    n = len(values)
+    new_run = np.r_[True, (groups[1:] != groups[:-1]) | (values[1:] != values[:-1])]
+    run = np.cumsum(new_run) - 1
+    first = np.flatnonzero(new_run)
+    last = np.r_[first[1:], n] - 1
+    return (first[run] + last[run]) / 2 + 1
+
+
+def ranking_gauc_parts(scores: torch.Tensor, positive_rows: torch.Tensor, positive_items: torch.Tensor):
+    """Per user of a ranking batch: (positives, candidates, ascending average rank sum of the positives).
+
+    Candidates are the items with a finite score (masked items are -inf); ties share their average rank.
+    """
+    n_rows = len(scores)
+    finite = torch.isfinite(scores)
+    candidates = finite.sum(dim=1)
+    ordered = torch.where(finite, scores, torch.full_like(scores, torch.inf)).sort(dim=1).values
+    positives = torch.bincount(positive_rows, minlength=n_rows)
+    order = torch.argsort(positive_rows, stable=True)
+    rows, items = positive_rows[order], positive_items[order]
+    slot = torch.arange(len(rows), device=scores.device) - (torch.cumsum(positives, 0) - positives)[rows]
+    width = int(positives.max()) if len(rows) else 0
+    padded = torch.full((n_rows, max(width, 1)), torch.inf, dtype=scores.dtype, device=scores.device)
+    padded[rows, slot] = scores[rows, items]
+    below = torch.searchsorted(ordered, padded, right=False)
+    up_to = torch.searchsorted(ordered, padded, right=True)
+    ranks = below.double() + (up_to - below + 1).double() / 2
+    valid = torch.arange(padded.shape[1], device=scores.device).unsqueeze(0) < positives.unsqueeze(1)
+    rank_sum = torch.where(valid, ranks, torch.zeros_like(ranks)).sum(dim=1)
+    return positives.cpu().numpy(), candidates.cpu().numpy(), rank_sum.cpu().numpy()
+
+
+def weighted_user_auc(pos: np.ndarray, neg: np.ndarray, pos_rank_sum: np.ndarray) -> float:
+    """Combine per-user (ascending) rank sums of positives into GAUC."""
+    usable = (pos > 0) & (neg > 0)
+    dropped_pos, dropped_neg = int((pos == 0).sum()), int((neg == 0).sum())
+    if dropped_pos:
+        logger.warning("GAUC: %d user(s) without positives were left out", dropped_pos)
+    if dropped_neg:
+        logger.warning("GAUC: %d user(s) without negatives were left out", dropped_neg)
+    if not usable.any():
+        return math.nan
+    pos, neg, pos_rank_sum = pos[usable], neg[usable], pos_rank_sum[usable]
+    user_auc = (pos_rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+    return float((user_auc * pos).sum() / pos.sum())
+
+
+def log_loss(scores: np.ndarray, labels: np.ndarray) -> float:
+    """LogLoss = mean of -y ln p - (1 - y) ln(1 - p), with p clipped to [1e-15, 1 - 1e-15] (p: predicted
+    probabilities)."""
+    p = np.clip(scores.astype(np.float64), 1e-15, 1 - 1e-15)
+    return float(np.mean(-labels * np.log(p) - (1 - labels) * np.log(1 - p)))
+
+
+def mae(scores: np.ndarray, labels: np.ndarray) -> float:
+    """MAE = mean |prediction - label|."""
+    return float(np.mean(np.abs(scores.astype(np.float64) - labels)))
+
+
+def rmse(scores: np.ndarray, labels: np.ndarray) -> float:
+    """RMSE = sqrt(mean (prediction - label)^2)."""
+    return float(np.sqrt(np.mean((scores.astype(np.float64) - labels) ** 2)))
+
+
+# -- registry ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric's kind (ranking, beyond-accuracy, value, grouped), whether it takes a cut-off, its function."""
+
+    name: str
+    kind: str
+    at_k: bool
+    fn: Callable
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("recall", RANKING, True, recall),
+        Metric("mrr", RANKING, True, mrr),
+        Metric("ndcg", RANKING, True, ndcg),
+        Metric("hit", RANKING, True, hit),
+        Metric("precision", RANKING, True, precision),
+        Metric("map", RANKING, True, average_precision),
+        Metric("itemcoverage", BEYOND, True, item_coverage),
+        Metric("averagepopularity", BEYOND, True, average_popularity),
+        Metric("giniindex", BEYOND, True, gini_index),
+        Metric("shannonentropy", BEYOND, True, shannon_entropy),
+        Metric("tailpercentage", BEYOND, True, tail_percentage),
+        Metric("auc", VALUE, False, auc),
+        Metric("logloss", VALUE, False, log_loss),
+        Metric("mae", VALUE, False, mae),
+        Metric("rmse", VALUE, False, rmse),
+        Metric("gauc", GROUPED, False, grouped_auc),
+    )
 }
+RANKING_METRICS = {name: m.fn for name, m in METRICS.items() if m.kind == RANKING}
 
 
 def metric_key(name: str, k: int | None = None) -> str:
-    """The result key of a metric, lower-case as RecBole prints it: ``recall@10``."""
+    """The result key of a metric, lower-case as RecBole prints it: ``recall@10``, ``auc``."""
     return f"{name.lower()}@{k}" if k is not None else name.lower()
 
 
-def check_metric_config(metrics: list[str], topk: list[int], valid_metric: str) -> None:
-    """Reject unknown metrics and a valid_metric that is not computed, when the config is read."""
+def mode_family(mode: str) -> str:
+    """ "full", "sampled" (uniN / popN) or "labeled"."""
+    return "sampled" if re.fullmatch(r"(uni|pop)\d+", mode) else mode
+
+
+def check_metric_config(metrics: list[str], topk: list[int], valid_metric: str, modes: dict[str, str]) -> None:
+    """Reject unknown metrics, metrics that cannot apply to an evaluation mode, and a valid_metric that is not
+    computed — when the config is read, not mid-run."""
     for name in metrics:
-        if name.lower() not in RANKING_METRICS:
+        if name.lower() not in METRICS:
             raise ConfigError(
-                f"config key 'metrics': unknown metric {name!r}{did_you_mean(name, RANKING_METRICS)}; "
-                f"known: {', '.join(RANKING_METRICS)}"
+                f"config key 'metrics': unknown metric {name!r}{did_you_mean(name, METRICS)}; known: "
+                f"{', '.join(METRICS)}"
             )
+        kind = METRICS[name.lower()].kind
+        for phase, mode in modes.items():
+            family = mode_family(mode)
+            if kind in (RANKING, BEYOND) and family == "labeled":
+                raise ConfigError(
+                    f"metric {name} ranks items, but eval_args.mode.{phase} is 'labeled', which scores the labelled "
+                    "interactions one by one; use a value metric (AUC, GAUC, LogLoss, MAE, RMSE) or mode full / uniN"
+                )
+            if kind == VALUE and family != "labeled":
+                raise ConfigError(
+                    f"metric {name} compares predictions with labels, but eval_args.mode.{phase} is {mode!r}; use "
+                    "mode labeled (with threshold or a label column) or a ranking metric"
+                )
     name, at, k = valid_metric.partition("@")
     computed = {m.lower() for m in metrics}
     if name.lower() not in computed:
@@ -95,8 +316,10 @@ def check_metric_config(metrics: list[str], topk: list[int], valid_metric: str) 
             f"config key 'valid_metric': {valid_metric!r} is not among the computed metrics "
             f"({', '.join(metrics)}); add {name!r} to metrics or pick one of them"
         )
-    if name.lower() in RANKING_METRICS:
+    if METRICS[name.lower()].at_k:
         if not at or not k.strip().isdigit():
             raise ConfigError(f"config key 'valid_metric': {valid_metric!r} needs a cut-off, e.g. {name}@{topk[0]}")
         if int(k) not in topk:
             raise ConfigError(f"config key 'valid_metric': {valid_metric!r} uses k={k}, which is not in topk {topk}")
+    elif at:
+        raise ConfigError(f"config key 'valid_metric': {name} has no cut-off; write {name}")

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from recforge.errors import CheckpointError, TrainingError, TrainingInterrupted
-from recforge.evaluation.evaluator import TopKEvaluator
+from recforge.evaluation.evaluator import Evaluator
 from recforge.trainer.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from recforge.trainer.events import (
     Callback,
@@ -126,7 +126,7 @@ class Trainer(AbstractTrainer):
         self.schedulers: dict[str, EpochSchedule] = {}
         if self.trainable:
             self._build_optimizers(optimizers if optimizers is not None else self.build_optimizers())
-        self.evaluator = TopKEvaluator.from_config(config)
+        self.evaluator = Evaluator.from_config(config)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         hooks = hooks if hooks is not None else self.build_hooks()
         builtin: list[Callback] = [
@@ -467,17 +467,35 @@ class Trainer(AbstractTrainer):
             self._load_best()
         self.model.eval()
         self.evaluator.reset()
-        for interaction, history, positive_rows, positive_items in progress(eval_data, show_progress, "evaluate"):
-            interaction = interaction.to(self.device)
-            scores = self.model.full_sort_predict(interaction).view(len(interaction), -1)
-            hits, pos_len = self.evaluator.rank(
-                scores,
-                (history[0].to(self.device), history[1].to(self.device)),
-                positive_rows.to(self.device),
-                positive_items.to(self.device),
-            )
-            self.evaluator.add(hits, pos_len)
+        self.evaluator.set_item_counts(getattr(eval_data, "item_counts", None))
+        mode = getattr(eval_data, "mode", "full")
+        for batch in progress(eval_data, show_progress, "evaluate"):
+            if mode == "labeled":
+                self._evaluate_labelled(batch[0])
+            elif mode == "sampled":
+                self._evaluate_sampled(*batch)
+            else:
+                self._evaluate_full(*batch)
         return self.evaluator.result()
+
+    def _evaluate_full(self, interaction, history, positive_rows, positive_items) -> None:
+        interaction = interaction.to(self.device)
+        scores = self.model.full_sort_predict(interaction).view(len(interaction), -1)
+        history = (history[0].to(self.device), history[1].to(self.device))
+        self.evaluator.add_ranking(scores, history, positive_rows.to(self.device), positive_items.to(self.device))
+
+    def _evaluate_sampled(self, pairs, rows, positive_rows, positive_items) -> None:
+        pairs = pairs.to(self.device)
+        rows = rows.to(self.device)
+        n_users = int(rows.max()) + 1 if len(rows) else 0
+        scores = torch.full((n_users, self.model.n_items), -torch.inf, device=self.device)
+        scores[rows, pairs[self.model.ITEM_ID]] = self.model.predict(pairs).float()
+        self.evaluator.add_ranking(scores, None, positive_rows.to(self.device), positive_items.to(self.device))
+
+    def _evaluate_labelled(self, interaction) -> None:
+        interaction = interaction.to(self.device)
+        scores = self.model.predict(interaction)
+        self.evaluator.add_labelled(scores, interaction[self.config["LABEL_FIELD"]], interaction[self.model.USER_ID])
 
     def _load_weights(self, path: str | Path) -> dict[str, Any]:
         state = load_checkpoint(path, map_location=self.device)

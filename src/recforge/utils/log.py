@@ -10,6 +10,22 @@ LOGGER_NAME = "recforge"
 _FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is when a record is emitted (test runners and notebooks
+    replace it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def init_logger(level: str = "INFO", log_file: str | Path | None = None, console: bool = True) -> logging.Logger:
     """Configure the ``recforge`` logger afresh: level, a stderr handler, and a file handler when given."""
     logger = logging.getLogger(LOGGER_NAME)
@@ -20,7 +36,7 @@ def init_logger(level: str = "INFO", log_file: str | Path | None = None, console
     logger.setLevel(level)
     logger.propagate = not console
     if console:
-        stream = logging.StreamHandler(sys.stderr)
+        stream = _CurrentStderr()
         stream.setFormatter(logging.Formatter("%(message)s"))
         stream._recforge = True
         logger.addHandler(stream)

@@ -1,0 +1,158 @@
+"""Processed-data cache: a data set processed once is stored and loaded quickly the next time.
+
+The key is a hash of the content of every atomic file the config reads, the config keys that change
+processing (``dataset.PROCESSING_KEYS``) and the cache format version; a changed file or setting gives another
+key, so a stale entry is never used. Entries are ``.npz`` files (no pickle) under
+``$RECFORGE_CACHE_DIR/datasets/<name>/`` (default ``~/.cache/recforge``), written atomically; an unreadable
+entry is reported and rebuilt. The newest ``KEEP`` entries per data set are kept. ``data_cache: false``
+(``--no-cache`` on the command line) bypasses the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from recforge.data.atomic import SeqColumn
+
+if TYPE_CHECKING:
+    from recforge.data.dataset import Dataset
+
+logger = logging.getLogger("recforge")
+
+FORMAT_VERSION = 1
+KEEP = 8
+_CHUNK = 1 << 20
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("RECFORGE_CACHE_DIR", "~/.cache/recforge")).expanduser() / "datasets"
+
+
+def file_digest(path: Path) -> str:
+    """blake2b-128 of a file's bytes."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class DatasetCache:
+    """One cache entry (a path), with the operations to fill a ``Dataset`` from it or store one in it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_dataset(cls, dataset: Dataset) -> DatasetCache:
+        from recforge.data.dataset import PROCESSING_KEYS
+
+        files = {p.name: file_digest(p) for p in dataset.source_files() if p.exists()}
+        settings = {k: dataset.config[k] for k in PROCESSING_KEYS}
+        blob = json.dumps({"format": FORMAT_VERSION, "files": files, "settings": settings}, sort_keys=True, default=str)
+        key = hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+        return cls(cache_root() / dataset.dataset_name / f"{key}.npz")
+
+    # -- read --------------------------------------------------------------------------------------
+    def restore(self, dataset: Dataset) -> bool:
+        """Fill ``dataset`` from the entry; False when there is none or it cannot be read (it is then removed)."""
+        if not self.path.is_file():
+            return False
+        try:
+            with np.load(self.path, allow_pickle=False) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+            meta = json.loads(arrays.pop("__meta__").tobytes().decode())
+            vocabularies = {key: arrays.pop(f"vocab/{key}").astype(object) for key in meta["vocabularies"]}
+            dataset.field2type = meta["field2type"]
+            dataset.field2source = meta["field2source"]
+            dataset.field2id_token = {field: vocabularies[key] for field, key in meta["field2vocab"].items()}
+            for name, fields in meta["tables"].items():
+                table = None
+                if fields is not None:
+                    table = {}
+                    for field, kind in fields.items():
+                        prefix = f"{name}/{field}"
+                        table[field] = (
+                            SeqColumn(arrays[f"{prefix}/offsets"], arrays[f"{prefix}/values"])
+                            if kind == "seq"
+                            else arrays[prefix]
+                        )
+                setattr(dataset, f"{name}_feat", table)
+            dataset._preloaded_weight = {field: arrays[f"preload/{field}"] for field in meta["preloaded"]}
+            dataset.processing_log = list(meta["processing_log"])
+        except Exception as exc:  # any damage (truncated zip, missing key, bad JSON) means: rebuild
+            logger.warning(
+                "processed-data cache %s is unreadable (%s: %s); rebuilding it", self.path, type(exc).__name__, exc
+            )
+            self.path.unlink(missing_ok=True)
+            return False
+        os.utime(self.path)
+        logger.info("loaded processed %s from the cache %s", dataset.dataset_name, self.path)
+        for line in dataset.processing_log:
+            logger.info("%s (when it was processed)", line)
+        return True
+
+    # -- write -------------------------------------------------------------------------------------
+    def save(self, dataset: Dataset) -> None:
+        """Store ``dataset``; a failure (read-only disk, full disk) is a warning, never an error."""
+        try:
+            self._write(dataset)
+        except OSError as exc:
+            logger.warning("could not write the processed-data cache %s: %s", self.path, exc)
+            return
+        entries = sorted(self.path.parent.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[KEEP:]:
+            old.unlink(missing_ok=True)
+
+    def _write(self, dataset: Dataset) -> None:
+        arrays: dict[str, np.ndarray] = {}
+        vocab_keys: dict[int, str] = {}
+        field2vocab: dict[str, str] = {}
+        for field, tokens in dataset.field2id_token.items():
+            key = vocab_keys.setdefault(id(tokens), str(len(vocab_keys)))
+            field2vocab[field] = key
+            arrays.setdefault(f"vocab/{key}", np.asarray(tokens, dtype=str))
+        tables: dict[str, dict[str, str] | None] = {}
+        for name in ("inter", "user", "item"):
+            table = getattr(dataset, f"{name}_feat")
+            if table is None:
+                tables[name] = None
+                continue
+            tables[name] = {}
+            for field, column in table.items():
+                if isinstance(column, SeqColumn):
+                    arrays[f"{name}/{field}/offsets"] = column.offsets
+                    arrays[f"{name}/{field}/values"] = column.values
+                    tables[name][field] = "seq"
+                else:
+                    arrays[f"{name}/{field}"] = column
+                    tables[name][field] = "array"
+        for field, matrix in dataset._preloaded_weight.items():
+            arrays[f"preload/{field}"] = matrix
+        meta = {
+            "field2type": dataset.field2type,
+            "field2source": dataset.field2source,
+            "field2vocab": field2vocab,
+            "vocabularies": sorted(set(field2vocab.values())),
+            "tables": tables,
+            "preloaded": sorted(dataset._preloaded_weight),
+            "processing_log": dataset.processing_log,
+        }
+        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".npz", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez(handle, **arrays)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

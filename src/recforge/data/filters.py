@@ -1,0 +1,135 @@
+"""Row filters of RecBole's data processing, vectorised. Each works on dictionary-encoded tables (token columns
+are ``TokenColumn``s whose codes share one code space per id field) and returns boolean masks of rows to keep.
+
+RecBole's order, which ``Dataset`` follows: rows without ids -> ``rm_dup_inter`` -> ``val_interval`` ->
+``filter_inter_by_user_or_item`` -> ``user_inter_num_interval`` / ``item_inter_num_interval`` (fixed point).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from recforge.data.atomic import Column, SeqColumn, TokenColumn
+from recforge.data.intervals import Interval, parse_intervals, within
+from recforge.errors import ConfigError
+
+Table = dict[str, Column]
+
+
+def ids_present(table: Table, field: str) -> np.ndarray:
+    """Rows whose id token in ``field`` is not empty."""
+    return table[field].codes >= 0
+
+
+def first_or_last(inter: Table, keep: np.ndarray, uid: str, iid: str, time_field: str | None, which: str) -> np.ndarray:
+    """Mask of the first (or last) occurrence of each (user, item) pair among kept rows, in time order when the
+    time column is loaded (stable: ties keep file order), else in file order."""
+    rows = np.flatnonzero(keep)
+    time = inter.get(time_field) if time_field else None
+    if isinstance(time, np.ndarray):
+        rows = rows[np.argsort(time[rows], kind="stable")]
+    pair = inter[uid].codes[rows] * (int(inter[iid].codes.max(initial=0)) + 1) + inter[iid].codes[rows]
+    if which == "last":
+        pair, rows = pair[::-1], rows[::-1]
+    _, first = np.unique(pair, return_index=True)
+    out = np.zeros(len(keep), dtype=bool)
+    out[rows[first]] = True
+    return out
+
+
+def value_mask(column: Column, allowed: Any, field: str) -> np.ndarray:
+    """``val_interval`` for one column: interval strings for float columns (a float_seq row needs every value
+    inside), a list of tokens for token columns."""
+    if isinstance(column, np.ndarray) or (isinstance(column, SeqColumn) and column.vocabulary is None):
+        intervals = parse_intervals(allowed, f"val_interval.{field}") if isinstance(allowed, str) else None
+        if intervals is None:
+            raise ConfigError(
+                f"config key 'val_interval.{field}': a float column takes an interval such as '[3,inf)', "
+                f"not {allowed!r}"
+            )
+        if isinstance(column, np.ndarray):
+            return within(column, intervals)
+        inside = within(column.values, intervals)
+        outside_per_row = np.bincount(
+            np.repeat(np.arange(len(column)), column.lengths), weights=~inside, minlength=len(column)
+        )
+        return outside_per_row == 0
+    if not isinstance(allowed, (list, tuple)):
+        raise ConfigError(
+            f"config key 'val_interval.{field}': a token column takes a list of the tokens to keep, e.g. [F, M], "
+            f"not {allowed!r}"
+        )
+    tokens = allowed
+    vocabulary = column.vocabulary
+    wanted = np.isin(vocabulary, np.asarray([str(t) for t in tokens], dtype=object))
+    if isinstance(column, TokenColumn):
+        return np.where(column.codes >= 0, wanted[np.maximum(column.codes, 0)], False)
+    hits = wanted[column.values]
+    return np.bincount(np.repeat(np.arange(len(column)), column.lengths), weights=hits, minlength=len(column)) > 0
+
+
+def known_ids(table: Table | None, field: str, keep: np.ndarray | None, size: int) -> np.ndarray | None:
+    """Boolean lookup over codes: which ids have a kept row in ``table`` (None when the table is absent)."""
+    if table is None:
+        return None
+    codes = table[field].codes[keep if keep is not None else slice(None)]
+    known = np.zeros(size, dtype=bool)
+    known[codes[codes >= 0]] = True
+    return known
+
+
+def inter_num_fixed_point(
+    uid: np.ndarray,
+    iid: np.ndarray,
+    keep: np.ndarray,
+    user_iv: list[Interval] | None,
+    item_iv: list[Interval] | None,
+    user_ids: np.ndarray | None,
+    item_ids: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Drop users and items whose interaction count lies outside their interval, until nothing changes.
+
+    ``user_ids`` / ``item_ids`` are the id codes of the .user / .item rows (or None): an id listed there with
+    no interaction at all is banned when 0 is outside the interval. Returns the interaction mask and the masks
+    of the feature-table rows that remain.
+    """
+    keep = keep.copy()
+    n_users = int(max(uid.max(initial=-1), user_ids.max(initial=-1) if user_ids is not None else -1)) + 1
+    n_items = int(max(iid.max(initial=-1), item_ids.max(initial=-1) if item_ids is not None else -1)) + 1
+    banned_users = np.zeros(n_users, dtype=bool)
+    banned_items = np.zeros(n_items, dtype=bool)
+    while True:
+        u, i = uid[keep], iid[keep]
+        new_users = _out_of_range(np.bincount(u, minlength=n_users), user_iv, user_ids, n_users) & ~banned_users
+        new_items = _out_of_range(np.bincount(i, minlength=n_items), item_iv, item_ids, n_items) & ~banned_items
+        if not new_users.any() and not new_items.any():
+            break
+        banned_users |= new_users
+        banned_items |= new_items
+        keep &= ~(banned_users[np.maximum(uid, 0)] | banned_items[np.maximum(iid, 0)])
+    user_keep = ~banned_users[user_ids] if user_ids is not None else None
+    item_keep = ~banned_items[item_ids] if item_ids is not None else None
+    return keep, user_keep, item_keep
+
+
+def _out_of_range(
+    counts: np.ndarray, intervals: list[Interval] | None, listed: np.ndarray | None, n: int
+) -> np.ndarray:
+    if not intervals:
+        return np.zeros(n, dtype=bool)
+    present = counts > 0
+    if listed is not None:
+        present[listed[listed >= 0]] = True
+    return present & ~within(counts.astype(np.float64), intervals)
+
+
+def check_value_filters(val_interval: Mapping[str, Any] | None, types: Mapping[str, str]) -> None:
+    """Reject ``val_interval`` fields that are not loaded anywhere, naming what is."""
+    for field in val_interval or {}:
+        if field not in types:
+            raise ConfigError(
+                f"config key 'val_interval' names {field!r}, which is not a loaded column; loaded: {', '.join(types)}"
+            )
