@@ -234,7 +234,7 @@ class Dataset:
                 for name in FEATURE_FILES
                 if tables[name] is not None and field in tables[name]
             ]
-            for name, field in members:
+            for _, field in members:
                 if self.field2type[field] not in ("token", "token_seq"):
                     raise ConfigError(
                         f"alias field {field!r} must be a token or token_seq column, not {self.field2type[field]}"
