@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-ruff check src tests
-ruff format --check src tests
+ruff check src tests benchmarks
+ruff format --check src tests benchmarks
 exec python -m pytest "$@"

@@ -34,6 +34,7 @@ from recforge.data.intervals import parse_intervals
 from recforge.data.registry import resolve_dataset_dir
 from recforge.data.vocabulary import PAD, assign_ids, unify
 from recforge.errors import ConfigError, DataError
+from recforge.utils.arrays import first_occurrences
 
 logger = logging.getLogger("recforge")
 
@@ -352,7 +353,7 @@ class Dataset:
         ids = feat[field]
         valid = np.flatnonzero(ids > 0)
         ids_valid = ids[valid]
-        _, first = np.unique(ids_valid, return_index=True)
+        first = first_occurrences(ids_valid)
         if len(first) < len(ids_valid):
             logger.warning(
                 "%s: %d repeated %s ids; the first row of each is used",

@@ -15,6 +15,7 @@ import numpy as np
 from recforge.data.atomic import Column, SeqColumn, TokenColumn
 from recforge.data.intervals import Interval, parse_intervals, within
 from recforge.errors import ConfigError
+from recforge.utils.arrays import first_occurrences
 
 Table = dict[str, Column]
 
@@ -34,7 +35,7 @@ def first_or_last(inter: Table, keep: np.ndarray, uid: str, iid: str, time_field
     pair = inter[uid].codes[rows] * (int(inter[iid].codes.max(initial=0)) + 1) + inter[iid].codes[rows]
     if which == "last":
         pair, rows = pair[::-1], rows[::-1]
-    _, first = np.unique(pair, return_index=True)
+    first = first_occurrences(pair)
     out = np.zeros(len(keep), dtype=bool)
     out[rows[first]] = True
     return out

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from recforge.utils.arrays import unique_sorted
+
 
 @dataclass
 class UserHistory:
@@ -23,7 +25,11 @@ class UserHistory:
     @classmethod
     def from_pairs(cls, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> UserHistory:
         """Build from parallel arrays of user and item ids (repeats are merged)."""
-        keys = np.unique(np.asarray(users, np.int64) * n_items + np.asarray(items, np.int64))
+        keys = unique_sorted(np.asarray(users, np.int64) * n_items + np.asarray(items, np.int64))
+        return cls._from_keys(keys, n_users, n_items)
+
+    @classmethod
+    def _from_keys(cls, keys: np.ndarray, n_users: int, n_items: int) -> UserHistory:
         rows = keys // n_items
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
@@ -36,6 +42,13 @@ class UserHistory:
         users = np.concatenate([d.inter_feat[d.uid_field] for d in datasets])
         items = np.concatenate([d.inter_feat[d.iid_field] for d in datasets])
         return cls.from_pairs(users, items, first.user_num, first.item_num)
+
+    def union(self, *others: UserHistory) -> UserHistory:
+        """The union with other histories over the same ids (merging sorted keys, linear time)."""
+        merged = np.sort(np.concatenate([h.keys.numpy() for h in (self, *others)]), kind="stable")
+        if len(merged):
+            merged = merged[np.r_[True, merged[1:] != merged[:-1]]]
+        return UserHistory._from_keys(merged, self.n_users, self.n_items)
 
     def __post_init__(self) -> None:
         users = torch.repeat_interleave(torch.arange(self.n_users), self.lengths)

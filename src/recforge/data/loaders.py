@@ -276,18 +276,17 @@ def training_sampler(config: Mapping[str, Any], train: Dataset, history: UserHis
     return NegativeSampler(history, args["distribution"], counts, args["alpha"])
 
 
-def _eval_loader(config, phase: str, split: Dataset, before: list[Dataset], item_counts: np.ndarray):
+def _eval_loader(config, phase: str, split: Dataset, before: UserHistory, item_counts: np.ndarray,
+                 seen_counts: np.ndarray):
+    """The loader of one evaluation phase; ``before`` holds the users' items of the earlier splits."""
     mode = config["eval_args"]["mode"][phase]
     if mode == "full":
-        return FullSortEvalDataLoader(config, split, UserHistory.from_datasets(*before), item_counts)
+        return FullSortEvalDataLoader(config, split, before, item_counts)
     if mode == "labeled":
         return LabeledEvalDataLoader(config, split)
+    exclude = before.union(UserHistory.from_datasets(split))
     distribution = "uniform" if mode.startswith("uni") else "popularity"
-    seen = [*before, split]
-    exclude = UserHistory.from_datasets(*seen)
-    counts = None
-    if distribution == "popularity":
-        counts = np.sum([d.item_counts for d in seen], axis=0)
+    counts = seen_counts + split.item_counts if distribution == "popularity" else None
     sampler = NegativeSampler(exclude, distribution, counts)
     seed = config["seed"] * 1000 + PHASE_SEEDS[phase]
     return SampledEvalDataLoader(config, split, exclude, int(mode[3:]), sampler, seed, item_counts)
@@ -324,10 +323,11 @@ def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[Train
             "and no negative sampling; set threshold (e.g. {rating: 4}) or train_neg_sample_args"
         )
     item_counts = train.item_counts
-    valid_data = _eval_loader(config, "valid", valid, [train], item_counts) if valid.inter_num else None
-    test_data = (
-        _eval_loader(config, "test", test, [train, valid] if valid.inter_num else [train], item_counts)
-        if test.inter_num
-        else None
-    )
+    valid_data = test_data = None
+    if valid.inter_num:
+        valid_data = _eval_loader(config, "valid", valid, train_history, item_counts, item_counts)
+    if test.inter_num:
+        seen = train_history.union(UserHistory.from_datasets(valid)) if valid.inter_num else train_history
+        seen_counts = item_counts + (valid.item_counts if valid.inter_num else 0)
+        test_data = _eval_loader(config, "test", test, seen, item_counts, seen_counts)
     return train_data, valid_data, test_data
