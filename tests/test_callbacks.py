@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import tiny_args, tiny_config
 from recforge import create_dataset, data_preparation, get_model_class, init_seed
 from recforge.cli import main
 from recforge.trainer import Callback, Trainer
@@ -176,30 +176,7 @@ def test_subclass_overriding_train_epoch_keeps_the_machinery(tiny_path):
 
 
 def test_cli_interrupt_and_resume(tiny_path, capsys, monkeypatch):
-    args = [
-        "run",
-        "--model",
-        "BPR",
-        "--dataset",
-        "tiny",
-        "--data_path",
-        str(tiny_path),
-        "--quiet",
-        "--load_col",
-        "{inter: [user_id, item_id, rating, timestamp]}",
-        "--epochs",
-        "4",
-        "--eval_args",
-        "{split: {RS: [0.6, 0.2, 0.2]}, order: TO}",
-        "--topk",
-        "[1, 2, 3]",
-        "--valid_metric",
-        "Recall@3",
-        "--show_progress",
-        "false",
-        "--train_batch_size",
-        "5",
-    ]
+    args = [*tiny_args(tiny_path, "BPR"), "--epochs", "4", "--train_batch_size", "5"]
     assert main([*args, "--checkpoint_dir", str(tiny_path / "straight")]) == 0
     (straight,) = (tiny_path / "straight").iterdir()
 

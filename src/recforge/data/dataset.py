@@ -229,12 +229,7 @@ class Dataset:
     def _share_code_spaces(self, tables: dict[str, dict[str, Column] | None], groups: dict[str, list[str]]) -> None:
         """Recode the token columns of each id group into one code space (needed to filter across files)."""
         for fields in groups.values():
-            members = [
-                (name, field)
-                for field in fields
-                for name in FEATURE_FILES
-                if tables[name] is not None and field in tables[name]
-            ]
+            members = _members(tables, fields)
             for _, field in members:
                 if self.field2type[field] not in ("token", "token_seq"):
                     raise ConfigError(
@@ -319,12 +314,7 @@ class Dataset:
     def _remap(self, tables: dict[str, dict[str, Column] | None], groups: dict[str, list[str]]) -> None:
         grouped: set[str] = set()
         for fields in groups.values():
-            members = [
-                (name, field)
-                for field in fields
-                for name in FEATURE_FILES
-                if tables[name] is not None and field in tables[name]
-            ]
+            members = _members(tables, fields)
             grouped.update(fields)
             if members:
                 self._remap_together(tables, members)
@@ -597,6 +587,16 @@ class Dataset:
         )
 
     __repr__ = __str__
+
+
+def _members(tables: Mapping[str, dict[str, Column] | None], fields: list[str]) -> list[tuple[str, str]]:
+    """The (file, field) pairs holding ``fields``, fields first, files in RecBole's order (inter, user, item)."""
+    return [
+        (name, field)
+        for field in fields
+        for name in FEATURE_FILES
+        if tables[name] is not None and field in tables[name]
+    ]
 
 
 def _recode(column: Column, mapping: np.ndarray, vocabulary: np.ndarray) -> Column:

@@ -276,8 +276,9 @@ def training_sampler(config: Mapping[str, Any], train: Dataset, history: UserHis
     return NegativeSampler(history, args["distribution"], counts, args["alpha"])
 
 
-def _eval_loader(config, phase: str, split: Dataset, before: UserHistory, item_counts: np.ndarray,
-                 seen_counts: np.ndarray):
+def _eval_loader(
+    config, phase: str, split: Dataset, before: UserHistory, item_counts: np.ndarray, seen_counts: np.ndarray
+):
     """The loader of one evaluation phase; ``before`` holds the users' items of the earlier splits."""
     mode = config["eval_args"]["mode"][phase]
     if mode == "full":
