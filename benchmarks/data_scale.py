@@ -27,7 +27,7 @@ from synthetic import generate  # noqa: E402
 NAME = "synthetic-5000k"
 
 PROBE = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 started = time.perf_counter()
 from recforge import Config, create_dataset, data_preparation
 imported = time.perf_counter() - started
@@ -40,8 +40,9 @@ loaded = time.perf_counter() - started
 started = time.perf_counter()
 data_preparation(config, dataset)
 prepared = time.perf_counter() - started
+peak = next(int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({"import": imported, "load": loaded, "prepare": prepared,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "peak_rss_mb": peak,
                   "users": dataset.user_num - 1, "items": dataset.item_num - 1, "interactions": dataset.inter_num}))
 """
 

@@ -274,6 +274,13 @@ PACKAGE_KEYS: list[Key] = [
             4096,
             "Users per full-ranking evaluation batch (RecBole counts user x item cells instead).",
         ),
+        (
+            "eval_tie_break",
+            Str(choices=("lowest_id", "torch_topk")),
+            "lowest_id",
+            "Order of equal scores in top-k lists: lower item id first (reproducible on every device), or "
+            "torch.topk's own order (what RecBole reports; it can differ between devices and versions).",
+        ),
         ("metric_decimal_place", Int(minimum=0), 4, "Decimal places of metrics in logs and tables (display only)."),
         (
             "tail_ratio",

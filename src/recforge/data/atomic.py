@@ -24,6 +24,13 @@ from recforge.errors import DataError
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
 
+# Arrow's default allocator (mimalloc / jemalloc) keeps freed memory: reading ml-100k left 45 MB resident with
+# it and 10 MB with the system allocator. Only recforge's own calls use this pool.
+POOL = pa.system_memory_pool()
+# Below this size a file is parsed on one thread: starting Arrow's thread pool costs more (time and ~10 MB
+# resident) than it saves; above it, threads pay (5M rows: 0.55 s with 2 threads, 0.87 s with one).
+THREADED_BYTES = 8 << 20
+
 
 @dataclass
 class TokenColumn:
@@ -176,13 +183,16 @@ def _read_strings(path: Path, names: list[str], wanted: list[str], sep: str) -> 
     try:
         return pa_csv.read_csv(
             path,
-            read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, encoding="utf8"),
+            read_options=pa_csv.ReadOptions(
+                column_names=names, skip_rows=1, encoding="utf8", use_threads=path.stat().st_size > THREADED_BYTES
+            ),
             parse_options=pa_csv.ParseOptions(delimiter=sep, quote_char=False, double_quote=False),
             convert_options=pa_csv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
                 include_columns=wanted,
                 strings_can_be_null=False,
             ),
+            memory_pool=POOL,
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise _locate_parse_error(path, len(names), sep, exc) from None
@@ -207,7 +217,7 @@ def _locate_parse_error(path: Path, n_columns: int, sep: str, exc: Exception) ->
 
 
 def _encode_tokens(array: pa.Array) -> TokenColumn:
-    encoded = pc.dictionary_encode(array)
+    encoded = pc.dictionary_encode(array, memory_pool=POOL)
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
     vocabulary = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
     empty = np.flatnonzero(vocabulary == "")
@@ -217,10 +227,12 @@ def _encode_tokens(array: pa.Array) -> TokenColumn:
 
 
 def _to_float(array: pa.Array, path: Path, column: int, name: str, sep: str) -> np.ndarray:
-    stripped = pc.utf8_trim_whitespace(array)
-    blank = pc.equal(stripped, "")
+    stripped = pc.utf8_trim_whitespace(array, memory_pool=POOL)
+    blank = pc.equal(stripped, "", memory_pool=POOL)
     try:
-        values = pc.cast(pc.if_else(blank, pa.scalar(None, pa.string()), stripped), pa.float64())
+        values = pc.cast(
+            pc.if_else(blank, pa.scalar(None, pa.string()), stripped, memory_pool=POOL), pa.float64(), memory_pool=POOL
+        )
     except pa.ArrowInvalid:
         texts = stripped.to_pylist()
         for row, text in enumerate(texts):
@@ -237,7 +249,7 @@ def _to_float(array: pa.Array, path: Path, column: int, name: str, sep: str) -> 
 
 
 def _split_sequences(array: pa.Array, sep: str, tokens: bool, where: tuple[Path, str]) -> SeqColumn:
-    lists = pc.split_pattern(array, pattern=sep)
+    lists = pc.split_pattern(array, pattern=sep, memory_pool=POOL)
     flat = pc.list_flatten(lists)
     row_of = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
     keep = pc.not_equal(flat, "").to_numpy(zero_copy_only=False)
@@ -249,7 +261,7 @@ def _split_sequences(array: pa.Array, sep: str, tokens: bool, where: tuple[Path,
         column = _encode_tokens(flat)
         return SeqColumn(offsets, column.codes, column.vocabulary)
     try:
-        values = pc.cast(flat, pa.float64()).to_numpy(zero_copy_only=False)
+        values = pc.cast(flat, pa.float64(), memory_pool=POOL).to_numpy(zero_copy_only=False)
     except pa.ArrowInvalid:
         path, name = where
         for position, text in enumerate(flat.to_pylist()):

@@ -156,6 +156,7 @@ class FullSortEvalDataLoader:
         self.batch_size: int = config["eval_batch_size"]
         self.uid_field = dataset.uid_field
         self.n_items = dataset.item_num
+        self._batches: list[EvalBatch] | None = None
 
     def __len__(self) -> int:
         return math.ceil(len(self.users) / self.batch_size)
@@ -165,6 +166,12 @@ class FullSortEvalDataLoader:
         return len(self.users)
 
     def __iter__(self) -> Iterator[EvalBatch]:
+        """The batches are the same at every evaluation: built on the first pass, then reused."""
+        if self._batches is None:
+            self._batches = list(self._build_batches())
+        return iter(self._batches)
+
+    def _build_batches(self) -> Iterator[EvalBatch]:
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
             history = self.history.gather(users)
@@ -221,7 +228,7 @@ class SampledEvalDataLoader(FullSortEvalDataLoader):
         neg_rank = torch.arange(len(neg_flat)) - neg_starts[neg_users]
         self.candidates[self.indptr[neg_users] + self.positives.lengths[neg_users] + neg_rank] = neg_flat
 
-    def __iter__(self) -> Iterator[EvalBatch]:
+    def _build_batches(self) -> Iterator[EvalBatch]:
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
             starts, ends = self.indptr[users], self.indptr[users + 1]

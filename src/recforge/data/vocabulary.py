@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from recforge.data.atomic import POOL
+
 PAD = "[PAD]"
 
 
@@ -19,7 +21,7 @@ def unify(vocabularies: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarr
     """
     if len(vocabularies) == 1:
         return vocabularies[0], [np.arange(len(vocabularies[0]), dtype=np.int64)]
-    encoded = pc.dictionary_encode(pa.array(np.concatenate(vocabularies), pa.string()))
+    encoded = pc.dictionary_encode(pa.array(np.concatenate(vocabularies), pa.string()), memory_pool=POOL)
     codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     merged = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
     bounds = np.cumsum([0, *map(len, vocabularies)])
@@ -34,7 +36,7 @@ def assign_ids(code_arrays: Sequence[np.ndarray], vocabulary: np.ndarray) -> tup
     """
     lengths = [len(a) for a in code_arrays]
     flat = np.concatenate(code_arrays) if code_arrays else np.empty(0, np.int64)
-    encoded = pc.dictionary_encode(pa.array(flat, pa.int64(), mask=flat < 0))
+    encoded = pc.dictionary_encode(pa.array(flat, pa.int64(), mask=flat < 0), memory_pool=POOL)
     ids = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) + 1
     seen_codes = encoded.dictionary.to_numpy(zero_copy_only=False)
     id2token = np.empty(len(seen_codes) + 1, dtype=object)

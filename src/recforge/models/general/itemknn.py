@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from recforge.config.types import Float, Int, Key, Str
 from recforge.models.base import GeneralRecommender, InputType, ModelType
 from recforge.models.registry import register_model
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 BLOCK_CELLS = 1 << 24  # similarity cells computed at once (64 MB of float32)
 
@@ -20,6 +24,8 @@ def item_similarity(matrix: sp.csr_matrix, k: int, shrink: float) -> sp.csr_matr
     (column ``j`` keeps k entries; zeros are dropped). Ties at the k-th value are broken towards lower item
     ids, so the result does not depend on the sorting algorithm. Computed in float32 in column blocks.
     """
+    import scipy.sparse as sp
+
     matrix = matrix.astype(np.float32)
     n = matrix.shape[1]
     k = min(k, n)
@@ -97,6 +103,8 @@ class ItemKNN(GeneralRecommender):
         self._cache = None
 
     def _matrices(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        import scipy.sparse as sp
+
         if self._cache is None or self._cache[0].nnz != len(self.x_data):
 
             def build(prefix: str, shape: tuple[int, int]) -> sp.csr_matrix:

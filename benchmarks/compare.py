@@ -1,0 +1,438 @@
+"""recforge against RecBole 1.2.1 and the raw-PyTorch floor, side by side on this machine.
+
+    python benchmarks/compare.py --recbole-python ~/.cache/recforge-peer/recbole-venv/bin/python \
+        [--repeats 3] [--data-path ../shared/datasets] [--only bpr,pop] [--out docs/benchmarks.md]
+
+Every measurement is a fresh process (``recforge_driver.py``, ``recbole_driver.py`` or ``floor.py``); the systems
+alternate within each repetition (A B A B ...), so drift of the machine hits both. The report gives medians and
+(min-max), the ratios recforge / RecBole and recforge / floor, whether each target is met, and the test metrics
+of both. Without ``--recbole-python`` (or $RECBOLE_PYTHON) the recforge and floor sides still run and the report
+says that RecBole was not measured. Raw records go to ``benchmarks/results/compare.jsonl``.
+
+Data: ml-100k from ``--data-path``; generated under ``--workdir`` (default .bench/, ignored by git): a copy of
+ml-100k whose timestamps are their ranks (exact in float32, see the Pop equivalence scenario), the synthetic
+5,000,000-interaction file of ``data_scale.py``, and a 200,000-user x 50,000-item catalogue for scoring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from machine import describe  # noqa: E402
+from synthetic import generate  # noqa: E402
+
+LOAD_COL = "load_col={inter: [user_id, item_id, rating, timestamp]}"
+
+
+@dataclass
+class Run:
+    """One system's command in a scenario."""
+
+    label: str
+    system: str  # recforge | recbole | floor
+    args: list[str]
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    runs: list[Run]
+    repeats: int | None = None  # None: the --repeats value
+    vary_seed: bool = False
+    timeout: int = 1800
+    records: dict[str, list[dict]] = field(default_factory=dict)
+
+
+def scenarios(data_path: Path, work: Path) -> list[Scenario]:
+    ml = ["--dataset", "ml-100k", "--data-path", str(data_path)]
+    exact = ["--dataset", "ml-100k", "--data-path", str(work / "exact-time")]
+    big = ["--dataset", "synthetic-5000k", "--data-path", str(work / "data"), "--set", LOAD_COL]
+    wide = ["--dataset", "scoring-200k", "--data-path", str(work / "data"), "--set", LOAD_COL]
+    to = ["--order", "TO", "--epochs", "1"]
+    return [
+        Scenario(
+            "bpr",
+            "BPR on ml-100k: 5 epochs, RO split by user 0.8/0.1/0.1, batch 2048, Adam lr 0.001, d 64",
+            [
+                Run("recforge", "recforge", ["--model", "BPR", *ml]),
+                Run("RecBole 1.2.1", "recbole", ["--model", "BPR", *ml]),
+                Run("raw PyTorch floor", "floor", ["bpr", "--data-path", str(data_path), "--dataset", "ml-100k"]),
+            ],
+            vary_seed=True,
+        ),
+        Scenario(
+            "pop",
+            "Pop on ml-100k, TO split (the real timestamps)",
+            [
+                Run("recforge", "recforge", ["--model", "Pop", *to, *ml]),
+                Run(
+                    "recforge, torch.topk ties",
+                    "recforge",
+                    ["--model", "Pop", *to, *ml, "--set", "eval_tie_break=torch_topk"],
+                ),
+                Run("RecBole 1.2.1", "recbole", ["--model", "Pop", *to, *ml]),
+            ],
+            repeats=1,
+        ),
+        Scenario(
+            "itemknn",
+            "ItemKNN (k 100) on ml-100k, TO split (the real timestamps)",
+            [
+                Run("recforge", "recforge", ["--model", "ItemKNN", *to, *ml]),
+                Run(
+                    "recforge, torch.topk ties",
+                    "recforge",
+                    ["--model", "ItemKNN", *to, *ml, "--set", "eval_tie_break=torch_topk"],
+                ),
+                Run("RecBole 1.2.1", "recbole", ["--model", "ItemKNN", *to, *ml]),
+            ],
+            repeats=1,
+        ),
+        Scenario(
+            "pop-exact",
+            "Pop equivalence: ml-100k with float32-exact timestamps; RecBole with batch size 1 and no "
+            "sampled negatives (so its Pop counts interactions); recforge with torch.topk ties",
+            [
+                Run(
+                    "recforge, torch.topk ties",
+                    "recforge",
+                    ["--model", "Pop", *to, *exact, "--set", "eval_tie_break=torch_topk"],
+                ),
+                Run(
+                    "RecBole 1.2.1, fixed Pop",
+                    "recbole",
+                    ["--model", "Pop", *to, *exact, "--train-batch-size", "1", "--set", "train_neg_sample_args=null"],
+                ),
+            ],
+            repeats=1,
+        ),
+        Scenario(
+            "load-5m",
+            "Loading the synthetic 5,000,000-interaction file (100k users, 50k items): create_dataset + "
+            "data_preparation",
+            [
+                Run("recforge", "recforge", ["--model", "BPR", *big, "--load-only"]),
+                Run("RecBole 1.2.1", "recbole", ["--model", "BPR", *big, "--load-only"]),
+            ],
+            repeats=1,
+            timeout=3000,
+        ),
+        Scenario(
+            "score-200k",
+            "Full-ranking test evaluation of an untrained BPR, 200,000 users x 50,000 items, 4096 users per batch",
+            [
+                Run("recforge", "recforge", ["--model", "BPR", *wide, "--skip-train"]),
+                Run("RecBole 1.2.1", "recbole", ["--model", "BPR", *wide, "--skip-train"]),
+                Run("raw PyTorch floor", "floor", ["score", "--users", "200000", "--items", "50000"]),
+            ],
+            repeats=1,
+            timeout=3000,
+        ),
+    ]
+
+
+def prepare_data(data_path: Path, work: Path) -> None:
+    """Generate what the scenarios read (once)."""
+    exact = work / "exact-time" / "ml-100k"
+    if not (exact / "ml-100k.inter").is_file():
+        import numpy as np
+
+        lines = (data_path / "ml-100k" / "ml-100k.inter").read_text().splitlines()
+        rows = [line.split("\t") for line in lines[1:]]
+        _, rank = np.unique(np.array([float(r[3]) for r in rows]), return_inverse=True)
+        exact.mkdir(parents=True, exist_ok=True)
+        body = "".join(f"{r[0]}\t{r[1]}\t{r[2]}\t{k}\n" for r, k in zip(rows, rank, strict=True))
+        (exact / "ml-100k.inter").write_text(lines[0] + "\n" + body)
+    if not (work / "data" / "synthetic-5000k" / "synthetic-5000k.inter").is_file():
+        generate(work / "data", 5_000_000, 100_000, 50_000, seed=0, name="synthetic-5000k")
+    if not (work / "data" / "scoring-200k" / "scoring-200k.inter").is_file():
+        generate(work / "data", 4_000_000, 200_000, 50_000, seed=1, name="scoring-200k")
+
+
+def execute(run: Run, seed: int | None, python: dict[str, str], timeout: int, cache: str) -> dict:
+    script = {"recforge": "recforge_driver.py", "recbole": "recbole_driver.py", "floor": "floor.py"}[run.system]
+    args = list(run.args)
+    if seed is not None and run.system != "floor":
+        args += ["--seed", str(seed)]
+    env = {**os.environ, "RECFORGE_CACHE_DIR": cache, "RECFORGE_NO_DOWNLOAD": "1", "PYTHONWARNINGS": "ignore"}
+    try:
+        done = subprocess.run(
+            [python[run.system], str(HERE / script), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def med(records: list[dict], key: str) -> float | None:
+    values = [r[key] for r in records if isinstance(r.get(key), (int, float))]
+    return statistics.median(values) if values else None
+
+
+def cell(records: list[dict], key: str, unit: str = "s") -> str:
+    values = [r[key] for r in records if isinstance(r.get(key), (int, float))]
+    if not values:
+        return "—"
+    places = 0 if unit == "MB" else (3 if statistics.median(values) < 1 else 2)
+    text = f"{statistics.median(values):.{places}f}"
+    if len(values) > 1:
+        text += f" ({min(values):.{places}f}–{max(values):.{places}f})"
+    return text
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a is not None and b else "—"
+
+
+def target_row(what: str, value: float | None, limit: float, note: str = "") -> str:
+    if value is None:
+        return f"| {what} | ≤ {limit:g} | not measured | — | {note} |"
+    met = "met" if value <= limit else "**missed**"
+    return f"| {what} | ≤ {limit:g} | {value:.2f} | {met} | {note} |"
+
+
+def render(all_scenarios: list[Scenario], repeats: int, recbole_python: str | None, recbole_versions: str) -> str:
+    lines = [
+        "# Benchmarks: recforge, RecBole 1.2.1 and a raw-PyTorch floor",
+        "",
+        describe(),
+        f"Measured {datetime.date.today().isoformat()} with `python benchmarks/compare.py --repeats {repeats}`"
+        + (f" (RecBole from `{recbole_python}`: {recbole_versions})." if recbole_python else "."),
+        "Each number is one fresh process per run; the systems alternate within each repetition. Cells are medians "
+        "with (min–max). `load` = create_dataset + data_preparation (read, filter, remap, split, loaders); `epoch` = "
+        "one `_train_epoch` (median over the run's epochs); `eval` = one validation `_valid_epoch` (full ranking, "
+        "median); `test` = the final test evaluation; `peak RSS` = the process's maximum resident memory.",
+        "",
+    ]
+    if not recbole_python:
+        lines += [
+            "**RecBole was not measured** (no `--recbole-python` given): only the recforge and floor rows exist.",
+            "",
+        ]
+    by_name = {s.name: s for s in all_scenarios}
+    for scenario in all_scenarios:
+        if not scenario.records:
+            continue
+        lines += [
+            f"## {scenario.title}",
+            "",
+            "| system | import s | load s | epoch s | eval s | test s | peak RSS MB | test metrics (median) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for label, records in scenario.records.items():
+            errors = [r["error"] for r in records if "error" in r]
+            ok = [r for r in records if "error" not in r]
+            metrics = ""
+            if ok and ok[0].get("metrics"):
+                keys = list(ok[0]["metrics"])
+                metrics = ", ".join(f"{k} {statistics.median([r['metrics'][k] for r in ok]):.4f}" for k in keys)
+            if errors and not ok:
+                metrics = f"failed: {errors[0]}"
+            lines.append(
+                f"| {label} | {cell(ok, 'import')} | {cell(ok, 'load')} | {cell(ok, 'epoch')} | "
+                f"{cell(ok, 'eval')} | {cell(ok, 'test')} | {cell(ok, 'peak_rss_mb', 'MB')} | {metrics} |"
+            )
+        lines.append("")
+    lines += _targets(by_name)
+    lines += _equality(by_name)
+    return "\n".join(lines) + "\n"
+
+
+def _records(by_name: dict[str, Scenario], scenario: str, label: str) -> list[dict]:
+    found = by_name.get(scenario)
+    return [r for r in (found.records.get(label, []) if found else []) if "error" not in r]
+
+
+def _targets(by_name: dict[str, Scenario]) -> list[str]:
+    rf, rb, fl = (_records(by_name, "bpr", label) for label in ("recforge", "RecBole 1.2.1", "raw PyTorch floor"))
+    big_rf, big_rb = _records(by_name, "load-5m", "recforge"), _records(by_name, "load-5m", "RecBole 1.2.1")
+    score_rf, score_rb = _records(by_name, "score-200k", "recforge"), _records(by_name, "score-200k", "RecBole 1.2.1")
+    score_fl = _records(by_name, "score-200k", "raw PyTorch floor")
+    return [
+        "## Targets (ratios of medians)",
+        "",
+        "| ratio | target | measured | | basis |",
+        "|---|---|---|---|---|",
+        target_row(
+            "load + processing, recforge / RecBole", _div(med(rf, "load"), med(rb, "load")), 0.33, "BPR, ml-100k"
+        ),
+        target_row("BPR train epoch, recforge / RecBole", _div(med(rf, "epoch"), med(rb, "epoch")), 0.2, "ml-100k"),
+        target_row(
+            "full-ranking evaluation, recforge / RecBole",
+            _div(med(rf, "eval"), med(rb, "eval")),
+            0.2,
+            "validation, ml-100k",
+        ),
+        target_row(
+            "peak RSS, recforge / RecBole",
+            _div(med(rf, "peak_rss_mb"), med(rb, "peak_rss_mb")),
+            0.6,
+            "BPR run, ml-100k",
+        ),
+        target_row("BPR train epoch, recforge / floor", _div(med(rf, "epoch"), med(fl, "epoch")), 1.3, "ml-100k"),
+        target_row(
+            "evaluation, recforge / floor (matmul + top-k)",
+            _div(med(rf, "eval"), med(fl, "eval")),
+            1.3,
+            "validation users, ml-100k",
+        ),
+        target_row(
+            "5M load + processing, recforge / RecBole",
+            _div(med(big_rf, "load"), med(big_rb, "load")),
+            0.2,
+            "synthetic 5M",
+        ),
+        target_row("5M peak RSS, recforge (GB)", _div(med(big_rf, "peak_rss_mb"), 1024), 4.0, "synthetic 5M"),
+        target_row(
+            "200k x 50k scoring, recforge / RecBole",
+            _div(med(score_rf, "test"), med(score_rb, "test")),
+            1.0,
+            "no target given; ≤ 1 means faster",
+        ),
+        target_row(
+            "200k x 50k scoring, recforge / floor",
+            _div(med(score_rf, "test"), med(score_fl, "test")),
+            1.3,
+            "the evaluation floor target, at scale",
+        ),
+        "",
+    ]
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _equality(by_name: dict[str, Scenario]) -> list[str]:
+    lines = [
+        "## Same results",
+        "",
+        "Test metrics at 4 decimals, recforge against RecBole 1.2.1:",
+        "",
+        "| scenario | recforge | RecBole | equal to 4 decimals |",
+        "|---|---|---|---|",
+    ]
+    pairs = [
+        ("pop", "recforge"),
+        ("pop", "recforge, torch.topk ties"),
+        ("itemknn", "recforge"),
+        ("itemknn", "recforge, torch.topk ties"),
+        ("pop-exact", "recforge, torch.topk ties"),
+    ]
+    for scenario, label in pairs:
+        ours = _records(by_name, scenario, label)
+        peer = _records(by_name, scenario, "RecBole 1.2.1" if scenario != "pop-exact" else "RecBole 1.2.1, fixed Pop")
+        if not ours or not peer or not ours[0].get("metrics") or not peer[0].get("metrics"):
+            continue
+        a, b = ours[0]["metrics"], peer[0]["metrics"]
+        fmt = lambda m: " / ".join(f"{m[k]:.4f}" for k in sorted(m))  # noqa: E731
+        equal = all(round(a[k], 4) == round(b[k], 4) for k in a)
+        lines.append(f"| {scenario} ({label}) | {fmt(a)} | {fmt(b)} | {'yes' if equal else '**no**'} |")
+    rf, rb = _records(by_name, "bpr", "recforge"), _records(by_name, "bpr", "RecBole 1.2.1")
+    if rf and rb:
+        lines += [
+            "",
+            "BPR, 5 epochs, one seed per repetition (the split and initialisation differ between the systems, "
+            "so the comparison is of distributions):",
+            "",
+            "| metric | recforge median (min–max) | RecBole median (min–max) |",
+            "|---|---|---|",
+        ]
+        for key in rf[0]["metrics"]:
+            lines.append(
+                f"| {key} | {_spread([r['metrics'][key] for r in rf])} | {_spread([r['metrics'][key] for r in rb])} |"
+            )
+    lines.append("(metrics in alphabetical order: hit, mrr, ndcg, precision, recall @10)")
+    return lines
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.4f} ({min(values):.4f}–{max(values):.4f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recbole-python", default=os.environ.get("RECBOLE_PYTHON"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data-path", type=Path, default=ROOT.parent / "shared" / "datasets")
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".bench")
+    parser.add_argument("--only", default=None, help="comma-separated scenario names")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--raw", type=Path, default=HERE / "results" / "compare.jsonl")
+    args = parser.parse_args()
+    work = args.workdir.resolve()
+    prepare_data(args.data_path.resolve(), work)
+    python = {"recforge": sys.executable, "floor": sys.executable, "recbole": args.recbole_python}
+    versions = ""
+    if args.recbole_python:
+        versions = subprocess.run(
+            [
+                args.recbole_python,
+                "-c",
+                "import recbole, torch, numpy, pandas; print("
+                "f'recbole {recbole.__version__}, torch {torch.__version__}, numpy "
+                "{numpy.__version__}, pandas {pandas.__version__}')",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    chosen = [
+        s for s in scenarios(args.data_path.resolve(), work) if args.only is None or s.name in args.only.split(",")
+    ]
+    args.raw.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as cache, open(args.raw, "a") as raw:
+        for scenario in chosen:
+            runs = [r for r in scenario.runs if r.system != "recbole" or args.recbole_python]
+            for repeat in range(scenario.repeats or args.repeats):
+                seed = 2020 + repeat if scenario.vary_seed else None
+                ordered = runs if repeat % 2 == 0 else runs[::-1]
+                for run in ordered:
+                    record = execute(run, seed, python, scenario.timeout, cache)
+                    record.update(scenario=scenario.name, label=run.label, repeat=repeat)
+                    scenario.records.setdefault(run.label, []).append(record)
+                    raw.write(json.dumps(record) + "\n")
+                    raw.flush()
+                    print(
+                        f"{scenario.name} #{repeat} {run.label}: "
+                        + ", ".join(
+                            f"{k} {record[k]:.3f}"
+                            for k in ("load", "epoch", "eval", "test", "peak_rss_mb")
+                            if isinstance(record.get(k), (int, float))
+                        )
+                        + (f" ERROR {record['error']}" if "error" in record else ""),
+                        flush=True,
+                    )
+            # keep the runs' order in the report
+            scenario.records = {r.label: scenario.records[r.label] for r in runs if r.label in scenario.records}
+    report = render(chosen, args.repeats, args.recbole_python, versions)
+    args.out.write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
