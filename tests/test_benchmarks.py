@@ -67,5 +67,5 @@ def test_report_without_recbole_says_so():
     report = compare.render([scenario], 2, None, "")
     assert "**RecBole was not measured**" in report
     assert "| recforge | 2.00 (2.00–2.00) | 0.100 (0.100–0.100) | 0.160 (0.150–0.170) |" in report
-    assert "| BPR train epoch, recforge / floor | ≤ 1.3 | 0.80 | met |" in report
+    assert "| BPR train epoch, recforge / floor | ≤ 1.3 | 0.80 | met |  |" in report
     assert "| BPR train epoch, recforge / RecBole | ≤ 0.2 | not measured |" in report

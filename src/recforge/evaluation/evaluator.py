@@ -77,7 +77,9 @@ class Evaluator:
         else:
             top_items = torch.topk(scores, self.max_k, dim=1).indices
         n_items = scores.shape[1]
-        keys = torch.sort(positive_rows * n_items + positive_items).values
+        keys = positive_rows * n_items + positive_items
+        if len(keys) > 1 and not bool((keys[1:] >= keys[:-1]).all()):  # loaders give them sorted already
+            keys = torch.sort(keys).values
         rows = torch.arange(len(scores), device=scores.device).unsqueeze(1)
         query = rows * n_items + top_items
         found = torch.searchsorted(keys, query).clamp_(max=max(len(keys) - 1, 0))
@@ -97,9 +99,10 @@ class Evaluator:
         top_items, hits, pos_len = self.rank(scores, history, positive_rows, positive_items)
         if self._needs(M.GROUPED):
             self.gauc_parts.append(M.ranking_gauc_parts(scores, positive_rows, positive_items))
+        cum = hits.cumsum(dim=1)  # shared by recall, precision, hit and MAP
         for name, kind in self.kinds.items():
             if kind == M.RANKING:
-                self._keep_per_user(name, M.METRICS[name].fn(hits, pos_len))
+                self._keep_per_user(name, M.METRICS[name].fn(hits, pos_len, cum=cum))
             elif name == "averagepopularity":
                 self._keep_per_user(name, M.average_popularity(top_items, self._popularity(top_items)))
             elif name == "tailpercentage":

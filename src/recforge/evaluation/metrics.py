@@ -1,6 +1,7 @@
 """RecBole's 16 metrics. Each is a small function with its formula; ``METRICS`` says what each needs.
 
-Ranking metrics (full or sampled ranking) share one signature, ``metric(hits, pos_len) -> values``: ``hits`` is
+Ranking metrics (full or sampled ranking) share one signature, ``metric(hits, pos_len, cum=None) -> values`` (``cum``:
+``hits.cumsum(dim=1)`` when the caller has it already): ``hits`` is
 a bool tensor [U, K] (``hits[u, j]``: the item at rank j+1 of user u is one of u's positives in the evaluated
 split), ``pos_len`` [U] the users' numbers of positives, ``values`` [U, K] float64, the metric of each user at
 every cut-off k = 1..K. ``metric@k`` is the mean of column k-1 over users.
@@ -37,28 +38,32 @@ def _ranks(hits: torch.Tensor) -> torch.Tensor:
 # -- ranking -----------------------------------------------------------------------------------------
 
 
-def hit(hits: torch.Tensor, pos_len: torch.Tensor) -> torch.Tensor:
+def _cum(hits: torch.Tensor, cum: torch.Tensor | None) -> torch.Tensor:
+    return hits.cumsum(dim=1) if cum is None else cum
+
+
+def hit(hits: torch.Tensor, pos_len: torch.Tensor, cum: torch.Tensor | None = None) -> torch.Tensor:
     """Hit@k = 1 if any of the top k items is a positive, else 0."""
-    return (hits.cumsum(dim=1) > 0).to(torch.float64)
+    return (_cum(hits, cum) > 0).to(torch.float64)
 
 
-def mrr(hits: torch.Tensor, pos_len: torch.Tensor) -> torch.Tensor:
+def mrr(hits: torch.Tensor, pos_len: torch.Tensor, cum: torch.Tensor | None = None) -> torch.Tensor:
     """MRR@k = 1 / rank of the first positive within the top k, 0 if there is none."""
     reciprocal = torch.where(hits, 1.0 / _ranks(hits), torch.zeros((), dtype=torch.float64, device=hits.device))
     return reciprocal.cummax(dim=1).values
 
 
-def recall(hits: torch.Tensor, pos_len: torch.Tensor) -> torch.Tensor:
+def recall(hits: torch.Tensor, pos_len: torch.Tensor, cum: torch.Tensor | None = None) -> torch.Tensor:
     """Recall@k = (positives in the top k) / (all of the user's positives)."""
-    return hits.cumsum(dim=1).to(torch.float64) / pos_len.to(torch.float64).unsqueeze(1)
+    return _cum(hits, cum).to(torch.float64) / pos_len.to(torch.float64).unsqueeze(1)
 
 
-def precision(hits: torch.Tensor, pos_len: torch.Tensor) -> torch.Tensor:
+def precision(hits: torch.Tensor, pos_len: torch.Tensor, cum: torch.Tensor | None = None) -> torch.Tensor:
     """Precision@k = (positives in the top k) / k."""
-    return hits.cumsum(dim=1).to(torch.float64) / _ranks(hits)
+    return _cum(hits, cum).to(torch.float64) / _ranks(hits)
 
 
-def ndcg(hits: torch.Tensor, pos_len: torch.Tensor) -> torch.Tensor:
+def ndcg(hits: torch.Tensor, pos_len: torch.Tensor, cum: torch.Tensor | None = None) -> torch.Tensor:
     """NDCG@k = DCG@k / IDCG@k with binary relevance.
 
     DCG@k = sum over ranks r <= k holding a positive of 1 / log2(r + 1); IDCG@k is the DCG of a ranking with
@@ -72,10 +77,10 @@ def ndcg(hits: torch.Tensor, pos_len: torch.Tensor) -> torch.Tensor:
     return dcg / ideal_table[ideal_len - 1]
 
 
-def average_precision(hits: torch.Tensor, pos_len: torch.Tensor) -> torch.Tensor:
+def average_precision(hits: torch.Tensor, pos_len: torch.Tensor, cum: torch.Tensor | None = None) -> torch.Tensor:
     """MAP@k = (1 / min(pos_len, k)) * sum over ranks r <= k holding a positive of Precision@r."""
     hits_f = hits.to(torch.float64)
-    precision_at = hits_f.cumsum(dim=1) / _ranks(hits)
+    precision_at = _cum(hits, cum).to(torch.float64) / _ranks(hits)
     summed = (precision_at * hits_f).cumsum(dim=1)
     cutoffs = torch.arange(1, hits.shape[1] + 1, device=hits.device)
     return summed / torch.minimum(pos_len.unsqueeze(1), cutoffs.unsqueeze(0)).to(torch.float64)
