@@ -22,7 +22,7 @@ from pathlib import Path
 
 STARTED = time.perf_counter()
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import peak_rss_mb  # noqa: E402
+from driver_common import peak_rss_mb  # noqa: E402
 
 
 def bpr(args: argparse.Namespace) -> dict:

@@ -41,17 +41,3 @@ def describe() -> str:
         f"numpy {_version('numpy')}, pyarrow {_version('pyarrow')}, scipy {_version('scipy')}, "
         f"recforge {_version('recforge')}."
     )
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM), in MB.
-
-    ``resource.getrusage(...).ru_maxrss`` is not used: Linux carries it over fork and exec, so a child started by
-    a large parent would report the parent's peak.
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -14,46 +14,21 @@ ml-100k (set again after Config); its checkpoints pickle the Config, which torch
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 STARTED = time.perf_counter()
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory (VmHWM) in MB; ru_maxrss would carry over the parent's peak across fork + exec."""
-    with open("/proc/self/status") as status:
-        lines = status.read().splitlines()
-    for line in lines:
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def parse(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--data-path", required=True)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--order", default="RO")
-    parser.add_argument("--seed", type=int, default=2020)
-    parser.add_argument("--train-batch-size", type=int, default=2048)
-    parser.add_argument("--eval-users", type=int, default=4096, help="users per full-ranking batch")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="YAML value")
-    parser.add_argument("--skip-train", action="store_true")
-    parser.add_argument("--load-only", action="store_true", help="stop after create_dataset + data_preparation")
-    parser.add_argument("--threads", type=int, default=None)
-    return parser.parse_args(argv)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from driver_common import base_record, experiment, parse, peak_rss_mb, time_method  # noqa: E402
 
 
 def main(argv=None) -> None:
-    args = parse(argv)
+    args = parse(__doc__.splitlines()[0], argv)
     sys.argv = sys.argv[:1]
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     workdir = tempfile.mkdtemp(prefix="recbole-bench-")
@@ -73,24 +48,7 @@ def main(argv=None) -> None:
     config = Config(
         model=args.model,
         dataset=args.dataset,
-        config_dict={
-            "data_path": args.data_path,
-            "seed": args.seed,
-            "reproducibility": True,
-            "epochs": args.epochs,
-            "train_batch_size": args.train_batch_size,
-            "stopping_step": 10,
-            "show_progress": False,
-            "use_gpu": False,
-            "gpu_id": "",
-            "state": "WARNING",
-            "checkpoint_dir": os.path.join(workdir, "saved"),
-            "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "group_by": "user", "order": args.order, "mode": "full"},
-            "metrics": ["Recall", "MRR", "NDCG", "Hit", "Precision"],
-            "topk": [10],
-            "valid_metric": "MRR@10",
-            **overrides,
-        },
+        config_dict={**experiment(args, overrides), "gpu_id": "", "checkpoint_dir": os.path.join(workdir, "saved")},
     )
     config["data_path"] = os.path.join(args.data_path, args.dataset)
     logging.getLogger().setLevel(logging.WARNING)
@@ -101,34 +59,14 @@ def main(argv=None) -> None:
     config["eval_batch_size"] = max(args.eval_users, 1) * int(dataset.item_num)
     train, valid, test = data_preparation(config, dataset)
     load = time.perf_counter() - started
-    record = {
-        "system": "recbole",
-        "model": args.model,
-        "dataset": args.dataset,
-        "seed": args.seed,
-        "import": imported,
-        "load": load,
-        "users": int(dataset.user_num) - 1,
-        "items": int(dataset.item_num) - 1,
-        "interactions": int(dataset.inter_num),
-        "threads": torch.get_num_threads(),
-    }
+    record = base_record("recbole", args, imported, load, dataset, torch.get_num_threads())
     if not args.load_only:
         init_seed(config["seed"], config["reproducibility"])
         model = get_model(config["model"])(config, train._dataset).to(config["device"])
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
         epochs, evals = [], []
-        for name, bucket in (("_train_epoch", epochs), ("_valid_epoch", evals)):
-            original = getattr(trainer, name)
-
-            def timed(*a, _original=original, _bucket=bucket, **k):
-                t = time.perf_counter()
-                try:
-                    return _original(*a, **k)
-                finally:
-                    _bucket.append(time.perf_counter() - t)
-
-            setattr(trainer, name, timed)
+        time_method(trainer, "_train_epoch", epochs)
+        time_method(trainer, "_valid_epoch", evals)
         fit = 0.0
         if not args.skip_train:
             started = time.perf_counter()

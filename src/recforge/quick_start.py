@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from recforge.errors import TrainingInterrupted
 from recforge.models import get_model_class
 from recforge.trainer import get_trainer
 from recforge.trainer.checkpoint import load_checkpoint
+from recforge.utils.files import atomic_write
 from recforge.utils.log import LOGGER_NAME, init_logger
 from recforge.utils.run_dir import create_run_dir
 from recforge.utils.seed import init_seed
@@ -28,13 +27,10 @@ _MACHINE_KEYS = ("device", "use_gpu", "gpu_id")
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    """Write JSON atomically (temporary file + rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    """Write JSON atomically."""
+    with atomic_write(path, "w") as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")
-    os.replace(tmp, path)
 
 
 def run(

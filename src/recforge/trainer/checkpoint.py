@@ -16,14 +16,13 @@ A checkpoint is a dict of plain values and tensors only (no pickled classes), so
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from recforge.errors import CheckpointError
+from recforge.utils.files import atomic_write
 
 FORMAT = "recforge.checkpoint"
 VERSION = 1
@@ -35,18 +34,8 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     A crash mid-write leaves any previous file at ``path`` intact.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"format": FORMAT, "version": VERSION, **state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, durable=True) as handle:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
     return path
 
 

@@ -1,0 +1,32 @@
+"""Writing files atomically: readers see the old file or the complete new one, never a half-written one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "wb", durable: bool = False) -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success rename it over ``path``, on failure remove it.
+
+    With ``durable`` the data is flushed to disk (fsync) before the rename, so a crash right after the rename
+    cannot leave an empty file either.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
