@@ -269,10 +269,6 @@ class Config(Mapping):
         """RecBole's name for the resolved values."""
         return dict(self._values)
 
-    def key(self, name: str) -> Key:
-        """The declaration (type, default, meaning) of a key."""
-        return self._keys[name]
-
     def source(self, name: str) -> str:
         """Which layer set ``name`` last ("recforge defaults", "config file x.yaml", ...)."""
         return self._sources.get(name, "derived")

@@ -76,10 +76,3 @@ class UserHistory:
         first = torch.cumsum(lengths, 0) - lengths
         flat = torch.repeat_interleave(starts - first, lengths) + torch.arange(int(lengths.sum()))
         return rows, self.items[flat]
-
-    def to_dense(self, users: torch.Tensor) -> torch.Tensor:
-        """Boolean [len(users), n_items] matrix of the users' items."""
-        rows, cols = self.gather(users)
-        out = torch.zeros(len(users), self.n_items, dtype=torch.bool)
-        out[rows, cols] = True
-        return out

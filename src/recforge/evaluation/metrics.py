@@ -28,7 +28,6 @@ from recforge.errors import ConfigError, did_you_mean
 logger = logging.getLogger("recforge")
 
 RANKING, BEYOND, VALUE, GROUPED = "ranking", "beyond-accuracy", "value", "grouped"
-RANKING_MODES = ("full", "sampled")
 
 
 def _ranks(hits: torch.Tensor) -> torch.Tensor:
