@@ -75,12 +75,33 @@ def test_beyond_accuracy_by_hand():
     )
     assert result["itemcoverage@2"] == 3 / 5 and result["itemcoverage@3"] == 4 / 5
     assert result["giniindex@2"] == pytest.approx(((2 * 3 - 6) * 1 + (2 * 4 - 6) * 1 + (2 * 5 - 6) * 2) / (5 * 4))
-    assert result["shannonentropy@2"] == pytest.approx(-(0.5 * L(0.5) + 2 * 0.25 * L(0.25)))
+    # RecBole 1.2.1's ShannonEntropy: p = appearances / (users * k) for each distinct recommended item, the sum of
+    # -p ln p divided by the number of distinct recommended items. @2: item 1 twice, items 2 and 4 once, 4 slots.
+    assert result["shannonentropy@2"] == pytest.approx(-(0.5 * L(0.5) + 0.25 * L(0.25) + 0.25 * L(0.25)) / 3)
+    # @3: items 1 (twice), 2 (twice), 3, 4 in 6 slots.
+    assert result["shannonentropy@3"] == pytest.approx(-(2 * (2 / 6) * L(2 / 6) + 2 * (1 / 6) * L(1 / 6)) / 4)
     assert result["averagepopularity@2"] == pytest.approx(((10 + 5) / 2 + (10 + 0) / 2) / 2)
     # Tail (half of the 4 items with training interactions, least popular first): items 3 and 5.
     assert result["tailpercentage@2"] == 0.0 and result["tailpercentage@3"] == pytest.approx((1 / 3 + 0) / 2)
     by_count = ranked(scores, [[1], [4]], ["TailPercentage"], [3], counts=counts, tail_ratio=2)
     assert by_count["tailpercentage@3"] == pytest.approx((1 / 3 + 0) / 2)  # count <= 2: items 3 and 5 again
+
+
+def test_filler_items_count_in_no_metric():
+    # 5 items; user 0 has seen items 3, 4 and 5 before, so only items 1 and 2 are candidates and the third slot of
+    # its top 3 is a masked filler item. User 1 ranks 5, 4, 3.
+    scores = [[0, 5, 4, 9, 8, 7], [0, 1, 2, 3, 4, 5]]
+    history = (torch.tensor([0, 0, 0]), torch.tensor([3, 4, 5]))
+    counts = np.array([0, 1, 2, 30, 40, 50])
+    metrics = ["ItemCoverage", "GiniIndex", "ShannonEntropy", "AveragePopularity", "TailPercentage", "Recall"]
+    result = ranked(scores, [[2], [1]], metrics, [3], counts=counts, tail_ratio=2, history=history)
+    # Recommended: user 0 -> 1, 2 (and nothing else); user 1 -> 5, 4, 3. Every item once, 5 slots in all.
+    assert result["itemcoverage@3"] == 5 / 5
+    assert result["giniindex@3"] == pytest.approx(0.0)  # five items, each recommended once
+    assert result["shannonentropy@3"] == pytest.approx(-(5 * 0.2 * L(0.2)) / 5)
+    assert result["averagepopularity@3"] == pytest.approx(((1 + 2) / 2 + (50 + 40 + 30) / 3) / 2)
+    assert result["tailpercentage@3"] == pytest.approx((2 / 2 + 0 / 3) / 2)  # tail: counts <= 2, items 1 and 2
+    assert result["recall@3"] == pytest.approx((1 + 0) / 2)
 
 
 def test_gauc_from_rankings_by_hand():
@@ -241,8 +262,10 @@ class PointwiseMF(GeneralRecommender):
 
 
 def test_pointwise_batches_with_sampled_negatives(tiny_path):
-    config = tiny_config(tiny_path, PointwiseMF, train_batch_size=5, epochs=1, train_neg_sample_args={"sample_num": 2})
+    # RecBole's batch size counts the rows with negatives: 15 // (1 + 2) = 5 positives, 15 rows.
+    config = tiny_config(tiny_path, PointwiseMF, train_batch_size=15, epochs=1, train_neg_sample_args={"sample_num": 2})
     train, valid, _ = data_preparation(config, create_dataset(config))
+    assert train.step == 5 and len(train) == 3  # 12 training interactions
     model = PointwiseMF(config, train.dataset)
     Trainer(config, model).fit(train, valid, verbose=False, saved=False)
     first = model.batches[0]

@@ -84,7 +84,8 @@ def test_evaluator_masks_ranks_and_averages():
     evaluator = Evaluator(["Recall", "NDCG", "Hit"], [1, 2])
     scores = torch.tensor([[9.0, 1.0, 5.0, 5.0, 3.0], [9.0, 4.0, 3.0, 2.0, 1.0]])
     history = (torch.tensor([1]), torch.tensor([1]))  # user row 1 has seen item 1
-    _, hits, pos_len = evaluator.rank(scores, history, torch.tensor([0, 1, 1]), torch.tensor([3, 4, 2]))
+    _, hits, pos_len, valid = evaluator.rank(scores, history, torch.tensor([0, 1, 1]), torch.tensor([3, 4, 2]))
+    assert valid.all()  # both users have at least two candidates
     # row 0: item 0 is padding, items 2 and 3 tie at 5 -> 2 first; positive 3 is at rank 2.
     # row 1: item 1 masked -> ranking 2, 3, 4; positives 4 and 2 -> hit at rank 1.
     assert hits.tolist() == [[False, True], [True, False]]

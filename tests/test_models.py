@@ -9,7 +9,7 @@ from recforge import Config, create_dataset, data_preparation
 from recforge.data.interaction import Interaction
 from recforge.models import model_names
 from recforge.models.general.itemknn import item_similarity
-from recforge.models.registry import get_model_class
+from recforge.registry import get_model_class
 from recforge.trainer import Trainer
 
 TRAINING = {"BPR": {"learning_rate": 0.05, "epochs": 40, "train_batch_size": 16}}

@@ -81,18 +81,19 @@ def _cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _cmd_models(args: argparse.Namespace, extra: list[str]) -> int:
-    from recforge.models.registry import get_model_class, model_names
+    from recforge.registry import get_model_class, model_names
 
     for name in model_names():
         cls = get_model_class(name)
-        keys = ", ".join(f"{k.name}={k.default!r}" for k in cls.hyper_parameters) or "-"
+        keys = ", ".join(f"{k.name}={k.default!r}" for k in cls.hyper_parameters or ()) or "-"
         kind = cls.type.name.lower()
         print(f"{name:<12} {kind:<12} {cls.input_type.name.lower():<10} trainer={cls.trainer:<10} {keys}")
     return 0
 
 
 def _cmd_datasets(args: argparse.Namespace, extra: list[str]) -> int:
-    from recforge.data.registry import KNOWN, bundled_datasets, find_datasets
+    from recforge.data.registry import find_datasets
+    from recforge.registry.datasets import KNOWN, bundled_datasets
 
     for name in bundled_datasets():
         print(f"{name:<20} bundled")

@@ -36,8 +36,9 @@ class TrainingInterrupted(RecforgeError):
         super().__init__(f"training interrupted after epoch {epoch} completed{where}")
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """Return ``" (did you mean 'x'?)"`` for the closest candidate, or ``""`` when none is close."""
+def did_you_mean(name: str, candidates: Iterable[str], cutoff: float = 0.6) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest candidate, or ``""`` when none is as close as ``cutoff``
+    (difflib's similarity ratio, 0..1)."""
     pool = {c.lower(): c for c in candidates}
-    match = difflib.get_close_matches(name.lower(), list(pool), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(name.lower(), list(pool), n=1, cutoff=cutoff)
     return f" (did you mean '{pool[match[0]]}'?)" if match else ""

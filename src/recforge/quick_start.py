@@ -1,10 +1,13 @@
-"""The one place where the pipeline is wired: config -> data -> model -> trainer -> results."""
+"""The pipeline in one call: config -> data -> model -> trainer -> results (RecBole's ``quick_start``).
+
+``run`` does exactly what a script wired by hand does (``Config``, ``init_seed``, ``init_logger``,
+``create_dataset``, ``data_preparation``, the model, ``get_trainer``, ``fit``, ``evaluate``); the run folder
+is the trainer's (``recforge.trainer.run_folder``), so both write the same one.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-import logging.handlers
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -12,12 +15,9 @@ from typing import Any
 from recforge.config import Config
 from recforge.data import create_dataset, data_preparation
 from recforge.errors import TrainingInterrupted
-from recforge.models import get_model_class
-from recforge.trainer import get_trainer
-from recforge.trainer.checkpoint import load_checkpoint
-from recforge.utils.files import atomic_write
+from recforge.registry import get_model_class, get_trainer
+from recforge.trainer.checkpoint import load_checkpoint, load_model_state
 from recforge.utils.log import LOGGER_NAME, init_logger
-from recforge.utils.run_dir import create_run_dir
 from recforge.utils.seed import init_seed
 
 logger = logging.getLogger(LOGGER_NAME)
@@ -26,15 +26,8 @@ logger = logging.getLogger(LOGGER_NAME)
 _MACHINE_KEYS = ("device", "use_gpu", "gpu_id")
 
 
-def write_json(path: str | Path, data: Any) -> None:
-    """Write JSON atomically."""
-    with atomic_write(path, "w") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-
-
 def run(
-    model: str | None = None,
+    model: str | type | None = None,
     dataset: str | None = None,
     config_file_list: Iterable[str | Path] | None = None,
     config_dict: Mapping[str, Any] | None = None,
@@ -46,40 +39,25 @@ def run(
     """Train and evaluate ``model`` on ``dataset`` (RecBole's ``run_recbole``).
 
     Returns ``{"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result", "run_dir"}``.
-    The run folder holds config.yaml, run.log, metrics.json and checkpoints/best.pth. ``resume`` continues
-    from a checkpoint (its config is the base layer; the run continues in the checkpoint's run folder).
-    Nothing is written until the config, data and model have been built without error.
+    The run folder holds config.yaml, run.log, history.jsonl, metrics.json and checkpoints/; it is created when
+    training starts, so nothing is written when the config, data or model cannot be built (and nothing at all
+    with ``saved=False``; ``run_dir`` is then None). ``resume`` continues from a checkpoint, whose config is the
+    base layer (see ``Trainer.resume_checkpoint`` for where the run continues). ``cmd_args`` None reads the
+    script's own ``--key=value`` arguments, as RecBole does.
     """
-    init_logger(level="INFO" if verbose else "WARNING", console=True)
-    buffer = logging.handlers.MemoryHandler(capacity=1 << 20, flushLevel=logging.CRITICAL + 1)
-    logger.addHandler(buffer)
-    base_config, resume_dir = None, None
-    if resume is not None:
-        base_config = machine_independent(load_checkpoint(resume)["config"])
-        resume_dir = run_dir_of(resume)
-    try:
-        config = Config(model, dataset, config_file_list, config_dict, cmd_args, base_config=base_config)
-        logger.setLevel(config["state"] if verbose else "WARNING")
-        init_seed(config["seed"], config["reproducibility"])
-        data = create_dataset(config)
-        logger.info("%s", data)
-        train_data, valid_data, test_data = data_preparation(config, data)
-        init_seed(config["seed"], config["reproducibility"])
-        net = get_model_class(config["model"])(config, train_data.dataset)
-        logger.info("%s", net)
-        run_dir = resume_dir or create_run_dir(config)
-        init_logger(level=config["state"] if verbose else "WARNING", log_file=run_dir / "run.log", console=True)
-        file_handler = next(h for h in logger.handlers if isinstance(h, logging.FileHandler))
-        buffer.setTarget(file_handler)
-        buffer.flush()
-    finally:
-        logger.removeHandler(buffer)
-        buffer.close()
-    config.save(run_dir / "config.yaml")
-    logger.info("run folder: %s%s", run_dir, f" (resuming {resume})" if resume is not None else "")
+    init_logger("INFO" if verbose else "WARNING")
+    base_config = machine_independent(load_checkpoint(resume)["config"]) if resume is not None else None
+    config = Config(model, dataset, config_file_list, config_dict, cmd_args, base_config=base_config)
+    logging.getLogger().setLevel(config["state"] if verbose else "WARNING")
+    init_seed(config["seed"], config["reproducibility"])
+    data = create_dataset(config)
+    logger.info("%s", data)
+    train_data, valid_data, test_data = data_preparation(config, data)
+    init_seed(config["seed"], config["reproducibility"])
+    net = config.model_class(config, train_data.dataset)
     logger.info("config:\n%s", config)
-
-    trainer = get_trainer(config.model_class)(config, net, run_dir=run_dir)
+    logger.info("%s", net)
+    trainer = get_trainer(config.model_class)(config, net)
     try:
         if resume is not None:
             trainer.resume_checkpoint(resume)
@@ -87,50 +65,43 @@ def run(
             train_data, valid_data, verbose=verbose, saved=saved, show_progress=config["show_progress"]
         )
         test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
-    except TrainingInterrupted as exc:
-        logger.warning("%s", exc)
-        if exc.checkpoint is not None:
-            logger.warning("resume with: recforge run --resume %s", exc.checkpoint)
+    except TrainingInterrupted:
         raise
     except Exception as exc:
         logger.error("run failed: %s: %s", type(exc).__name__, exc)
         raise
-    result = {
+    if test_result is not None:
+        places = config["metric_decimal_place"]
+        logger.info("test result: %s", "  ".join(f"{k}: {v:.{places}f}" for k, v in test_result.items()))
+    return {
         "best_valid_score": best_score,
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_result,
         "test_result": test_result,
-        "run_dir": str(run_dir),
+        "run_dir": str(trainer.run_dir) if trainer.run_dir is not None and saved else None,
     }
-    write_json(
-        run_dir / "metrics.json",
-        {
-            "model": config["model"],
-            "dataset": config["dataset"],
-            **result,
-            "epochs_run": trainer.start_epoch,
-            "best_epoch": trainer.best_epoch,
-            "train_loss": {str(k): v for k, v in trainer.train_loss_dict.items()},
-        },
-    )
-    if test_result is not None:
-        logger.info(
-            "test result: %s", "  ".join(f"{k}: {v:.{config['metric_decimal_place']}f}" for k, v in test_result.items())
+
+
+def run_recbole(
+    model: str | type | None = None,
+    dataset: str | None = None,
+    config_file_list: Iterable[str | Path] | None = None,
+    config_dict: Mapping[str, Any] | None = None,
+    saved: bool = True,
+    **distributed: Any,
+) -> dict[str, Any]:
+    """RecBole's name and signature for ``run``; its distributed arguments (queue, nproc, world_size, ip, port,
+    group_offset) are accepted, and single-process training is what runs."""
+    if int(distributed.get("nproc", 1) or 1) > 1:
+        logger.warning(
+            "run_recbole: nproc=%s ignored; distributed training is not implemented yet", distributed["nproc"]
         )
-    return result
+    return run(model, dataset, config_file_list, config_dict, saved=saved)
 
 
 def machine_independent(saved_config: Mapping[str, Any]) -> dict[str, Any]:
     """A saved config without the keys that describe the machine it ran on (device, use_gpu, gpu_id)."""
     return {k: v for k, v in saved_config.items() if k not in _MACHINE_KEYS}
-
-
-def run_dir_of(checkpoint: str | Path) -> Path | None:
-    """The run folder of ``<run_dir>/checkpoints/<kind>.pth``, or None for a checkpoint stored elsewhere."""
-    path = Path(checkpoint).resolve()
-    if path.parent.name == "checkpoints" and (path.parent.parent / "config.yaml").is_file():
-        return path.parent.parent
-    return None
 
 
 def load_data_and_model(model_file: str | Path, config_dict: Mapping[str, Any] | None = None):
@@ -139,10 +110,8 @@ def load_data_and_model(model_file: str | Path, config_dict: Mapping[str, Any] |
     ``config_dict`` overrides saved keys (e.g. ``data_path`` on another machine). Returns
     ``(config, model, dataset, train_data, valid_data, test_data)`` with the checkpoint's weights loaded.
     """
-    from recforge.trainer.checkpoint import load_model_state
-
     state = load_checkpoint(model_file)
-    config = Config(config_dict=config_dict, base_config=machine_independent(state["config"]))
+    config = Config(config_dict=config_dict, cmd_args=[], base_config=machine_independent(state["config"]))
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)

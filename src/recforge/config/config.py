@@ -5,29 +5,45 @@ Layers, lowest first (a later layer overrides an earlier one):
 1. package defaults (``recforge.config.keys``)
 2. the model's defaults (``Model.hyper_parameters``)
 3. the data set's defaults (bundled data sets ship a ``<name>.yaml``)
-4. YAML files (``config_file_list``), in order
-5. a dict (``config_dict``)
-6. command-line arguments (``--key=value`` or ``--key value``)
+4. a resumed run's saved config (``base_config``)
+5. YAML files (``config_file_list``), in order
+6. a dict (``config_dict``)
+7. command-line arguments (``--key=value`` or ``--key value``); when ``cmd_args`` is None, the ``--key=value``
+   arguments of the running script (``sys.argv``), as RecBole reads them
 
 Mapping-valued keys with known fields (``eval_args``, ``train_neg_sample_args``) are merged field by field
-across layers; every other key is replaced whole. Every value is parsed by its key's type, and an unknown key
-is an error naming the closest known key.
+across layers; every other key is replaced whole. Every value is parsed by its key's type. Keys that are not
+recforge's are sorted as ``recforge.config.compat`` describes: RecBole keys without effect are accepted and
+reported together in one warning, unknown keys are reported together in one error.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import sys
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from recforge.config.keys import PACKAGE_KEYS, RECBOLE_IGNORED
-from recforge.config.types import Key, Optional, Struct, parse_text
+from recforge.config.checks import check_config
+from recforge.config.compat import LOAD_COL_NO_EFFECT, is_recbole_default, no_effect_reason
+from recforge.config.keys import PACKAGE_KEYS
+from recforge.config.types import Anything, Key, Optional, Struct, parse_text
 from recforge.errors import ConfigError, did_you_mean
+from recforge.registry import all_model_keys, declared_keys, get_model_class, model_names
+from recforge.registry.datasets import dataset_defaults
+from recforge.utils.enum_type import InputType, ModelType
 
 logger = logging.getLogger("recforge")
+
+# How close an unknown key must be to a known one to be suggested (difflib ratio).
+SUGGESTION_CUTOFF = 0.8
+# Files recforge reads for load_col / unload_col / unused_col.
+FEATURE_SUFFIXES = ("inter", "user", "item")
 
 
 def parse_command_line(argv: Iterable[str]) -> dict[str, str]:
@@ -52,6 +68,26 @@ def parse_command_line(argv: Iterable[str]) -> dict[str, str]:
         out[name] = value
         i += 1
     return out
+
+
+def script_arguments(argv: list[str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """RecBole's reading of a script's command line: ``--key=value`` arguments, and the others (not used).
+
+    Nothing is read inside pytest or a Jupyter kernel, whose own arguments are not meant for the config.
+    """
+    argv = sys.argv if argv is None else argv
+    program = argv[0] if argv else ""
+    if "ipykernel" in program or "pytest" in program:
+        return {}, []
+    found: dict[str, str] = {}
+    unused: list[str] = []
+    for arg in argv[1:]:
+        name, eq, value = arg[2:].partition("=")
+        if not arg.startswith("--") or not eq or not name:
+            unused.append(arg)
+        else:
+            found[name] = value
+    return found, unused
 
 
 def read_yaml_file(path: str | Path) -> dict[str, Any]:
@@ -82,6 +118,13 @@ def _is_struct(key: Key) -> bool:
     return isinstance(t, Struct) or (isinstance(t, Optional) and isinstance(t.inner, Struct))
 
 
+@dataclass
+class _Layer:
+    source: str
+    values: Mapping[str, Any]
+    strict: bool = True  # False for the script's own command line: unknown keys there are reported, not errors
+
+
 class Config(Mapping):
     """Resolved configuration of one run; read it like a dict (``config["learning_rate"]``).
 
@@ -90,8 +133,12 @@ class Config(Mapping):
         dataset: data set name; may also come from any layer as ``dataset``.
         config_file_list: YAML files, applied in order.
         config_dict: a mapping of overrides.
-        cmd_args: command-line overrides, a mapping of strings or a list like ``["--epochs", "5"]``.
+        cmd_args: command-line overrides, a mapping of strings or a list like ``["--epochs", "5"]``; None reads
+            the script's own ``--key=value`` arguments as RecBole does (pass ``[]`` to read none).
         base_config: a resolved config to start from (a resumed run's), below the files, dict and command line.
+
+    Besides the keys, ``config["MODEL_TYPE"]``, ``config["MODEL_INPUT_TYPE"]`` and ``config["single_spec"]``
+    answer as in RecBole (derived, not saved). ``ignored_keys`` maps each accepted-but-unused key to the reason.
     """
 
     def __init__(
@@ -103,58 +150,29 @@ class Config(Mapping):
         cmd_args: Mapping[str, str] | Iterable[str] | None = None,
         base_config: Mapping[str, Any] | None = None,
     ) -> None:
-        from recforge.data.registry import dataset_defaults
-        from recforge.models.registry import all_model_keys, get_model_class
-
-        layers: list[tuple[str, Mapping[str, Any]]] = []
-        if base_config:
-            layers.append(("the checkpoint's config", dict(base_config)))
-        for path in config_file_list or []:
-            layers.append((f"config file {path}", read_yaml_file(path)))
-        if config_dict:
-            layers.append(("config_dict", dict(config_dict)))
-        if cmd_args is not None:
-            if not isinstance(cmd_args, Mapping):
-                cmd_args = parse_command_line(cmd_args)
-            layers.append(
-                (
-                    "the command line",
-                    {k: parse_text(v) if k in ("model", "dataset") else v for k, v in cmd_args.items()},
-                )
-            )
-
+        layers = self._layers(config_file_list, config_dict, cmd_args, base_config)
         model_name = self._pick("model", model, layers)
         if model_name is None:
             raise ConfigError("no model given: pass model='BPR' (or --model BPR, or 'model: BPR' in a config file)")
         model_class = model if isinstance(model, type) else get_model_class(str(model_name))
         dataset_name = self._pick("dataset", dataset, layers) or "ml-latest-small"
-
+        self.model_class = model_class
+        declared = declared_keys(model_class)
+        self._free = declared is None
         self._keys: dict[str, Key] = {k.name: k for k in PACKAGE_KEYS}
-        model_keys = {k.name: k for k in getattr(model_class, "hyper_parameters", ())}
+        model_keys = {k.name: k for k in declared or ()}
         self._keys.update(model_keys)
+        self.ignored_keys: dict[str, str] = {}
+        self._ignored_sources: dict[str, list[str]] = {}
 
-        base: list[tuple[str, Mapping[str, Any]]] = [
-            ("recforge defaults", {k.name: k.default for k in PACKAGE_KEYS}),
-            (f"{model_class.__name__} defaults", {k.name: k.default for k in model_keys.values()}),
+        base = [
+            _Layer("recforge defaults", {k.name: k.default for k in PACKAGE_KEYS}),
+            _Layer(f"{model_class.__name__} defaults", {k.name: k.default for k in model_keys.values()}),
         ]
         data_defaults = dataset_defaults(dataset_name)
         if data_defaults:
-            base.append((f"{dataset_name} defaults", data_defaults))
-
-        other_model_keys = all_model_keys()
-        raw: dict[str, Any] = {}
-        sources: dict[str, str] = {}
-        for source, layer in base + layers:
-            for name, value in layer.items():
-                name = str(name)
-                if name not in self._keys:
-                    self._unknown(name, source, model_class.__name__, other_model_keys)
-                    continue
-                key = self._keys[name]
-                if _is_struct(key) and isinstance(raw.get(name), Mapping) and isinstance(value, Mapping):
-                    value = {**raw[name], **value}
-                raw[name] = value
-                sources[name] = source
+            base.append(_Layer(f"{dataset_name} defaults", data_defaults))
+        raw, sources = self._collect(base + layers)
 
         values: dict[str, Any] = {}
         for name, value in raw.items():
@@ -166,55 +184,164 @@ class Config(Mapping):
         values["dataset"] = dataset_name
         self._values = values
         self._sources = sources
-        self.model_class = model_class
-        self._check()
+        self._derived = self._derive()
+        self._note_unread_files()
+        check_config(self._values)
         self._resolve_machine_dependent()
+        self._report_ignored()
 
-    # -- layering helpers --------------------------------------------------------------------------
+    # -- layering ----------------------------------------------------------------------------------
     @staticmethod
-    def _pick(name: str, explicit: Any, layers: list[tuple[str, Mapping[str, Any]]]) -> Any:
+    def _layers(config_file_list, config_dict, cmd_args, base_config) -> list[_Layer]:
+        layers: list[_Layer] = []
+        if base_config:
+            layers.append(_Layer("the checkpoint's config", dict(base_config)))
+        for path in config_file_list or []:
+            layers.append(_Layer(f"config file {path}", read_yaml_file(path)))
+        if config_dict:
+            layers.append(_Layer("config_dict", dict(config_dict)))
+        strict = cmd_args is not None
+        if cmd_args is None:
+            cmd_args, unused = script_arguments()
+            if unused:
+                logger.warning("command-line arguments %s are not config keys (--key=value) and are not used", unused)
+        elif not isinstance(cmd_args, Mapping):
+            cmd_args = parse_command_line(cmd_args)
+        if cmd_args:
+            parsed = {k: parse_text(v) if k in ("model", "dataset") else v for k, v in cmd_args.items()}
+            layers.append(_Layer("the command line", parsed, strict))
+        return layers
+
+    @staticmethod
+    def _pick(name: str, explicit: Any, layers: list[_Layer]) -> Any:
         if explicit is not None:
             return explicit
         value = None
-        for _, layer in layers:
-            if layer.get(name) is not None:
-                value = layer[name]
+        for layer in layers:
+            if layer.values.get(name) is not None:
+                value = layer.values[name]
         return value
 
-    def _unknown(self, name: str, source: str, model_name: str, other_model_keys: Mapping[str, list[str]]) -> None:
-        if name in RECBOLE_IGNORED:
-            logger.warning("config key '%s' (%s) is ignored: %s", name, source, RECBOLE_IGNORED[name])
-            return
-        if name in other_model_keys:
-            owners = ", ".join(other_model_keys[name])
-            logger.warning(
-                "config key '%s' (%s) is a hyper-parameter of %s, not of %s; ignored", name, source, owners, model_name
-            )
-            return
-        known = list(self._keys) + list(other_model_keys)
-        raise ConfigError(f"unknown config key '{name}' in {source}{did_you_mean(name, known)}")
+    def _collect(self, layers: list[_Layer]) -> tuple[dict[str, Any], dict[str, str]]:
+        """Merge the layers' values of known keys; sort out the other keys (see ``_admit``); raise one
+        ConfigError naming every unknown key."""
+        raw: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        unknown: dict[str, list[str]] = {}
+        others = all_model_keys(exclude=self.model_class)
+        for layer in layers:
+            for name, value in layer.values.items():
+                name = str(name)
+                if name == "neg_sampling" and "train_neg_sample_args" not in layer.values:
+                    name, value = "train_neg_sample_args", self._legacy_neg_sampling(value, layer.source)
+                if name not in self._keys and not self._admit(name, value, layer, others):
+                    unknown.setdefault(name, []).append(layer.source)
+                    continue
+                if name not in self._keys:
+                    continue
+                key = self._keys[name]
+                if _is_struct(key) and isinstance(raw.get(name), Mapping) and isinstance(value, Mapping):
+                    value = {**raw[name], **value}
+                raw[name] = value
+                sources[name] = layer.source
+        if unknown:
+            raise ConfigError(self._unknown_message(unknown, others))
+        return raw, sources
 
-    def _check(self) -> None:
-        """Checks that span several keys. Every problem is reported when the config is read, not mid-run."""
-        from recforge.data.intervals import parse_intervals
-        from recforge.evaluation.metrics import check_metric_config
+    def _admit(self, name: str, value: Any, layer: _Layer, others: Mapping[str, list[tuple[str, Key]]]) -> bool:
+        """Decide about a key that is neither a package key nor declared by the model; False means unknown.
 
-        v = self._values
-        check_metric_config(v["metrics"], v["topk"], v["valid_metric"], v["eval_args"]["mode"])
-        if v["eval_args"]["order"] == "TO" and not v["TIME_FIELD"]:
-            raise ConfigError("eval_args.order TO sorts interactions by time, but TIME_FIELD is none")
-        for key in ("user_inter_num_interval", "item_inter_num_interval"):
-            parse_intervals(v[key], key)
-        for field, allowed in (v["val_interval"] or {}).items():
-            if isinstance(allowed, str):
-                parse_intervals(allowed, f"val_interval.{field}")
-            elif not isinstance(allowed, list):
-                raise ConfigError(
-                    f"config key 'val_interval.{field}': {allowed!r} is neither an interval like '[3,inf)' "
-                    "(float columns) nor a list of tokens (token columns)"
-                )
-        if v["normalize_field"] and v["normalize_all"]:
-            raise ConfigError("normalize_field and normalize_all cannot both be set; use one of them")
+        A key another recforge model declares is kept with that model's type (a custom model may read it). A
+        model that declares no keys reads free keys, as in RecBole. A RecBole key without effect is accepted and
+        noted. The script's own command line only notes what it cannot use.
+        """
+        if name in ("model", "dataset"):
+            return True
+        if name in others:
+            if self.model_class.__module__.startswith("recforge."):  # a built-in model: it surely does not read it
+                owners = ", ".join(sorted({o for o, _ in others[name]}))
+                self._ignore(name, f"hyper-parameter of {owners}, not of {self.model_class.__name__}", layer.source)
+            else:
+                key = others[name][0][1]
+                self._keys[name] = Key(name, key.type, None, key.doc, "model")
+            return True
+        reason = no_effect_reason(name, {m.lower() for m in model_names()})
+        if reason is not None and not (self._free and name not in _setting_keys()):
+            if not is_recbole_default(name, value):
+                self._ignore(name, reason, layer.source)
+            return True
+        if self._free and not self._typo(name):
+            self._keys[name] = Key(name, Anything(), None, f"free key read by {self.model_class.__name__}", "model")
+            return True
+        if not layer.strict:
+            self._ignore(name, "not a config key; the script's command-line argument is not used", layer.source)
+            return True
+        return False
+
+    def _typo(self, name: str) -> bool:
+        """Whether a free key is so close to a package key that it is almost surely a typo of it."""
+        return bool(did_you_mean(name, self._keys, cutoff=0.9))
+
+    @staticmethod
+    def _legacy_neg_sampling(value: Any, source: str) -> Any:
+        """RecBole < 1.1's ``neg_sampling: {uniform: 1}`` as ``train_neg_sample_args``."""
+        if value is None:
+            return None
+        if isinstance(value, Mapping) and len(value) == 1:
+            ((distribution, number),) = value.items()
+            logger.info("%s: neg_sampling (RecBole's old name) read as train_neg_sample_args", source)
+            return {"distribution": distribution, "sample_num": number}
+        raise ConfigError(
+            f"config key 'neg_sampling' ({source}): {value!r} is not RecBole's old form {{uniform: 1}}; "
+            "use train_neg_sample_args: {distribution: uniform, sample_num: 1}"
+        )
+
+    def _unknown_message(self, unknown: Mapping[str, list[str]], others: Mapping[str, Any]) -> str:
+        known = [*self._keys, *others]
+        parts = [
+            f"'{name}' in {' and '.join(dict.fromkeys(where))}{did_you_mean(name, known, cutoff=SUGGESTION_CUTOFF)}"
+            for name, where in unknown.items()
+        ]
+        if len(parts) == 1:
+            return f"unknown config key {parts[0]}"
+        return f"unknown config keys: {'; '.join(parts)}"
+
+    def _ignore(self, name: str, reason: str, source: str) -> None:
+        self.ignored_keys[name] = reason
+        self._ignored_sources.setdefault(name, [])
+        if source not in self._ignored_sources[name]:
+            self._ignored_sources[name].append(source)
+
+    def _note_unread_files(self) -> None:
+        """load_col / unload_col / unused_col entries for files recforge does not read."""
+        for key in ("load_col", "unload_col", "unused_col"):
+            for suffix in self._values.get(key) or {}:
+                if suffix in FEATURE_SUFFIXES:
+                    continue
+                reason = LOAD_COL_NO_EFFECT.get(suffix, f"the .{suffix} file is not read (no model here uses it)")
+                self._ignore(f"{key}.{suffix}", reason, self._sources.get(key, "?"))
+
+    def _report_ignored(self) -> None:
+        """One warning for every accepted key without effect, grouped by reason."""
+        if not self.ignored_keys:
+            return
+        by_reason: dict[str, list[str]] = {}
+        for name, reason in self.ignored_keys.items():
+            by_reason.setdefault(reason, []).append(name)
+        lines = [
+            f"  {', '.join(names)} ({'; '.join(dict.fromkeys(s for n in names for s in self._ignored_sources[n]))}): "
+            f"{reason}"
+            for reason, names in by_reason.items()
+        ]
+        logger.warning("config keys accepted without effect:\n%s", "\n".join(lines))
+
+    def _derive(self) -> dict[str, Any]:
+        """RecBole's derived entries (not saved with the config)."""
+        return {
+            "MODEL_TYPE": getattr(self.model_class, "type", ModelType.GENERAL),
+            "MODEL_INPUT_TYPE": getattr(self.model_class, "input_type", InputType.PAIRWISE),
+            "single_spec": True,
+        }
 
     def _resolve_machine_dependent(self) -> None:
         """Fix ``device``, then ``precision`` and ``enable_scaler`` (which depend on it) to concrete values."""
@@ -241,21 +368,32 @@ class Config(Mapping):
 
     # -- mapping interface -------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Any:
-        try:
+        if name in self._values:
             return self._values[name]
-        except KeyError:
-            raise KeyError(f"unknown config key '{name}'{did_you_mean(name, self._values)}") from None
+        if name in self._derived:
+            return self._derived[name]
+        if name in self._keys:
+            raise KeyError(
+                f"config key '{name}' is not set: {self['model']} reads it but no layer gives it a value; set it "
+                f"(--{name} VALUE, a config file or config_dict) or declare it with a default in hyper_parameters"
+            )
+        raise KeyError(f"unknown config key '{name}'{did_you_mean(name, self._values)}")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values or name in self._derived
 
     def __setitem__(self, name: str, value: Any) -> None:
         """Set one key after construction (RecBole allows it); the value is parsed and checked as usual."""
         if name not in self._keys:
-            raise ConfigError(f"unknown config key '{name}'{did_you_mean(name, self._keys)}")
+            if not self._free:
+                raise ConfigError(f"unknown config key '{name}'{did_you_mean(name, self._keys)}")
+            self._keys[name] = Key(name, Anything(), None, f"free key read by {self.model_class.__name__}", "model")
         key = self._keys[name]
         if _is_struct(key) and isinstance(value, Mapping) and isinstance(self._values.get(name), Mapping):
             value = {**self._values[name], **value}
         self._values[name] = key.type.parse(value, name)
         self._sources[name] = "assignment"
-        self._check()
+        check_config(self._values)
         self._resolve_machine_dependent()
 
     def __iter__(self) -> Iterator[str]:
@@ -278,8 +416,11 @@ class Config(Mapping):
         return {k: _plain(v) for k, v in self._values.items()}
 
     def save(self, path: str | Path) -> None:
-        """Write the resolved config as YAML."""
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+        """Write the resolved config as YAML (atomically)."""
+        from recforge.utils.files import atomic_write
+
+        with atomic_write(path, "w") as handle:
+            handle.write(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
 
     def __str__(self) -> str:
         groups: dict[str, list[str]] = {}
@@ -290,6 +431,14 @@ class Config(Mapping):
 
     def __repr__(self) -> str:
         return f"Config(model={self['model']!r}, dataset={self['dataset']!r})"
+
+
+@functools.cache
+def _setting_keys() -> frozenset[str]:
+    """RecBole's global / data-set / quick-start setting names (as opposed to model hyper-parameters)."""
+    from recforge.registry import recbole_catalog
+
+    return frozenset(key for keys in recbole_catalog.SETTING_FILES.values() for key in keys)
 
 
 def _plain(value: Any) -> Any:

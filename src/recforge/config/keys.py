@@ -1,7 +1,7 @@
 """Every package-level config key: RecBole's names, meanings and defaults, with a type each.
 
-Models add their own keys (``Recommender.hyper_parameters``). ``RECBOLE_IGNORED`` lists RecBole keys
-that are accepted so that a RecBole YAML loads unchanged, but that do nothing here (a warning says so).
+Models add their own keys (``Recommender.hyper_parameters``). RecBole keys that recforge accepts without using
+them, and why, are in ``recforge.config.compat``.
 """
 
 from __future__ import annotations
@@ -371,30 +371,3 @@ PACKAGE_KEYS: list[Key] = [
         ),
     ),
 ]
-
-RECBOLE_IGNORED: dict[str, str] = {
-    "save_dataset": "recforge caches processed data itself",
-    "dataset_save_path": "recforge caches processed data itself",
-    "save_dataloaders": "loaders are rebuilt from the cached data set in milliseconds",
-    "dataloaders_save_path": "loaders are rebuilt from the cached data set in milliseconds",
-    "log_wandb": "Weights & Biases logging is not supported",
-    "wandb_project": "Weights & Biases logging is not supported",
-    "worker": "batches are sliced from in-memory tensors; no loader workers are needed",
-    "repeatable": "only the general (non-sequential) setting exists here",
-    "transform": "no data transforms are implemented",
-    "seq_len": "token_seq columns are kept ragged",
-    "additional_feat_suffix": "extra atomic files are not read",
-    "benchmark_filename": "pre-split benchmark files are not supported; use eval_args.split",
-    "ITEM_LIST_LENGTH_FIELD": "sequential models are not implemented",
-    "LIST_SUFFIX": "sequential models are not implemented",
-    "MAX_ITEM_LIST_LENGTH": "sequential models are not implemented",
-    "POSITION_FIELD": "sequential models are not implemented",
-    "SOURCE_ID_FIELD": "social models are not implemented",
-    "TARGET_ID_FIELD": "social models are not implemented",
-    "nproc": "distributed training is not implemented yet",
-    "local_rank": "distributed training is not implemented yet",
-    "world_size": "distributed training is not implemented yet",
-    "offset": "distributed training is not implemented yet",
-    "ip": "distributed training is not implemented yet",
-    "port": "distributed training is not implemented yet",
-}

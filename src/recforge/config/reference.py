@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from recforge.config.keys import PACKAGE_KEYS, RECBOLE_IGNORED
+from recforge.config.compat import NO_EFFECT
+from recforge.config.keys import PACKAGE_KEYS
 
 
 def _default(value: object) -> str:
@@ -12,7 +13,7 @@ def _default(value: object) -> str:
 
 def markdown_reference() -> str:
     """Every package key by group, every model's own keys, and the RecBole keys accepted but ignored."""
-    from recforge.models.registry import get_model_class, model_names
+    from recforge.registry import get_model_class, model_names
 
     lines = [
         "# Config keys",
@@ -31,10 +32,20 @@ def markdown_reference() -> str:
         lines.append("")
     lines += ["## Model keys", "", "| model | key | default | type | meaning |", "|---|---|---|---|---|"]
     for name in model_names():
-        for k in get_model_class(name).hyper_parameters:
+        for k in get_model_class(name).hyper_parameters or ():
             lines.append(f"| {name} | `{k.name}` | {_default(k.default)} | {k.type.describe()} | {k.doc} |")
-    lines += ["", "## RecBole keys accepted but ignored (with a warning)", "", "| key | why |", "|---|---|"]
-    lines += [f"| `{name}` | {why} |" for name, why in RECBOLE_IGNORED.items()]
+    lines += [
+        "",
+        "## RecBole keys accepted without effect",
+        "",
+        "A RecBole file loads unchanged. These settings are accepted; a value other than RecBole's default (or `~`)",
+        "is reported, with the reason, in one warning per run. Hyper-parameters of RecBole models that recforge does",
+        "not implement are accepted and reported the same way.",
+        "",
+        "| key | why |",
+        "|---|---|",
+    ]
+    lines += [f"| `{name}` | {why} |" for name, why in NO_EFFECT.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from recforge.config.intervals import parse_intervals
 from recforge.data import filters
 from recforge.data.atomic import AtomicTable, Column, SeqColumn, TokenColumn, read_atomic
-from recforge.data.intervals import parse_intervals
 from recforge.data.registry import resolve_dataset_dir
 from recforge.data.vocabulary import PAD, assign_ids, unify
 from recforge.errors import ConfigError, DataError

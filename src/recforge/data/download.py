@@ -1,4 +1,4 @@
-"""Fetching a known public data set (``registry.KNOWN``) into ``<data_path>/<name>/`` on first use.
+"""Fetching a known public data set (``registry.datasets.KNOWN``) into ``<data_path>/<name>/`` on first use.
 
 The archive is downloaded and unpacked in a temporary folder beside the target, which is renamed into place
 only when ``<name>.inter`` is there: an interrupted download leaves nothing behind. Set the environment

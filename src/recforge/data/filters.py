@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from recforge.config.intervals import Interval, parse_intervals, within
 from recforge.data.atomic import Column, SeqColumn, TokenColumn
-from recforge.data.intervals import Interval, parse_intervals, within
 from recforge.errors import ConfigError
 from recforge.utils.arrays import first_occurrences
 

@@ -50,6 +50,11 @@ class UserHistory:
             merged = merged[np.r_[True, merged[1:] != merged[:-1]]]
         return UserHistory._from_keys(merged, self.n_users, self.n_items)
 
+    def minus(self, other: UserHistory) -> UserHistory:
+        """The pairs of this history that are not in ``other`` (same ids)."""
+        keep = ~other.contains_keys(self.keys)
+        return UserHistory._from_keys(self.keys[keep].numpy(), self.n_users, self.n_items)
+
     def __post_init__(self) -> None:
         users = torch.repeat_interleave(torch.arange(self.n_users), self.lengths)
         self.keys = users * self.n_items + self.items
@@ -61,7 +66,10 @@ class UserHistory:
 
     def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Boolean tensor, same shape as ``items``: whether ``items[...]`` is in the history of ``users[...]``."""
-        query = users * self.n_items + items
+        return self.contains_keys(users * self.n_items + items)
+
+    def contains_keys(self, query: torch.Tensor) -> torch.Tensor:
+        """Whether each key ``user * n_items + item`` of ``query`` is in the history."""
         keys = self.keys
         if len(keys) == 0:
             return torch.zeros_like(query, dtype=torch.bool)

@@ -38,7 +38,19 @@ def _columns(dataset: Dataset) -> dict[str, torch.Tensor]:
     return {name: _column_tensor(col) for name, col in dataset.inter_feat.items() if not isinstance(col, SeqColumn)}
 
 
-class TrainDataLoader:
+class DatasetView:
+    """Loaders answer for their data set's attributes too (``train_data.user_num``, ``train_data.num(field)``),
+    so code written for RecBole that passes a loader where a data set is expected keeps working."""
+
+    dataset: Dataset
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or "dataset" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.__dict__["dataset"], name)
+
+
+class TrainDataLoader(DatasetView):
     """Batches of training interactions, reshuffled every epoch.
 
     A batch is an ``Interaction`` with every non-sequence column of ``inter_feat``. With a sampler:
@@ -46,6 +58,10 @@ class TrainDataLoader:
     - pairwise: ``NEG_PREFIX + ITEM_ID_FIELD`` holds [B] negatives ([B, N] for sample_num N > 1);
     - pointwise: the B positive rows come first (label 1), then N blocks of the same rows with sampled items
       (label 0): B * (1 + N) rows, as RecBole lays them out.
+
+    As in RecBole, ``train_batch_size`` counts the rows a batch would have with the positives repeated once per
+    negative: B = train_batch_size // N positives per batch for pairwise models, train_batch_size // (1 + N) for
+    pointwise ones (``step``), so RecBole's hyper-parameters carry over.
 
     Args:
         config: the run config (train_batch_size, shuffle, seed, NEG_PREFIX, LABEL_FIELD, train_neg_sample_args).
@@ -75,6 +91,8 @@ class TrainDataLoader:
         self.shuffle = config["shuffle"] if shuffle is None else shuffle
         neg_args = config["train_neg_sample_args"] or {}
         self.sample_num: int = neg_args.get("sample_num", 1)
+        times = 1 if sampler is None else (1 + self.sample_num if pointwise else self.sample_num)
+        self.step: int = max(self.batch_size // times, 1)  # positives per batch (RecBole's ``step``)
         self.neg_field = config["NEG_PREFIX"] + dataset.iid_field
         self.label_field = config["LABEL_FIELD"]
         self.uid_field, self.iid_field = dataset.uid_field, dataset.iid_field
@@ -82,7 +100,7 @@ class TrainDataLoader:
         self.generator = torch.Generator().manual_seed(config["seed"])
 
     def __len__(self) -> int:
-        return math.ceil(self.dataset.inter_num / self.batch_size)
+        return math.ceil(self.dataset.inter_num / self.step)
 
     @property
     def sample_size(self) -> int:
@@ -101,10 +119,10 @@ class TrainDataLoader:
             negatives = self.sampler.sample(columns[self.uid_field], self.sample_num, self.generator)
             if not self.pointwise:
                 columns[self.neg_field] = negatives.squeeze(1) if self.sample_num == 1 else negatives
-        for start in range(0, len(order), self.batch_size):
-            batch = {name: col[start : start + self.batch_size] for name, col in columns.items()}
+        for start in range(0, len(order), self.step):
+            batch = {name: col[start : start + self.step] for name, col in columns.items()}
             if self.pointwise and negatives is not None:
-                batch = self._pointwise(batch, negatives[start : start + self.batch_size])
+                batch = self._pointwise(batch, negatives[start : start + self.step])
             if self.join:
                 batch = self.dataset.join(batch)
             yield Interaction(batch)
@@ -127,21 +145,25 @@ class TrainDataLoader:
         self.generator.set_state(state["generator"])
 
 
-class FullSortEvalDataLoader:
+class FullSortEvalDataLoader(DatasetView):
     """Batches of users for full ranking, in RecBole's format.
 
     Each batch is ``(interaction, (history_rows, history_items), positive_rows, positive_items)``: the users
-    (``interaction[USER_ID_FIELD]``, [B]), the items to mask for them (what they saw in earlier splits) and
-    their positives in this split. Rows index into the batch. Users without positives are not evaluated.
+    (``interaction[USER_ID_FIELD]``, [B]), the items to mask for them and their positives in this split. Rows
+    index into the batch. Users without positives are not evaluated.
+
+    The mask is RecBole's: the items a user had in earlier splits, minus the user's positives in this split, so
+    an item consumed again (repeat consumption) is a candidate and a positive.
 
     Args:
         config: the run config (eval_batch_size: users per batch).
         dataset: the split to evaluate.
-        history: items to exclude from each user's ranking.
+        history: each user's items of the earlier splits.
         item_counts: training interactions per item (for popularity-based metrics).
     """
 
     mode = "full"
+    phase: str | None = None  # "valid" or "test", set by data_preparation
 
     def __init__(
         self, config: Mapping[str, Any], dataset: Dataset, history: UserHistory, item_counts: np.ndarray | None = None
@@ -149,9 +171,9 @@ class FullSortEvalDataLoader:
         self.config = config
         self.dataset = dataset
         self._dataset = dataset
-        self.history = history
         self.item_counts = item_counts
         self.positives = UserHistory.from_datasets(dataset)
+        self.history = history.minus(self.positives)
         self.users = torch.nonzero(self.positives.lengths > 0).flatten()
         self.batch_size: int = config["eval_batch_size"]
         self.uid_field = dataset.uid_field
@@ -241,7 +263,7 @@ class SampledEvalDataLoader(FullSortEvalDataLoader):
             yield pairs, rows, pos_rows, pos_items
 
 
-class LabeledEvalDataLoader:
+class LabeledEvalDataLoader(DatasetView):
     """Batches of the split's interactions with their labels, for value metrics (``eval_args.mode: labeled``).
 
     Each batch is ``(interaction, None, None, None)``; ``interaction`` holds every non-sequence column,
@@ -249,6 +271,7 @@ class LabeledEvalDataLoader:
     """
 
     mode = "labeled"
+    phase: str | None = None
 
     def __init__(self, config: Mapping[str, Any], dataset: Dataset, join: bool = False) -> None:
         self.config = config
@@ -289,15 +312,18 @@ def _eval_loader(
     """The loader of one evaluation phase; ``before`` holds the users' items of the earlier splits."""
     mode = config["eval_args"]["mode"][phase]
     if mode == "full":
-        return FullSortEvalDataLoader(config, split, before, item_counts)
-    if mode == "labeled":
-        return LabeledEvalDataLoader(config, split)
-    exclude = before.union(UserHistory.from_datasets(split))
-    distribution = "uniform" if mode.startswith("uni") else "popularity"
-    counts = seen_counts + split.item_counts if distribution == "popularity" else None
-    sampler = NegativeSampler(exclude, distribution, counts)
-    seed = config["seed"] * 1000 + PHASE_SEEDS[phase]
-    return SampledEvalDataLoader(config, split, exclude, int(mode[3:]), sampler, seed, item_counts)
+        loader = FullSortEvalDataLoader(config, split, before, item_counts)
+    elif mode == "labeled":
+        loader = LabeledEvalDataLoader(config, split)
+    else:
+        exclude = before.union(UserHistory.from_datasets(split))
+        distribution = "uniform" if mode.startswith("uni") else "popularity"
+        counts = seen_counts + split.item_counts if distribution == "popularity" else None
+        sampler = NegativeSampler(exclude, distribution, counts)
+        seed = config["seed"] * 1000 + PHASE_SEEDS[phase]
+        loader = SampledEvalDataLoader(config, split, exclude, int(mode[3:]), sampler, seed, item_counts)
+    loader.phase = phase
+    return loader
 
 
 def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[TrainDataLoader, Any, Any]:
@@ -307,7 +333,7 @@ def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[Train
     uniN / popN rank the positives against N sampled negatives each (drawn once); labeled scores each
     interaction against its label.
     """
-    from recforge.models.base import InputType
+    from recforge.utils.enum_type import InputType
 
     model_class = getattr(config, "model_class", None)
     if max(config["topk"]) > dataset.item_num - 1:

@@ -50,7 +50,6 @@ class Evaluator:
         self.recommended: dict[int, np.ndarray] = {}
         self.gauc_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.labelled: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.users = 0
 
     def set_item_counts(self, item_counts: np.ndarray | None) -> None:
         """Training interactions per item id, needed by AveragePopularity and TailPercentage."""
@@ -59,6 +58,11 @@ class Evaluator:
     def _needs(self, kind: str) -> bool:
         return kind in self.kinds.values()
 
+    @property
+    def needs_labels(self) -> bool:
+        """Whether a value metric (AUC, LogLoss, MAE, RMSE) is asked for: sampled ranking then also feeds labels."""
+        return self._needs(M.VALUE)
+
     # -- ranking -----------------------------------------------------------------------------------
     def rank(
         self,
@@ -66,9 +70,10 @@ class Evaluator:
         history: tuple[torch.Tensor, torch.Tensor] | None,
         positive_rows: torch.Tensor,
         positive_items: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mask padding and ``history`` in ``scores`` [B, n_items] (in place; it must be contiguous); returns
-        ``(top_items [B, K], hits [B, K], pos_len [B])``."""
+        ``(top_items [B, K], hits [B, K], pos_len [B], valid [B, K])``. ``valid`` is False where a user has fewer
+        than K candidates and the slot holds a masked filler item."""
         scores[:, 0] = -torch.inf
         if history is not None:  # one fill over flat indices: ~2.7x faster than a 2-d index_put
             scores.view(-1).index_fill_(0, history[0] * scores.shape[1] + history[1], -torch.inf)
@@ -85,7 +90,8 @@ class Evaluator:
         found = torch.searchsorted(keys, query).clamp_(max=max(len(keys) - 1, 0))
         hits = keys[found] == query if len(keys) else torch.zeros_like(query, dtype=torch.bool)
         pos_len = torch.bincount(positive_rows, minlength=scores.shape[0])
-        return top_items, hits, pos_len
+        valid = torch.isfinite(scores.gather(1, top_items))
+        return top_items, hits, pos_len, valid
 
     def add_ranking(
         self,
@@ -96,24 +102,24 @@ class Evaluator:
     ) -> None:
         """Add a batch of users: ``scores`` [B, n_items] (modified in place; -inf marks non-candidates)."""
         scores = scores.contiguous()
-        top_items, hits, pos_len = self.rank(scores, history, positive_rows, positive_items)
-        if self._needs(M.GROUPED):
+        top_items, hits, pos_len, valid = self.rank(scores, history, positive_rows, positive_items)
+        if self._needs(M.GROUPED) and not self.needs_labels:
             self.gauc_parts.append(M.ranking_gauc_parts(scores, positive_rows, positive_items))
         cum = hits.cumsum(dim=1)  # shared by recall, precision, hit and MAP
         for name, kind in self.kinds.items():
             if kind == M.RANKING:
                 self._keep_per_user(name, M.METRICS[name].fn(hits, pos_len, cum=cum))
             elif name == "averagepopularity":
-                self._keep_per_user(name, M.average_popularity(top_items, self._popularity(top_items)))
+                self._keep_per_user(name, M.average_popularity(top_items, self._popularity(top_items), valid))
             elif name == "tailpercentage":
                 tail = torch.from_numpy(M.tail_items(self._counts(), self.tail_ratio)).to(top_items.device)
-                self._keep_per_user(name, M.tail_percentage(top_items, tail))
+                self._keep_per_user(name, M.tail_percentage(top_items, tail, valid))
         if any(name in ("itemcoverage", "giniindex", "shannonentropy") for name in self.kinds):
             n = scores.shape[1]
             for k in self.topk:
-                counts = np.bincount(top_items[:, :k].reshape(-1).cpu().numpy(), minlength=n)
+                shown = top_items[:, :k][valid[:, :k]]  # filler items of users with fewer than k candidates: none
+                counts = np.bincount(shown.cpu().numpy(), minlength=n)
                 self.recommended[k] = self.recommended.get(k, np.zeros(n, dtype=np.int64)) + counts
-        self.users += int(hits.shape[0])
 
     def _keep_per_user(self, name: str, values: torch.Tensor) -> None:
         for k in self.topk:
@@ -137,7 +143,6 @@ class Evaluator:
                 users.detach().cpu().numpy(),
             )
         )
-        self.users += len(scores)
 
     # -- results -----------------------------------------------------------------------------------
     def per_user(self) -> dict[str, torch.Tensor]:

@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from recforge.errors import ConfigError, did_you_mean
+from recforge.registry import BEYOND, GROUPED, RANKING, VALUE, register_metric
 
 logger = logging.getLogger("recforge")
-
-RANKING, BEYOND, VALUE, GROUPED = "ranking", "beyond-accuracy", "value", "grouped"
 
 
 def _ranks(hits: torch.Tensor) -> torch.Tensor:
@@ -110,26 +107,46 @@ def gini_index(recommended: np.ndarray, n_items: int) -> float:
 
 
 def shannon_entropy(recommended: np.ndarray, n_items: int) -> float:
-    """ShannonEntropy@k = -sum_i p_i ln p_i with p_i = (times item i is in a top k) / (users * k)."""
+    """ShannonEntropy@k as RecBole 1.2.1 computes it: (-sum_i p_i ln p_i) / m, with p_i = (times item i is in a
+    top k) / (all recommended slots) and m the number of distinct recommended items.
+
+    (RecBole's docstring shows only the sum; its code divides by m, and recforge follows the code so that
+    numbers compare.)
+    """
     counts = recommended[recommended > 0].astype(np.float64)
     if not len(counts):
         return 0.0
     p = counts / counts.sum()
-    return float(-(p * np.log(p)).sum())
+    return float(-(p * np.log(p)).sum() / len(counts))
 
 
-def average_popularity(top_items: torch.Tensor, popularity: torch.Tensor) -> torch.Tensor:
-    """AveragePopularity@k = mean over the top k of the items' training interaction counts, per user ([U, K])."""
-    return popularity[top_items].to(torch.float64).cumsum(dim=1) / _ranks(top_items)
+def _mean_over_valid(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Running mean over ranks 1..k of ``values`` [U, K], counting only ``valid`` slots (all when None)."""
+    if valid is None:
+        return values.cumsum(dim=1) / _ranks(values)
+    shown = valid.to(torch.float64)
+    return (values * shown).cumsum(dim=1) / shown.cumsum(dim=1).clamp(min=1.0)
 
 
-def tail_percentage(top_items: torch.Tensor, is_tail: torch.Tensor) -> torch.Tensor:
-    """TailPercentage@k = share of the top k items that are long-tail items, per user ([U, K]).
+def average_popularity(
+    top_items: torch.Tensor, popularity: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """AveragePopularity@k = mean over the top k of the items' training interaction counts, per user ([U, K]).
+
+    ``valid`` [U, K] marks real recommendations; masked filler items (users with fewer than k candidates) count
+    in neither the sum nor the number of items.
+    """
+    return _mean_over_valid(popularity[top_items].to(torch.float64), valid)
+
+
+def tail_percentage(top_items: torch.Tensor, is_tail: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """TailPercentage@k = share of the top k items that are long-tail items, per user ([U, K]); filler items
+    (``valid`` False) do not count.
 
     Tail items (``tail_items``): with tail_ratio > 1, training items with at most tail_ratio interactions; with
     tail_ratio <= 1, that share of the training items, least popular first (ties by lower id).
     """
-    return is_tail[top_items].to(torch.float64).cumsum(dim=1) / _ranks(top_items)
+    return _mean_over_valid(is_tail[top_items].to(torch.float64), valid)
 
 
 def tail_items(item_counts: np.ndarray, tail_ratio: float) -> np.ndarray:
@@ -279,51 +296,10 @@ METRICS: dict[str, Metric] = {
     )
 }
 RANKING_METRICS = {name: m.fn for name, m in METRICS.items() if m.kind == RANKING}
+for _metric in METRICS.values():
+    register_metric(_metric)
 
 
 def metric_key(name: str, k: int | None = None) -> str:
     """The result key of a metric, lower-case as RecBole prints it: ``recall@10``, ``auc``."""
     return f"{name.lower()}@{k}" if k is not None else name.lower()
-
-
-def mode_family(mode: str) -> str:
-    """ "full", "sampled" (uniN / popN) or "labeled"."""
-    return "sampled" if re.fullmatch(r"(uni|pop)\d+", mode) else mode
-
-
-def check_metric_config(metrics: list[str], topk: list[int], valid_metric: str, modes: dict[str, str]) -> None:
-    """Reject unknown metrics, metrics that cannot apply to an evaluation mode, and a valid_metric that is not
-    computed — when the config is read, not mid-run."""
-    for name in metrics:
-        if name.lower() not in METRICS:
-            raise ConfigError(
-                f"config key 'metrics': unknown metric {name!r}{did_you_mean(name, METRICS)}; known: "
-                f"{', '.join(METRICS)}"
-            )
-        kind = METRICS[name.lower()].kind
-        for phase, mode in modes.items():
-            family = mode_family(mode)
-            if kind in (RANKING, BEYOND) and family == "labeled":
-                raise ConfigError(
-                    f"metric {name} ranks items, but eval_args.mode.{phase} is 'labeled', which scores the labelled "
-                    "interactions one by one; use a value metric (AUC, GAUC, LogLoss, MAE, RMSE) or mode full / uniN"
-                )
-            if kind == VALUE and family != "labeled":
-                raise ConfigError(
-                    f"metric {name} compares predictions with labels, but eval_args.mode.{phase} is {mode!r}; use "
-                    "mode labeled (with threshold or a label column) or a ranking metric"
-                )
-    name, at, k = valid_metric.partition("@")
-    computed = {m.lower() for m in metrics}
-    if name.lower() not in computed:
-        raise ConfigError(
-            f"config key 'valid_metric': {valid_metric!r} is not among the computed metrics "
-            f"({', '.join(metrics)}); add {name!r} to metrics or pick one of them"
-        )
-    if METRICS[name.lower()].at_k:
-        if not at or not k.strip().isdigit():
-            raise ConfigError(f"config key 'valid_metric': {valid_metric!r} needs a cut-off, e.g. {name}@{topk[0]}")
-        if int(k) not in topk:
-            raise ConfigError(f"config key 'valid_metric': {valid_metric!r} uses k={k}, which is not in topk {topk}")
-    elif at:
-        raise ConfigError(f"config key 'valid_metric': {name} has no cut-off; write {name}")

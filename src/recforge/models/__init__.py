@@ -1,7 +1,8 @@
 """Models: the contract, the registry and the built-in models."""
 
+from recforge.models import general  # noqa: F401  (registers the built-in models)
 from recforge.models.base import GeneralRecommender, InputType, ModelType, Recommender
-from recforge.models.registry import get_model, get_model_class, model_names, register_model
+from recforge.registry import get_model, get_model_class, model_names, register_model
 
 __all__ = [
     "GeneralRecommender",

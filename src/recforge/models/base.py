@@ -11,36 +11,21 @@ A model is an ``nn.Module`` built from ``(config, dataset)`` that scores users a
 Class attributes declare what the rest of the framework needs to know:
 ``input_type`` (what training batches hold), ``type`` (general, knowledge, ...), ``trainable`` (False for
 models fitted in one pass from counts, such as Pop), ``hyper_parameters`` (the config keys the model adds,
-with defaults) and ``trainer`` (the name of the Trainer class that trains it).
+with types and defaults; None, the default, means the model declares nothing and reads free keys from the
+config as a RecBole model does) and ``trainer`` (the name of the trainer that trains it; ``get_trainer`` also
+finds a registered ``<Model>Trainer``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import Enum
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from recforge.config.types import Key
-
-
-class InputType(Enum):
-    """What a training batch holds: labelled pairs (POINTWISE) or (positive, negative) pairs (PAIRWISE)."""
-
-    POINTWISE = 1
-    PAIRWISE = 2
-    LISTWISE = 3
-
-
-class ModelType(Enum):
-    GENERAL = 1
-    SEQUENTIAL = 2
-    CONTEXT = 3
-    KNOWLEDGE = 4
-    TRADITIONAL = 5
-    DECISIONTREE = 6
+from recforge.utils.enum_type import InputType, ModelType
 
 
 class Recommender(nn.Module):
@@ -49,12 +34,14 @@ class Recommender(nn.Module):
     input_type: ClassVar[InputType] = InputType.PAIRWISE
     type: ClassVar[ModelType] = ModelType.GENERAL
     trainable: ClassVar[bool] = True
-    hyper_parameters: ClassVar[tuple[Key, ...]] = ()
+    hyper_parameters: ClassVar[tuple[Key, ...] | None] = None
     trainer: ClassVar[str] = "Trainer"
     resizable_buffers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Mapping[str, Any], dataset) -> None:
+        """``dataset`` is the training split (``train_data.dataset``); a loader is accepted too."""
         super().__init__()
+        dataset = getattr(dataset, "dataset", dataset)
         self.config = config
         self.USER_ID: str = config["USER_ID_FIELD"]
         self.ITEM_ID: str = config["ITEM_ID_FIELD"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recforge.errors import ConfigError, did_you_mean
+from recforge.registry import get_trainer, register_trainer
 from recforge.trainer.events import (
     Callback,
     Checkpoints,
@@ -11,6 +11,7 @@ from recforge.trainer.events import (
     EpochLog,
     ProgressBar,
     RunLog,
+    RunSummary,
     SchedulerStep,
     TensorBoardLog,
 )
@@ -25,23 +26,8 @@ from recforge.trainer.objectives import (
     OptimizerSpec,
     Schedule,
 )
+from recforge.trainer.run_folder import RunFolder
 from recforge.trainer.trainer import AbstractTrainer, Trainer
-
-TRAINERS: dict[str, type[AbstractTrainer]] = {"Trainer": Trainer}
-
-
-def get_trainer(model_type=None, model_name: str | None = None) -> type[AbstractTrainer]:
-    """The trainer class for a model: ``get_trainer(model_class)``, or RecBole's ``get_trainer(type, name)``."""
-    from recforge.models.registry import get_model_class
-
-    model_class = model_type if isinstance(model_type, type) else get_model_class(model_name)
-    name = getattr(model_class, "trainer", "Trainer")
-    if name not in TRAINERS:
-        raise ConfigError(
-            f"{model_class.__name__} asks for trainer {name!r}, which does not exist{did_you_mean(name, TRAINERS)}"
-        )
-    return TRAINERS[name]
-
 
 __all__ = [
     "AbstractTrainer",
@@ -59,10 +45,13 @@ __all__ = [
     "Objective",
     "OptimizerSpec",
     "ProgressBar",
+    "RunFolder",
     "RunLog",
+    "RunSummary",
     "Schedule",
     "SchedulerStep",
     "TensorBoardLog",
     "Trainer",
     "get_trainer",
+    "register_trainer",
 ]

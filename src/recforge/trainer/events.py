@@ -11,13 +11,13 @@
     on_fit_end
 
 and, whenever a checkpoint is written or read, ``on_checkpoint_save(kind, path)`` /
-``on_checkpoint_load(path, state)``. Callbacks run in list order. A callback may keep state that goes into
+``on_checkpoint_load(path, state)``; after every ``evaluate``, ``on_evaluate_end(phase, result)`` (phase "valid",
+"test" or None, from the loader). Callbacks run in list order. A callback may keep state that goes into
 checkpoints (``state_dict`` / ``load_state_dict``) and may stop training with ``trainer.should_stop = True``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -61,6 +61,9 @@ class Callback:
     def on_fit_end(self, trainer: Trainer) -> None:
         pass
 
+    def on_evaluate_end(self, trainer: Trainer, phase: str | None, result: dict[str, float]) -> None:
+        pass
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -69,7 +72,8 @@ class Callback:
 
 
 class EarlyStopping(Callback):
-    """Stop when more than ``stopping_step`` validations in a row did not improve (RecBole's rule)."""
+    """Stop when more than ``stopping_step`` validations in a row did not improve (RecBole's rule); the message
+    comes at the end of the epoch, after its evaluation line."""
 
     def __init__(self, stopping_step: int) -> None:
         self.stopping_step = stopping_step
@@ -77,13 +81,16 @@ class EarlyStopping(Callback):
     def on_validation_end(self, trainer, epoch, score, result, improved) -> None:
         if trainer.cur_step > self.stopping_step:
             trainer.should_stop = True
-            if trainer.verbose:
-                logger.info(
-                    "early stopping after epoch %d: %d validations without improvement; best %.6f",
-                    epoch,
-                    trainer.cur_step,
-                    trainer.best_valid_score,
-                )
+
+    def on_epoch_end(self, trainer, epoch) -> None:
+        if trainer.should_stop and trainer.cur_step > self.stopping_step and trainer.verbose:
+            logger.info(
+                "early stopping after epoch %d: %d validations without improvement; best %.6f at epoch %s",
+                epoch,
+                trainer.cur_step,
+                trainer.best_valid_score,
+                trainer.best_epoch,
+            )
 
 
 class Checkpoints(Callback):
@@ -96,6 +103,8 @@ class Checkpoints(Callback):
     def on_fit_start(self, trainer) -> None:
         if trainer.saved and trainer.trainable:
             trainer.save_checkpoint("last", trainer.start_epoch - 1)
+            if trainer.best_epoch is not None and trainer.best_epoch == trainer.start_epoch - 1:
+                trainer.link_checkpoint("last", "best")  # resumed from the best epoch itself
 
     def on_validation_end(self, trainer, epoch, score, result, improved) -> None:
         self._improved = improved
@@ -140,7 +149,11 @@ class EpochLog(Callback):
             shown = ", ".join(f"{name}: {_fmt(value, places)}" for name, value in losses.items())
         else:
             shown = f"train loss: {_fmt(loss, places)}"
-        lr = ", ".join(f"{value:.3g}" for value in trainer.epoch_learning_rates.values())
+        rates = trainer.epoch_learning_rates
+        if len(rates) == 1:
+            lr = f"{next(iter(rates.values())):.3g}"
+        else:
+            lr = ", ".join(f"{name} {value:.3g}" for name, value in rates.items())
         logger.info(
             "epoch %d training [time: %.2fs, %s%s]",
             epoch,
@@ -204,14 +217,11 @@ class ProgressBar(Callback):
 
 
 class RunLog(Callback):
-    """One JSON line per epoch in ``<run_dir>/history.jsonl``: losses by objective, learning rates, times,
-    validation score and result. Resuming from an earlier epoch drops the lines after it."""
+    """One JSON line per epoch in the run folder's ``history.jsonl``: losses by objective, learning rates, times,
+    validation score and result."""
 
     def __init__(self) -> None:
         self.record: dict[str, Any] = {}
-
-    def _path(self, trainer) -> Path | None:
-        return trainer.run_dir / "history.jsonl" if trainer.saved and trainer.run_dir is not None else None
 
     def on_epoch_start(self, trainer, epoch) -> None:
         self.record = {"epoch": epoch}
@@ -233,52 +243,87 @@ class RunLog(Callback):
         )
 
     def on_epoch_end(self, trainer, epoch) -> None:
-        path = self._path(trainer)
-        if path is None:
-            return
-        self.record["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(self.record, allow_nan=True) + "\n")
+        if trainer.saved:
+            self.record["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            trainer.folder().append_history(self.record)
 
-    def on_checkpoint_load(self, trainer, path, state) -> None:
-        target = self._path(trainer)
-        if target is None or not target.is_file():
+
+class RunSummary(Callback):
+    """``metrics.json`` in the run folder: the best validation result and the loss history when fit ends, the
+    test result when a test split is evaluated."""
+
+    def on_fit_end(self, trainer) -> None:
+        if not trainer.saved or not trainer._folder_ready:
             return
-        keep = [
-            line
-            for line in target.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line)["epoch"] <= state["epoch"]
-        ]
-        target.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+        config = trainer.config
+        trainer.folder().update_metrics(
+            model=config["model"],
+            dataset=config["dataset"],
+            best_valid_score=trainer.best_valid_score if trainer.validates else -1,
+            valid_score_bigger=trainer.valid_metric_bigger,
+            best_valid_result=trainer.best_valid_result,
+            run_dir=str(trainer.run_dir),
+            epochs_run=trainer.start_epoch,
+            best_epoch=trainer.best_epoch,
+            train_loss={str(k): v for k, v in trainer.train_loss_dict.items()},
+        )
+
+    def on_evaluate_end(self, trainer, phase, result) -> None:
+        if phase == "test" and trainer.saved and trainer._folder_ready:
+            trainer.folder().update_metrics(test_result=result)
 
 
 class TensorBoardLog(Callback):
-    """Scalars for TensorBoard in ``<run_dir>/tensorboard``: losses, learning rates, validation metrics."""
+    """Scalars for TensorBoard in the run folder's ``tensorboard/``: losses, learning rates, validation metrics,
+    and, when the test split is evaluated, the test metrics with the run's hyper-parameters. Nothing is written
+    when fit runs with ``saved=False``."""
 
     def __init__(self) -> None:
         self.writer = None
 
-    def on_fit_start(self, trainer) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+    def _open(self, trainer) -> bool:
+        if self.writer is None and trainer.saved:
+            from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(trainer.checkpoint_dir.parent / "tensorboard"))
+            self.writer = SummaryWriter(log_dir=str(trainer.folder().path / "tensorboard"))
+        return self.writer is not None
+
+    def on_fit_start(self, trainer) -> None:
+        self._open(trainer)
 
     def on_train_end(self, trainer, epoch, loss) -> None:
+        if not self._open(trainer):
+            return
         self.writer.add_scalar("train/loss", trainer.train_loss_dict[epoch], epoch)
-        for name, value in trainer.last_losses.items():
-            if value is not None:
-                self.writer.add_scalar(f"train/loss_{name}", sum(value) if isinstance(value, tuple) else value, epoch)
+        if len(trainer.last_losses) > 1:
+            for name, value in trainer.last_losses.items():
+                if value is not None:
+                    total = sum(value) if isinstance(value, tuple) else value
+                    self.writer.add_scalar(f"train/loss_{name}", total, epoch)
         for name, lr in trainer.epoch_learning_rates.items():
             self.writer.add_scalar(f"lr/{name}", lr, epoch)
 
     def on_validation_end(self, trainer, epoch, score, result, improved) -> None:
+        if self._open(trainer):
+            for key, value in result.items():
+                self.writer.add_scalar(f"valid/{key}", value, epoch)
+
+    def on_evaluate_end(self, trainer, phase, result) -> None:
+        if phase != "test" or not trainer._has_fit or not self._open(trainer):
+            return
         for key, value in result.items():
-            self.writer.add_scalar(f"valid/{key}", value, epoch)
+            self.writer.add_scalar(f"test/{key}", value, trainer.best_epoch or 0)
+        params = {
+            k: v if isinstance(v, (int, float, str, bool)) else str(v)
+            for k, v in trainer.config.items()
+            if v is not None
+        }
+        self.writer.add_hparams(params, {f"hparam/test/{k}": v for k, v in result.items()}, run_name="hparams")
+        self.writer.flush()
 
     def on_fit_end(self, trainer) -> None:
         if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            self.writer.flush()
 
 
 class EpochHooks(Callback):

@@ -99,7 +99,8 @@ class Objective:
         data: "train" (the training loader), another name (``train_data.views[name]``) or a callable
             ``train_data -> iterable of batches``.
         schedule: the epochs in which the objective runs.
-        optimizer: the name of the optimizer that steps on its gradients ("main" by default).
+        optimizer: the name of the optimizer that steps on its gradients ("main" by default; when optimizer specs
+            own every parameter, "main" means all of them), or several names.
         steps: at most this many batches per epoch (None: a full pass).
         parts: schedules of individual parts of a tuple loss, by index; a part that is not due is left out of
             the sum (and reported as 0).
@@ -110,7 +111,7 @@ class Objective:
     loss: str | LossFn = "calculate_loss"
     data: str | Callable[[Any], Iterable[Any]] = "train"
     schedule: Schedule = field(default_factory=Always)
-    optimizer: str = "main"
+    optimizer: str | tuple[str, ...] = "main"
     steps: int | None = None
     parts: Mapping[int, Schedule] = field(default_factory=dict)
     group: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -22,21 +23,40 @@ OPTIMIZERS = {
 
 
 def build_optimizer(
-    params: Iterable[torch.nn.Parameter], learner: str, learning_rate: float, weight_decay: float = 0.0
+    params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
+    learner: str,
+    learning_rate: float,
+    weight_decay: float = 0.0,
 ) -> torch.optim.Optimizer:
-    """The optimizer called ``learner`` over ``params`` (only those that require gradients)."""
-    params = [p for p in params if p.requires_grad]
-    if not params:
+    """The optimizer called ``learner`` over ``params``: parameters, or param groups (dicts with "params" and
+    per-group settings such as "lr", as torch takes them). Parameters that need no gradient are left out."""
+    groups = _trainable_groups(params)
+    if not groups:
         raise ConfigError("the model has no trainable parameters, so there is nothing to optimise")
-    cls = OPTIMIZERS[learner.lower()]
+    cls = OPTIMIZERS.get(learner.lower())
+    if cls is None:
+        raise ConfigError(f"unknown learner {learner!r}; use one of {', '.join(OPTIMIZERS)}")
+    flat = [p for group in groups for p in group["params"]]
     if cls is torch.optim.SparseAdam:
         if weight_decay:
             logger.warning("sparse_adam does not support weight_decay; weight_decay=%s is ignored", weight_decay)
-        return cls(params, lr=learning_rate)
-    if cls in (torch.optim.Adam, torch.optim.AdamW) and _fusable(params):
+        return cls(groups, lr=learning_rate)
+    if cls in (torch.optim.Adam, torch.optim.AdamW) and _fusable(flat):
         # The same update in one kernel per parameter group: measured 13% faster on a BPR epoch on the CPU.
-        return cls(params, lr=learning_rate, weight_decay=weight_decay, fused=True)
-    return cls(params, lr=learning_rate, weight_decay=weight_decay)
+        return cls(groups, lr=learning_rate, weight_decay=weight_decay, fused=True)
+    return cls(groups, lr=learning_rate, weight_decay=weight_decay)
+
+
+def _trainable_groups(params: Iterable[Any]) -> list[dict[str, Any]]:
+    """``params`` as param groups holding only parameters that need gradients; empty groups are dropped."""
+    items = list(params)
+    groups = items if items and isinstance(items[0], dict) else [{"params": items}]
+    out = []
+    for group in groups:
+        kept = [p for p in group["params"] if p.requires_grad]
+        if kept:
+            out.append({**group, "params": kept})
+    return out
 
 
 def _fusable(params: list[torch.nn.Parameter]) -> bool:

@@ -8,7 +8,7 @@ from torch import nn
 from recforge.config.types import Int, Key
 from recforge.models.base import GeneralRecommender, InputType, xavier_normal_initialization
 from recforge.models.losses import bpr_loss
-from recforge.models.registry import register_model
+from recforge.registry import register_model
 
 
 @register_model

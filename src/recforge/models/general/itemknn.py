@@ -9,7 +9,7 @@ import torch
 
 from recforge.config.types import Float, Int, Key, Str
 from recforge.models.base import GeneralRecommender, InputType, ModelType
-from recforge.models.registry import register_model
+from recforge.registry import register_model
 
 if TYPE_CHECKING:
     import scipy.sparse as sp

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from recforge.models.base import GeneralRecommender, InputType, ModelType
-from recforge.models.registry import register_model
+from recforge.registry import register_model
 
 
 @register_model
@@ -20,6 +20,7 @@ class Pop(GeneralRecommender):
     input_type = InputType.POINTWISE
     type = ModelType.TRADITIONAL
     trainable = False
+    hyper_parameters = ()
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)

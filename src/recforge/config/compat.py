@@ -1,0 +1,97 @@
+"""RecBole's configuration keys that recforge reads without using them, and why.
+
+A RecBole YAML file must load unchanged. Every key in it is then one of:
+
+- a recforge key (``recforge.config.keys``, or a hyper-parameter a recforge model declares): used;
+- a RecBole setting listed in ``NO_EFFECT`` below: accepted; when its value asks for something recforge does not
+  do (anything but RecBole's own default or ``~``) the run warns with the reason;
+- a hyper-parameter of a RecBole model that recforge does not implement, or an entry of RecBole's data-set
+  download lists (``dataset/url.yaml``): accepted with a warning saying so;
+- anything else: an unknown key, an error.
+
+Which names are RecBole's comes from ``recforge.registry.recbole_catalog`` (generated from RecBole 1.2.1's own
+files), so this does not depend on RecBole being installed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recforge.registry import recbole_catalog
+
+_SEQUENTIAL = "sequential models are not implemented"
+_DISTRIBUTED = "distributed training is not implemented yet"
+_KNOWLEDGE = "knowledge-graph data (.kg / .link files) is not read yet: no knowledge-aware model is implemented"
+_CONTEXT = "context-aware feature models are not implemented yet"
+
+# RecBole settings (overall.yaml, dataset/*.yaml, quick_start_config/*.yaml) that recforge accepts without effect.
+NO_EFFECT: dict[str, str] = {
+    "save_dataset": "recforge caches processed data itself (data_cache)",
+    "dataset_save_path": "recforge caches processed data itself (data_cache)",
+    "save_dataloaders": "loaders are rebuilt from the cached data set in milliseconds",
+    "dataloaders_save_path": "loaders are rebuilt from the cached data set in milliseconds",
+    "log_wandb": "Weights & Biases logging is not supported; use tensorboard: true",
+    "wandb_project": "Weights & Biases logging is not supported; use tensorboard: true",
+    "worker": "batches are sliced from in-memory tensors; no loader workers are needed",
+    "repeatable": "only the general (non-sequential) setting exists; " + _SEQUENTIAL,
+    "transform": "no batch transforms are implemented",
+    "seq_len": "token_seq columns are kept whole (ragged)",
+    "additional_feat_suffix": "extra atomic files are not read",
+    "benchmark_filename": "pre-split benchmark files are not supported; use eval_args.split",
+    "discretization": _CONTEXT,
+    "numerical_features": _CONTEXT,
+    "ITEM_LIST_LENGTH_FIELD": _SEQUENTIAL,
+    "LIST_SUFFIX": _SEQUENTIAL,
+    "MAX_ITEM_LIST_LENGTH": _SEQUENTIAL,
+    "POSITION_FIELD": _SEQUENTIAL,
+    "SOURCE_ID_FIELD": "social models are not implemented",
+    "TARGET_ID_FIELD": "social models are not implemented",
+    "kg_reverse_r": _KNOWLEDGE,
+    "entity_kg_num_interval": _KNOWLEDGE,
+    "relation_kg_num_interval": _KNOWLEDGE,
+    "alias_of_entity_id": _KNOWLEDGE,
+    "alias_of_relation_id": _KNOWLEDGE,
+    "nproc": _DISTRIBUTED,
+    "local_rank": _DISTRIBUTED,
+    "world_size": _DISTRIBUTED,
+    "offset": _DISTRIBUTED,
+    "ip": _DISTRIBUTED,
+    "port": _DISTRIBUTED,
+}
+
+# load_col entries for files recforge does not read.
+LOAD_COL_NO_EFFECT: dict[str, str] = {"kg": _KNOWLEDGE, "link": _KNOWLEDGE}
+
+_URL_ENTRIES = {name: path for path, names in recbole_catalog.DATASET_URL_FILES.items() for name in names}
+
+
+def _recbole_model_owners() -> dict[str, list[str]]:
+    owners: dict[str, list[str]] = {}
+    for model, keys in recbole_catalog.MODEL_KEYS.items():
+        for key in keys:
+            owners.setdefault(key, []).append(model)
+    return owners
+
+
+RECBOLE_MODEL_OWNERS = _recbole_model_owners()
+
+
+def is_recbole_default(name: str, value: Any) -> bool:
+    """Whether ``value`` asks for nothing: ``~`` or RecBole's own default for ``name``."""
+    return value is None or (name in recbole_catalog.DEFAULTS and recbole_catalog.DEFAULTS[name] == value)
+
+
+def no_effect_reason(name: str, implemented_models: set[str]) -> str | None:
+    """Why the RecBole key ``name`` has no effect in recforge, or None if it is not a RecBole key recforge knows.
+
+    ``implemented_models``: lower-case names of the models recforge has (their keys are not "RecBole-only").
+    """
+    if name in NO_EFFECT:
+        return NO_EFFECT[name]
+    owners = [m for m in RECBOLE_MODEL_OWNERS.get(name, ()) if m.lower() not in implemented_models]
+    if owners:
+        shown = ", ".join(owners[:4]) + (f" and {len(owners) - 4} more" if len(owners) > 4 else "")
+        return f"hyper-parameter of RecBole's {shown}, which recforge does not implement yet"
+    if name in _URL_ENTRIES:
+        return f"a download address from RecBole's {_URL_ENTRIES[name]}, not a setting (see `recforge datasets`)"
+    return None

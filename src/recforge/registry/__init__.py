@@ -1,0 +1,245 @@
+"""Registries of the named things a config refers to: models, trainers and metrics.
+
+They sit below everything that uses them, so the packages form one line with no cycle::
+
+    errors, utils  ->  registry  ->  config  ->  data  ->  models  ->  evaluation  ->  trainer  ->  quick_start, cli
+
+The config reads the registries; models, trainers and metrics register themselves into them when their modules
+are imported (``import recforge`` imports every built-in one). Third-party models and trainers register with
+``@register_model`` / ``@register_trainer``, through the ``recforge.models`` / ``recforge.trainers`` entry-point
+groups of an installed package, or by being imported (``recforge run --import my_models``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
+
+from recforge.errors import ConfigError, did_you_mean
+from recforge.registry import recbole_catalog
+from recforge.utils.enum_type import ModelType
+
+logger = logging.getLogger("recforge")
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Objects by name, looked up case-insensitively.
+
+    Args:
+        kind: what is registered ("model"), used in messages.
+        entry_points: an entry-point group whose entries are imported (and so register) on the first lookup.
+    """
+
+    def __init__(self, kind: str, entry_points: str | None = None) -> None:
+        self.kind = kind
+        self.entry_points = entry_points
+        self._entries: dict[str, tuple[str, T]] = {}
+        self._entry_points_loaded = entry_points is None
+
+    def add(self, name: str, obj: T) -> T:
+        """Register ``obj`` as ``name``; another object under the same name is a ValueError (re-registering the
+        same class, e.g. after a module reload, is allowed)."""
+        key = name.lower()
+        existing = self._entries.get(key)
+        if existing is not None and existing[1] is not obj and _qualname(existing[1]) != _qualname(obj):
+            raise ValueError(
+                f"a {self.kind} named {name} is already registered ({getattr(existing[1], '__module__', '?')})"
+            )
+        self._entries[key] = (name, obj)
+        return obj
+
+    def find(self, name: str) -> T | None:
+        """The object registered as ``name`` (any case), or None."""
+        entry = self._entries.get(name.lower())
+        if entry is None and not self._entry_points_loaded:
+            self._load_entry_points()
+            entry = self._entries.get(name.lower())
+        return entry[1] if entry is not None else None
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.find(name) is not None
+
+    def names(self) -> list[str]:
+        """Registered names as spelled at registration, sorted."""
+        self._load_entry_points()
+        return sorted(name for name, _ in self._entries.values())
+
+    def values(self) -> Iterator[T]:
+        self._load_entry_points()
+        return iter([obj for _, obj in self._entries.values()])
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        from importlib.metadata import entry_points
+
+        for entry in entry_points(group=self.entry_points):
+            try:
+                loaded = entry.load()
+            except Exception as exc:  # a broken plug-in must not break recforge; say which one and why
+                logger.warning("entry point %s (%s) could not be loaded: %s", entry.name, entry.value, exc)
+                continue
+            if isinstance(loaded, type) and loaded.__name__.lower() not in self._entries:
+                self.add(loaded.__name__, loaded)
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', id(obj))}"
+
+
+MODELS: Registry[type] = Registry("model", entry_points="recforge.models")
+TRAINERS: Registry[type] = Registry("trainer", entry_points="recforge.trainers")
+METRICS: Registry[Any] = Registry("metric")
+
+# RecBole's model names (its model/*.yaml files), for telling "not implemented yet" from "unknown".
+RECBOLE_MODELS: dict[str, str] = {name.lower(): name for name in recbole_catalog.MODEL_KEYS}
+
+
+# -- models -----------------------------------------------------------------------------------------
+
+
+def register_model(cls: type) -> type:
+    """Class decorator: make a model available by its class name (in configs, ``--model`` and ``get_model``)."""
+    return MODELS.add(cls.__name__, cls)
+
+
+def get_model_class(name: str) -> type:
+    """The model class called ``name`` (any case).
+
+    Raises:
+        ConfigError: naming RecBole models that recforge does not implement yet as such, and otherwise listing the
+            available models with the closest name.
+    """
+    cls = MODELS.find(name)
+    if cls is not None:
+        return cls
+    available = ", ".join(MODELS.names())
+    recbole_name = RECBOLE_MODELS.get(name.lower())
+    if recbole_name is not None:
+        raise ConfigError(
+            f"{recbole_name} is a RecBole model that recforge does not implement yet; implemented models: {available} "
+            "(a model of your own is registered with @register_model and found with --import MODULE)"
+        )
+    raise ConfigError(f"unknown model '{name}'{did_you_mean(name, MODELS.names())}; available models: {available}")
+
+
+def get_model(name: str) -> type:
+    """RecBole's name for ``get_model_class``."""
+    return get_model_class(name)
+
+
+def model_names() -> list[str]:
+    """The registered models' names, sorted."""
+    return MODELS.names()
+
+
+def declared_keys(cls: type) -> tuple | None:
+    """The config keys a model class declares (``hyper_parameters``), or None when it declares none and so reads
+    free keys, as a RecBole model does."""
+    return getattr(cls, "hyper_parameters", None)
+
+
+def all_model_keys(exclude: type | None = None) -> dict[str, list[Any]]:
+    """``{key name: [(model name, Key), ...]}`` over the registered models that declare keys."""
+    owners: dict[str, list[Any]] = {}
+    for cls in MODELS.values():
+        if cls is exclude:
+            continue
+        for key in declared_keys(cls) or ():
+            owners.setdefault(key.name, []).append((cls.__name__, key))
+    return owners
+
+
+# -- trainers ---------------------------------------------------------------------------------------
+
+# RecBole's fallback trainers by model type (get_trainer), used when they are registered.
+TRAINER_BY_MODEL_TYPE = {ModelType.KNOWLEDGE: "KGTrainer", ModelType.DECISIONTREE: "DecisionTreeTrainer"}
+
+
+def register_trainer(cls: type | None = None, *, name: str | None = None) -> Any:
+    """Class decorator (``@register_trainer`` or ``@register_trainer(name="MyTrainer")``): make a trainer
+    available by name. A trainer named ``<Model>Trainer`` is the one ``get_trainer`` picks for ``<Model>``."""
+
+    def decorate(trainer_class: type) -> type:
+        return TRAINERS.add(name or trainer_class.__name__, trainer_class)
+
+    return decorate(cls) if cls is not None else decorate
+
+
+def get_trainer(model_type: Any = None, model_name: str | None = None) -> type:
+    """The trainer class of a model: ``get_trainer(model_class)`` or RecBole's ``get_trainer(model_type,
+    model_name)``.
+
+    In order: the trainer the model class names (its ``trainer`` attribute, when not the plain "Trainer"); a
+    registered ``<model_name>Trainer`` (RecBole's naming rule); the trainer of the model type (KGTrainer for
+    knowledge-aware models, when registered); ``Trainer``.
+    """
+    model_class = model_type if isinstance(model_type, type) else None
+    if model_class is None and model_name is not None:
+        model_class = MODELS.find(model_name)
+    if model_class is not None:
+        model_name = model_class.__name__
+        model_type = getattr(model_class, "type", model_type)
+        wanted = getattr(model_class, "trainer", "Trainer")
+        if wanted != "Trainer":
+            trainer = TRAINERS.find(wanted)
+            if trainer is None:
+                raise ConfigError(
+                    f"{model_name} asks for trainer {wanted!r}, which is not registered"
+                    f"{did_you_mean(wanted, TRAINERS.names())}; registered trainers: {', '.join(TRAINERS.names())}"
+                )
+            return trainer
+    for candidate in (f"{model_name}Trainer" if model_name else None, TRAINER_BY_MODEL_TYPE.get(model_type), "Trainer"):
+        trainer = TRAINERS.find(candidate) if candidate else None
+        if trainer is not None:
+            return trainer
+    raise ConfigError("no trainer is registered (import recforge first)")
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+
+# Metric kinds: what a metric reads, and so in which evaluation modes it can be computed.
+RANKING, BEYOND, VALUE, GROUPED = "ranking", "beyond-accuracy", "value", "grouped"
+
+
+def register_metric(metric: T) -> T:
+    """Register a metric description (an object with ``name``, ``kind`` and ``at_k``)."""
+    return METRICS.add(metric.name, metric)
+
+
+def metric_spec(name: str) -> Any:
+    """The registered metric called ``name`` (any case), or a ConfigError listing the known ones."""
+    metric = METRICS.find(name)
+    if metric is None:
+        raise ConfigError(
+            f"config key 'metrics': unknown metric {name!r}{did_you_mean(name, METRICS.names())}; known: "
+            f"{', '.join(METRICS.names())}"
+        )
+    return metric
+
+
+__all__ = [
+    "BEYOND",
+    "GROUPED",
+    "METRICS",
+    "MODELS",
+    "RANKING",
+    "RECBOLE_MODELS",
+    "TRAINERS",
+    "VALUE",
+    "Registry",
+    "all_model_keys",
+    "declared_keys",
+    "get_model",
+    "get_model_class",
+    "get_trainer",
+    "metric_spec",
+    "model_names",
+    "register_metric",
+    "register_model",
+    "register_trainer",
+]

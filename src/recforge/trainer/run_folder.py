@@ -1,0 +1,149 @@
+"""Run folders: everything one training run writes, in one place.
+
+::
+
+    <checkpoint_dir>/<Model>-<dataset>-<YYYYmmdd-HHMMSS>[-n]/
+        config.yaml          the resolved config
+        run.log              the whole log of the run (also what was logged before the folder existed)
+        history.jsonl        one JSON line per epoch
+        metrics.json         best validation result, test result, epochs, loss history
+        checkpoints/last.pth, checkpoints/best.pth
+        tensorboard/         with tensorboard: true
+
+The trainer creates the folder when it first writes (``fit`` with ``saved=True``), so a pipeline wired by hand
+gets the same folder as ``recforge.run``. Resuming from ``<run>/checkpoints/last.pth`` continues in ``<run>``;
+resuming from any other checkpoint (``best.pth``, a copy) starts a new folder that begins with the source run's
+history up to that epoch, so the source run is never changed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from recforge.utils.files import atomic_write
+from recforge.utils.log import attach_run_log
+
+
+class RunFolder:
+    """One run's folder (see the module docstring for its layout)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, config: Mapping[str, Any]) -> RunFolder:
+        """A new, empty folder under ``checkpoint_dir`` named after the model, data set and time."""
+        root = Path(config["checkpoint_dir"]).expanduser()
+        stem = f"{config['model']}-{config['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}"
+        for n in range(1000):
+            path = root / (stem if n == 0 else f"{stem}-{n}")
+            try:
+                path.mkdir(parents=True)
+                return cls(path)
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"cannot create a new run folder under {root}")
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: str | Path) -> RunFolder | None:
+        """The run folder a checkpoint ``<run>/checkpoints/<kind>.pth`` belongs to, or None for one stored
+        elsewhere."""
+        path = Path(checkpoint).resolve()
+        if path.parent.name == "checkpoints" and (path.parent.parent / "config.yaml").is_file():
+            return cls(path.parent.parent)
+        return None
+
+    # -- places ------------------------------------------------------------------------------------
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def checkpoint(self, kind: str) -> Path:
+        """``checkpoints/<kind>.pth`` ("last" or "best")."""
+        return self.checkpoints / f"{kind}.pth"
+
+    @property
+    def history_file(self) -> Path:
+        return self.path / "history.jsonl"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / "run.log"
+
+    # -- writing -----------------------------------------------------------------------------------
+    def open_log(self) -> None:
+        """Send the run log (and what was logged before the folder existed) to ``run.log``."""
+        attach_run_log(self.log_file)
+
+    def write_config(self, config: Mapping[str, Any]) -> None:
+        """``config.yaml``: the resolved config (``Config.save``, or the plain values of a mapping)."""
+        if hasattr(config, "save"):
+            config.save(self.path / "config.yaml")
+            return
+        import yaml
+
+        with atomic_write(self.path / "config.yaml", "w") as handle:
+            handle.write(yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True))
+
+    def update_metrics(self, **entries: Any) -> None:
+        """Merge ``entries`` into ``metrics.json`` (written atomically)."""
+        current: dict[str, Any] = {}
+        if self.metrics_file.is_file():
+            try:
+                current = json.loads(self.metrics_file.read_text(encoding="utf-8"))
+            except ValueError:
+                current = {}
+        current.update(entries)
+        with atomic_write(self.metrics_file, "w") as handle:
+            json.dump(current, handle, indent=2)
+            handle.write("\n")
+
+    def append_history(self, record: Mapping[str, Any]) -> None:
+        """Add one epoch's line to ``history.jsonl``."""
+        with open(self.history_file, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, allow_nan=True) + "\n")
+
+    def history(self, up_to_epoch: int | None = None) -> list[str]:
+        """The lines of ``history.jsonl`` (of epochs <= ``up_to_epoch``); a line torn by a kill is skipped."""
+        if not self.history_file.is_file():
+            return []
+        kept = []
+        for line in self.history_file.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if up_to_epoch is None or record.get("epoch", -1) <= up_to_epoch:
+                kept.append(line)
+        return kept
+
+    def write_history(self, lines: list[str]) -> None:
+        """Replace ``history.jsonl`` by ``lines``."""
+        with atomic_write(self.history_file, "w") as handle:
+            handle.write("".join(line + "\n" for line in lines))
+
+    def branch(self, source: RunFolder | None, epoch: int) -> None:
+        """Start this (new) folder as a continuation of ``source`` after ``epoch``: its history up to that epoch
+        and its best checkpoint, when they exist."""
+        if source is None:
+            return
+        self.write_history(source.history(epoch))
+        best = source.checkpoint("best")
+        if best.is_file():
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(best, self.checkpoint("best"))
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return str(self.path)

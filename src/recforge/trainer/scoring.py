@@ -1,0 +1,69 @@
+"""Scoring an evaluation loader with a model, batch by batch, into an ``Evaluator``.
+
+The one place where a model meets evaluation data: the loader says what to score (``mode``), the model scores,
+the evaluator turns scores into metrics. Scores are computed in full precision, without gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from recforge.evaluation.evaluator import Evaluator
+from recforge.utils.progress import progress
+
+
+@torch.no_grad()
+def score_loader(
+    model: torch.nn.Module,
+    eval_data: Any,
+    evaluator: Evaluator,
+    device: torch.device,
+    label_field: str,
+    show_progress: bool = False,
+) -> dict[str, float]:
+    """Evaluate ``model`` on every batch of ``eval_data`` and return ``{metric@k: value}``.
+
+    ``eval_data.mode`` is "full" (rank every item), "sampled" (rank each user's candidates) or "labeled" (score
+    each row against its label in ``label_field``).
+    """
+    model.eval()
+    evaluator.reset()
+    evaluator.set_item_counts(getattr(eval_data, "item_counts", None))
+    mode = getattr(eval_data, "mode", "full")
+    for batch in progress(eval_data, show_progress, "evaluate"):
+        if mode == "labeled":
+            interaction = batch[0].to(device)
+            evaluator.add_labelled(model.predict(interaction), interaction[label_field], interaction[model.USER_ID])
+        elif mode == "sampled":
+            _score_sampled(model, evaluator, device, *batch)
+        else:
+            _score_full(model, evaluator, device, *batch)
+    return evaluator.result()
+
+
+def _score_full(model, evaluator: Evaluator, device, interaction, history, positive_rows, positive_items) -> None:
+    interaction = interaction.to(device)
+    scores = model.full_sort_predict(interaction).view(len(interaction), -1)
+    history = (history[0].to(device), history[1].to(device))
+    evaluator.add_ranking(scores, history, positive_rows.to(device), positive_items.to(device))
+
+
+def _score_sampled(model, evaluator: Evaluator, device, pairs, rows, positive_rows, positive_items) -> None:
+    """Rank each user's candidates (its positives and sampled negatives); for value metrics the candidates are
+    also labelled rows: 1 for a positive, 0 for a sampled negative (RecBole's labels in uniN / popN modes)."""
+    pairs, rows = pairs.to(device), rows.to(device)
+    positive_rows, positive_items = positive_rows.to(device), positive_items.to(device)
+    n_users = int(rows.max()) + 1 if len(rows) else 0
+    pair_scores = model.predict(pairs).float()
+    scores = torch.full((n_users, model.n_items), -torch.inf, device=device)
+    items = pairs[model.ITEM_ID]
+    scores[rows, items] = pair_scores
+    if evaluator.needs_labels:
+        keys = torch.sort(positive_rows * model.n_items + positive_items).values
+        query = rows * model.n_items + items
+        found = torch.searchsorted(keys, query).clamp_(max=max(len(keys) - 1, 0))
+        labels = (keys[found] == query).float() if len(keys) else torch.zeros_like(pair_scores)
+        evaluator.add_labelled(pair_scores, labels, pairs[model.USER_ID])
+    evaluator.add_ranking(scores, None, positive_rows, positive_items)
