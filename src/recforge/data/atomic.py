@@ -11,7 +11,7 @@ is the token of row ``i``. Sequences are ragged: row ``i`` holds ``values[offset
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,3 +272,18 @@ def _split_sequences(array: pa.Array, sep: str, tokens: bool, where: tuple[Path,
                 raise DataError(f"{path}, line {row + 2} ({name}:float_seq): {text!r} is not a number") from None
         raise
     return SeqColumn(offsets, values.astype(np.float64, copy=False), None)
+
+
+def take(columns: Mapping[str, Column], rows: np.ndarray) -> dict[str, Column]:
+    """Select ``rows`` (int indices or a boolean mask) of every column."""
+    if rows.dtype == bool:
+        rows = np.flatnonzero(rows)
+    out: dict[str, Column] = {}
+    for name, col in columns.items():
+        if isinstance(col, TokenColumn):
+            out[name] = TokenColumn(col.codes[rows], col.vocabulary)
+        elif isinstance(col, SeqColumn):
+            out[name] = col.take(rows)
+        else:
+            out[name] = col[rows]
+    return out

@@ -7,6 +7,7 @@ RecBole's order, which ``Dataset`` follows: rows without ids -> ``rm_dup_inter``
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,8 @@ from recforge.config.intervals import Interval, parse_intervals, within
 from recforge.data.atomic import Column, SeqColumn, TokenColumn
 from recforge.errors import ConfigError
 from recforge.utils.arrays import first_occurrences
+
+logger = logging.getLogger("recforge")
 
 Table = dict[str, Column]
 
@@ -134,3 +137,76 @@ def check_value_filters(val_interval: Mapping[str, Any] | None, types: Mapping[s
             raise ConfigError(
                 f"config key 'val_interval' names {field!r}, which is not a loaded column; loaded: {', '.join(types)}"
             )
+
+
+# -- the filters in RecBole's order --------------------------------------------------------------
+
+
+def filter_tables(dataset, tables: dict[str, Table | None]) -> dict[str, np.ndarray]:
+    """Masks of the rows of each table that survive every filter; logs what each filter removed."""
+    config = dataset.config
+    inter, users, items = tables["inter"], tables["user"], tables["item"]
+    keep = {name: np.ones(len(next(iter(t.values()))), dtype=bool) for name, t in tables.items() if t}
+
+    keep["inter"] &= ids_present(inter, dataset.uid_field) & ids_present(inter, dataset.iid_field)
+    for name, field in (("user", dataset.uid_field), ("item", dataset.iid_field)):
+        if tables[name] is not None:
+            keep[name] &= ids_present(tables[name], field)
+    _report(dataset, "rows without a user or item id", keep)
+
+    if config["rm_dup_inter"] is not None:
+        keep["inter"] &= first_or_last(
+            inter, keep["inter"], dataset.uid_field, dataset.iid_field, dataset.time_field, config["rm_dup_inter"]
+        )
+        _report(dataset, f"repeated interactions (rm_dup_inter: {config['rm_dup_inter']})", keep)
+
+    val_interval = config["val_interval"] or {}
+    check_value_filters(val_interval, dataset.field2type)
+    for field, allowed in val_interval.items():
+        for name, table in tables.items():
+            if table is not None and field in table:
+                keep[name] &= value_mask(table[field], allowed, field)
+    if val_interval:
+        _report(dataset, f"rows outside val_interval {val_interval}", keep)
+
+    if config["filter_inter_by_user_or_item"]:
+        for name, field in (("user", dataset.uid_field), ("item", dataset.iid_field)):
+            size = len(inter[field].vocabulary)
+            known = known_ids(tables[name], field, keep.get(name), size)
+            if known is not None:
+                keep["inter"] &= known[np.maximum(inter[field].codes, 0)]
+        _report(dataset, "interactions whose user or item is missing from the .user / .item file", keep)
+
+    user_iv = parse_intervals(config["user_inter_num_interval"], "user_inter_num_interval")
+    item_iv = parse_intervals(config["item_inter_num_interval"], "item_inter_num_interval")
+    if user_iv or item_iv:
+        user_ids = users[dataset.uid_field].codes if users is not None else None
+        item_ids = items[dataset.iid_field].codes if items is not None else None
+        kept, user_keep, item_keep = inter_num_fixed_point(
+            inter[dataset.uid_field].codes,
+            inter[dataset.iid_field].codes,
+            keep["inter"],
+            user_iv,
+            item_iv,
+            np.where(keep["user"], user_ids, -1) if users is not None else None,
+            np.where(keep["item"], item_ids, -1) if items is not None else None,
+        )
+        keep["inter"] = kept
+        if user_keep is not None:
+            keep["user"] &= user_keep
+        if item_keep is not None:
+            keep["item"] &= item_keep
+        _report(dataset, "rows of users / items outside user_inter_num_interval / item_inter_num_interval", keep)
+    return keep
+
+
+def _report(dataset, what: str, keep: dict[str, np.ndarray]) -> None:
+    """Log how many rows the latest filter removed from each file (kept in ``processing_log``)."""
+    counts = {name: int((~mask).sum()) for name, mask in keep.items()}
+    removed = {name: counts[name] - dataset._removed_so_far.get(name, 0) for name in counts}
+    dataset._removed_so_far = counts
+    shown = ", ".join(f"{n} from .{name}" for name, n in removed.items() if n)
+    if shown:
+        line = f"filtering removed {shown}: {what}"
+        dataset.processing_log.append(line)
+        logger.info("%s", line)

@@ -20,7 +20,7 @@ import numpy as np
 if TYPE_CHECKING:
     from recforge.data.dataset import Dataset
 
-from recforge.data.dataset import take
+from recforge.data.atomic import take
 from recforge.errors import ConfigError
 
 

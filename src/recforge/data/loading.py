@@ -1,0 +1,230 @@
+"""Loading atomic files and giving ids, RecBole's way: ``AtomicLoading`` is a part of ``Dataset`` (a mixin).
+
+1. ``.inter`` (and ``.user`` / ``.item`` per ``load_col``) are read; one code space per id group (an id field and
+   its ``alias_of_*`` fields, over every file that has them), so rows can be filtered across files;
+2. the filters run (``recforge.data.filters.filter_tables``);
+3. ids: 0 is ``[PAD]``; each group gets ids by first appearance (interactions first, then feature files, then
+   alias fields); other token fields get their own vocabulary; feature tables are indexed by id;
+4. the feature values are completed (``recforge.data.features``).
+
+A data set with more files (a knowledge graph) extends ``_build``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from recforge.data import filters
+from recforge.data.atomic import AtomicTable, Column, SeqColumn, TokenColumn, read_atomic, take
+from recforge.data.vocabulary import assign_ids, unify
+from recforge.errors import ConfigError, DataError
+from recforge.utils.arrays import first_occurrences
+
+logger = logging.getLogger("recforge")
+
+FEATURE_FILES = ("inter", "user", "item")
+
+
+class AtomicLoading:
+    """Reading the atomic files and turning tokens into ids (see the module docstring)."""
+
+    # -- which files and groups --------------------------------------------------------------------
+    def _file(self, suffix: str) -> Path:
+        return self.dataset_path / f"{self.dataset_name}.{suffix}"
+
+    def source_files(self) -> list[Path]:
+        """The atomic files this config reads (for the processed-data cache)."""
+        load_col = self.config["load_col"]
+        suffixes = FEATURE_FILES if load_col is None else [s for s in FEATURE_FILES if s in load_col]
+        return [self._file(s) for s in suffixes if self._file(s).exists() or s == "inter"]
+
+    def id_groups(self) -> dict[str, list[str]]:
+        """The fields sharing each id vocabulary: ``{uid_field: [uid_field, *alias_of_user_id], ...}``."""
+        groups = {
+            self.uid_field: [self.uid_field, *(self.config["alias_of_user_id"] or [])],
+            self.iid_field: [self.iid_field, *(self.config["alias_of_item_id"] or [])],
+        }
+        for name, fields in groups.items():
+            for other, other_fields in groups.items():
+                shared = set(fields) & set(other_fields)
+                if other != name and shared:
+                    raise ConfigError(f"field(s) {sorted(shared)} are aliases of both {name} and {other}")
+        return {name: list(dict.fromkeys(fields)) for name, fields in groups.items()}
+
+    # -- loading -----------------------------------------------------------------------------------
+    def _load(self, suffix: str, required: bool = False) -> AtomicTable | None:
+        load_col = self.config["load_col"]
+        unload = (self.config["unload_col"] or {}).get(suffix) or ()
+        path = self._file(suffix)
+        if load_col is None:
+            if not path.exists():
+                if required:
+                    raise DataError(f"{path}: file not found (data set '{self.dataset_name}' needs a .{suffix} file)")
+                return None
+            columns = None
+        elif suffix not in load_col:
+            if required:
+                raise ConfigError(f"config key 'load_col' has no entry '{suffix}'; the .{suffix} file is required")
+            return None
+        else:
+            wanted = load_col[suffix]
+            columns = None if wanted is True else list(wanted if isinstance(wanted, list) else [wanted])
+            if not path.exists():
+                raise DataError(
+                    f"{path}: file not found, but load_col.{suffix} asks for it; "
+                    f"remove '{suffix}' from load_col or add the file"
+                )
+        table = read_atomic(
+            path,
+            columns,
+            exclude=list(unload),
+            field_separator=self.config["field_separator"],
+            seq_separator=self.config["seq_separator"],
+        )
+        for name, ftype in table.types.items():
+            if name in self.field2type and name not in (self.uid_field, self.iid_field):
+                raise DataError(f"{path}: column {name!r} is also in the .{self.field2source[name]} file")
+            self.field2type.setdefault(name, ftype)
+            self.field2source.setdefault(name, suffix)
+        return table
+
+    def _require_token(self, table: AtomicTable, field: str, role: str) -> None:
+        if field not in table.columns:
+            raise DataError(
+                f"{table.path}: no column {field!r} ({role}); the loaded columns are "
+                f"{', '.join(table.columns) or 'none'} (check {role} and load_col)"
+            )
+        if table.types[field] != "token":
+            raise DataError(f"{table.path}: column {field!r} ({role}) must have type token, not {table.types[field]}")
+
+    def _build(self) -> None:
+        inter = self._load("inter", required=True)
+        self._require_token(inter, self.uid_field, "USER_ID_FIELD")
+        self._require_token(inter, self.iid_field, "ITEM_ID_FIELD")
+        users, items = self._load("user"), self._load("item")
+        if users is not None:
+            self._require_token(users, self.uid_field, "USER_ID_FIELD")
+        if items is not None:
+            self._require_token(items, self.iid_field, "ITEM_ID_FIELD")
+        tables: dict[str, dict[str, Column] | None] = {
+            "inter": dict(inter.columns),
+            "user": dict(users.columns) if users is not None else None,
+            "item": dict(items.columns) if items is not None else None,
+        }
+        groups = self.id_groups()
+        self._share_code_spaces(tables, groups)
+        n_read = len(inter)
+        keeps = filters.filter_tables(self, tables)
+        for name, keep in keeps.items():
+            tables[name] = take(tables[name], keep)
+        for name, table in tables.items():
+            if table is not None and not len(next(iter(table.values()))):
+                raise DataError(
+                    f"no rows left in {self._file(name)} after filtering ({n_read} interactions read); loosen "
+                    "val_interval, user_inter_num_interval / item_inter_num_interval or rm_dup_inter"
+                )
+        self._remap(tables, groups)
+        self.inter_feat = tables["inter"]
+        self.user_feat = self._index_by_id(tables["user"], self.uid_field, self.user_num, "user")
+        self.item_feat = self._index_by_id(tables["item"], self.iid_field, self.item_num, "item")
+        self._fill_nan()
+        self._apply_threshold()
+        self._normalize()
+        self._preload_weights()
+
+    def _share_code_spaces(self, tables: dict[str, dict[str, Column] | None], groups: dict[str, list[str]]) -> None:
+        """Recode the token columns of each id group into one code space (needed to filter across files)."""
+        for fields in groups.values():
+            members = _members(tables, fields)
+            for _, field in members:
+                if self.field2type[field] not in ("token", "token_seq"):
+                    raise ConfigError(
+                        f"alias field {field!r} must be a token or token_seq column, not {self.field2type[field]}"
+                    )
+            if len(members) < 2:
+                continue
+            merged, mappings = unify([tables[n][f].vocabulary for n, f in members])
+            for (name, field), mapping in zip(members, mappings, strict=True):
+                tables[name][field] = _recode(tables[name][field], mapping, merged)
+
+    # -- remapping ---------------------------------------------------------------------------------
+    def _remap(self, tables: dict[str, dict[str, Column] | None], groups: dict[str, list[str]]) -> None:
+        grouped: set[str] = set()
+        for fields in groups.values():
+            members = _members(tables, fields)
+            grouped.update(fields)
+            if members:
+                self._remap_together(tables, members)
+        for name in FEATURE_FILES:
+            for field, column in list((tables[name] or {}).items()):
+                if (
+                    field not in grouped
+                    and isinstance(column, (TokenColumn, SeqColumn))
+                    and (not isinstance(column, SeqColumn) or column.vocabulary is not None)
+                ):
+                    self._remap_together(tables, [(name, field)])
+
+    def _remap_together(self, tables: dict[str, dict[str, Column] | None], members: list[tuple[str, str]]) -> None:
+        """Assign ids over the listed (table, field) columns in order; they share one vocabulary."""
+        columns = [tables[name][field] for name, field in members]
+        codes = [c.codes if isinstance(c, TokenColumn) else c.values for c in columns]
+        ids, id2token = assign_ids(codes, columns[0].vocabulary)
+        for (name, field), column, new in zip(members, columns, ids, strict=True):
+            tables[name][field] = new if isinstance(column, TokenColumn) else SeqColumn(column.offsets, new, None)
+            self.field2id_token[field] = id2token
+
+    def _index_by_id(self, feat: dict[str, Column] | None, field: str, n: int, suffix: str) -> dict[str, Column] | None:
+        """Reorder a feature table so that row i describes id i; ids without a row get missing values."""
+        if feat is None:
+            return None
+        ids = feat[field]
+        valid = np.flatnonzero(ids > 0)
+        ids_valid = ids[valid]
+        first = first_occurrences(ids_valid)
+        if len(first) < len(ids_valid):
+            logger.warning(
+                "%s: %d repeated %s ids; the first row of each is used",
+                self._file(suffix),
+                len(ids_valid) - len(first),
+                field,
+            )
+        rows = valid[first]
+        row_of_id = np.full(n, -1, dtype=np.int64)
+        row_of_id[ids[rows]] = rows
+        present = row_of_id >= 0
+        out: dict[str, Column] = {field: np.arange(n, dtype=np.int64)}
+        for name, col in feat.items():
+            if name == field:
+                continue
+            if isinstance(col, SeqColumn):
+                lengths = np.zeros(n, dtype=np.int64)
+                lengths[present] = col.lengths[row_of_id[present]]
+                offsets = np.zeros(n + 1, dtype=np.int64)
+                np.cumsum(lengths, out=offsets[1:])
+                out[name] = SeqColumn(offsets, col.take(row_of_id[present]).values, col.vocabulary)
+            else:
+                values = np.full(n, 0 if col.dtype.kind in "iu" else np.nan, dtype=col.dtype)
+                values[present] = col[row_of_id[present]]
+                out[name] = values
+        return out
+
+
+def _members(tables: Mapping[str, dict[str, Column] | None], fields: list[str]) -> list[tuple[str, str]]:
+    """The (file, field) pairs holding ``fields``, fields first, files in RecBole's order (inter, user, item)."""
+    return [
+        (name, field)
+        for field in fields
+        for name in FEATURE_FILES
+        if tables[name] is not None and field in tables[name]
+    ]
+
+
+def _recode(column: Column, mapping: np.ndarray, vocabulary: np.ndarray) -> Column:
+    if isinstance(column, SeqColumn):
+        return SeqColumn(column.offsets, mapping[column.values], vocabulary)
+    codes = np.where(column.codes >= 0, mapping[np.maximum(column.codes, 0)], -1)
+    return TokenColumn(codes, vocabulary)
