@@ -6,7 +6,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recforge.models.base import GeneralRecommender, InputType, xavier_normal_initialization
+from recforge.models.base import GeneralRecommender, InputType
+from recforge.models.init import xavier_normal_initialization
 from recforge.models.layers import sparse_dense_mm
 from recforge.models.losses import bpr_loss
 

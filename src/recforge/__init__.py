@@ -2,28 +2,61 @@
 
 The pipeline, one way: ``Config`` -> ``create_dataset`` -> ``data_preparation`` -> model -> ``Trainer`` ->
 ``fit`` / ``evaluate``. ``run`` wires it in one call.
+
+For models and trainers of your own: ``Recommender`` / ``GeneralRecommender``, ``register_model``,
+``register_trainer``, and the config types (``Key`` with ``Int``, ``Float``, ``Bool``, ``Str``, ``Optional``,
+``ListOf``, ``Mapping_``, ``Struct``, ``Anything``) to declare typed hyper-parameters.
 """
 
 from recforge.config import Config
+from recforge.config.types import Anything, Bool, Float, Int, Key, ListOf, Mapping_, Optional, Str, Struct
 from recforge.data import Dataset, Interaction, create_dataset, data_preparation
 from recforge.errors import CheckpointError, ConfigError, DataError, RecforgeError, TrainingError
-from recforge.models import get_model, get_model_class, register_model
-from recforge.quick_start import load_data_and_model, run
-from recforge.trainer import AbstractTrainer, Callback, Trainer, get_trainer
+from recforge.models import GeneralRecommender, Recommender, get_model, get_model_class, register_model
+from recforge.quick_start import load_data_and_model, run, run_recbole
+from recforge.registry import register_trainer
+from recforge.trainer import (
+    AbstractTrainer,
+    Callback,
+    EpochHook,
+    Objective,
+    OptimizerSpec,
+    Trainer,
+    get_trainer,
+)
+from recforge.utils.enum_type import InputType, ModelType
+from recforge.utils.log import init_logger
 from recforge.utils.seed import init_seed
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AbstractTrainer",
+    "Anything",
+    "Bool",
     "Callback",
     "CheckpointError",
     "Config",
     "ConfigError",
     "DataError",
     "Dataset",
+    "EpochHook",
+    "Float",
+    "GeneralRecommender",
+    "InputType",
+    "Int",
     "Interaction",
+    "Key",
+    "ListOf",
+    "Mapping_",
+    "ModelType",
+    "Objective",
+    "OptimizerSpec",
+    "Optional",
     "RecforgeError",
+    "Recommender",
+    "Str",
+    "Struct",
     "Trainer",
     "TrainingError",
     "__version__",
@@ -32,8 +65,11 @@ __all__ = [
     "get_model",
     "get_model_class",
     "get_trainer",
+    "init_logger",
     "init_seed",
     "load_data_and_model",
     "register_model",
+    "register_trainer",
     "run",
+    "run_recbole",
 ]

@@ -1,6 +1,7 @@
 """The ``recforge`` command.
 
     recforge run --model BPR --dataset ml-latest-small --epochs 20 --learning_rate 0.001   (any config key)
+    recforge run --import my_models --model MyModel          (models / trainers of your own)
     recforge evaluate --checkpoint saved/BPR-.../checkpoints/best.pth
     recforge models
     recforge datasets [--data_path DIR]
@@ -36,6 +37,49 @@ def _format_table(columns: Mapping[str, Mapping[str, float] | None], places: int
     return "\n".join(lines)
 
 
+def import_modules(names: Sequence[str]) -> None:
+    """Import the modules (dotted names, or paths to .py files) that register a user's models and trainers."""
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    from recforge.errors import ConfigError
+
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # a console script does not search the working directory
+    for name in names:
+        try:
+            if name.endswith(".py"):
+                path = Path(name)
+                spec = importlib.util.spec_from_file_location(path.stem, path)
+                if spec is None or not path.is_file():
+                    raise ImportError(f"no file {path}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[path.stem] = module
+                spec.loader.exec_module(module)
+            else:
+                module = importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"--import {name}: cannot import it ({exc})") from None
+        register_module_classes(module)
+
+
+def register_module_classes(module) -> None:
+    """Register the models and trainers a module defines, also those without ``@register_model`` (a model written
+    for RecBole): every ``Recommender`` / ``AbstractTrainer`` subclass whose home is that module."""
+    from recforge.models.base import Recommender
+    from recforge.registry import MODELS, TRAINERS
+    from recforge.trainer import AbstractTrainer
+
+    for value in vars(module).values():
+        if not isinstance(value, type) or value.__module__ != module.__name__:
+            continue
+        if issubclass(value, Recommender) and value.__name__ not in MODELS:
+            MODELS.add(value.__name__, value)
+        elif issubclass(value, AbstractTrainer) and value.__name__ not in TRAINERS:
+            TRAINERS.add(value.__name__, value)
+
+
 def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     from recforge.quick_start import run
 
@@ -67,10 +111,14 @@ def _cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
     from recforge.utils.log import init_logger
 
     init_logger("WARNING" if args.quiet else "INFO")
+    from recforge.trainer.checkpoint import load_checkpoint
+
     overrides = parse_command_line(extra)
+    epoch = load_checkpoint(args.checkpoint).get("epoch")
     config, model, _, _, valid_data, test_data = load_data_and_model(args.checkpoint, overrides)
     trainer = get_trainer(config.model_class)(config, model)
     trainer.verbose = False
+    print(f"{config['model']} on {config['dataset']}, epoch {epoch} ({args.checkpoint})")
     columns = {}
     if args.split in ("valid", "both"):
         columns["valid"] = trainer.evaluate(valid_data, load_best_model=False)
@@ -117,8 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recforge", description="Train and evaluate recommender models.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True)
+    plugins = argparse.ArgumentParser(add_help=False)
+    plugins.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module (or a .py file) that registers models / trainers of your own; repeatable",
+    )
 
-    run = sub.add_parser("run", help="train and evaluate a model; any config key can follow as --key value")
+    run = sub.add_parser(
+        "run", parents=[plugins], help="train and evaluate a model; any config key can follow as --key value"
+    )
     run.add_argument("--model", help="model name, e.g. BPR")
     run.add_argument("--dataset", help="data set name, e.g. ml-latest-small")
     run.add_argument("--config_files", "--config-files", nargs="+", help="YAML config files, applied in order")
@@ -129,13 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="process the data set afresh (data_cache: false)")
     run.set_defaults(handler=_cmd_run)
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a saved checkpoint on its data set")
+    evaluate = sub.add_parser("evaluate", parents=[plugins], help="evaluate a saved checkpoint on its data set")
     evaluate.add_argument("--checkpoint", required=True, help="a .pth file written by recforge")
     evaluate.add_argument("--split", choices=("test", "valid", "both"), default="both")
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
-    models = sub.add_parser("models", help="list the models")
+    models = sub.add_parser("models", parents=[plugins], help="list the models")
     models.set_defaults(handler=_cmd_models)
 
     datasets = sub.add_parser("datasets", help="list the data sets")
@@ -159,12 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = args.debug or "--debug" in extra
     extra = [a for a in extra if a != "--debug"]
     try:
+        import_modules(getattr(args, "imports", []))
         return args.handler(args, extra)
-    except TrainingInterrupted as exc:
-        print(f"recforge: {exc}", file=sys.stderr)
-        if exc.checkpoint is not None:
-            print(f"resume with: recforge run --resume {exc.checkpoint}", file=sys.stderr)
-        return 130
+    except TrainingInterrupted:
+        return 130  # the trainer has reported it, with the checkpoint to resume from
     except RecforgeError as exc:
         if debug:
             raise

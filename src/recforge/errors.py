@@ -32,7 +32,9 @@ class TrainingInterrupted(RecforgeError):
     def __init__(self, epoch: int, checkpoint) -> None:
         self.epoch = epoch
         self.checkpoint = checkpoint
-        where = f"; the last checkpoint is {checkpoint}" if checkpoint is not None else "; nothing was saved"
+        where = (
+            f"; resume with: recforge run --resume {checkpoint}" if checkpoint is not None else "; nothing was saved"
+        )
         super().__init__(f"training interrupted after epoch {epoch} completed{where}")
 
 

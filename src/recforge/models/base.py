@@ -98,13 +98,3 @@ class GeneralRecommender(Recommender):
     """Collaborative-filtering models that use user and item ids only."""
 
     type = ModelType.GENERAL
-
-
-def xavier_normal_initialization(module: nn.Module) -> None:
-    """RecBole's default init: Xavier-normal embeddings and linear weights, zero biases."""
-    if isinstance(module, nn.Embedding):
-        nn.init.xavier_normal_(module.weight.data)
-    elif isinstance(module, nn.Linear):
-        nn.init.xavier_normal_(module.weight.data)
-        if module.bias is not None:
-            nn.init.constant_(module.bias.data, 0)

@@ -1,1 +1,36 @@
-"""Small helpers shared across the package."""
+"""Small helpers shared across the package, and RecBole's ``recbole.utils`` names::
+
+    from recforge.utils import init_seed, init_logger, get_model, get_trainer, InputType, ModelType
+
+``get_model`` and ``get_trainer`` live in ``recforge.registry`` (above this package) and are looked up on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recforge.utils.enum_type import InputType, ModelType
+from recforge.utils.log import init_logger
+from recforge.utils.seed import init_seed
+
+_FROM_REGISTRY = ("get_model", "get_trainer")
+
+
+def set_color(text: str, color: str, highlight: bool = True) -> str:
+    """RecBole's ``set_color``: ``text`` in an ANSI terminal colour (black, red, green, yellow, blue, pink, cyan,
+    white)."""
+    colors = ["black", "red", "green", "yellow", "blue", "pink", "cyan", "white"]
+    if color not in colors:
+        return text
+    return f"\033[{'1;' if highlight else ''}3{colors.index(color)}m{text}\033[0m"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_REGISTRY:
+        import recforge.registry
+
+        return getattr(recforge.registry, name)
+    raise AttributeError(f"module 'recforge.utils' has no attribute {name!r}")
+
+
+__all__ = ["InputType", "ModelType", "get_model", "get_trainer", "init_logger", "init_seed", "set_color"]

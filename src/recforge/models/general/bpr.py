@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from recforge.config.types import Int, Key
-from recforge.models.base import GeneralRecommender, InputType, xavier_normal_initialization
+from recforge.models.base import GeneralRecommender, InputType
+from recforge.models.init import xavier_normal_initialization
 from recforge.models.losses import bpr_loss
 from recforge.registry import register_model
 

@@ -1,0 +1,8 @@
+"""RecBole's module paths (``recbole.model``), as thin aliases of ``recforge.models``, so that code written for
+RecBole runs with only the package name changed::
+
+    from recforge.model.general_recommender import BPR
+    from recforge.model.abstract_recommender import GeneralRecommender
+    from recforge.model.loss import BPRLoss
+    from recforge.model.init import xavier_normal_initialization
+"""
