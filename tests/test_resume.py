@@ -110,7 +110,10 @@ def test_sigterm_leaves_a_resumable_checkpoint(tiny_path):
     first, train, valid, _ = build(tiny_path, "term")
     first.callbacks.append(InterruptAt(2, sigterm=True))
     previous = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(TrainingInterrupted, match="training interrupted after epoch 2 completed; resume with: recforge run --resume .*last.pth"):
+    with pytest.raises(
+        TrainingInterrupted,
+        match="training interrupted after epoch 2 completed; resume with: recforge run --resume .*last.pth",
+    ):
         first.fit(train, valid, verbose=False)
     assert signal.getsignal(signal.SIGTERM) is previous  # the handler is restored
     resumed, train, valid, test = build(tiny_path, "term", seed=3)

@@ -81,16 +81,21 @@ def is_recbole_default(name: str, value: Any) -> bool:
     return value is None or (name in recbole_catalog.DEFAULTS and recbole_catalog.DEFAULTS[name] == value)
 
 
-def no_effect_reason(name: str, implemented_models: set[str]) -> str | None:
+def no_effect_reason(name: str, implemented_models: set[str], source_model: str | None = None) -> str | None:
     """Why the RecBole key ``name`` has no effect in recforge, or None if it is not a RecBole key recforge knows.
 
-    ``implemented_models``: lower-case names of the models recforge has (their keys are not "RecBole-only").
+    ``implemented_models``: lower-case names of the models recforge has (their keys are not "RecBole-only");
+    ``source_model``: the RecBole model whose YAML file set the key, named first.
     """
     if name in NO_EFFECT:
         return NO_EFFECT[name]
     owners = [m for m in RECBOLE_MODEL_OWNERS.get(name, ()) if m.lower() not in implemented_models]
     if owners:
-        shown = ", ".join(owners[:4]) + (f" and {len(owners) - 4} more" if len(owners) > 4 else "")
+        if source_model in owners:
+            others = len(owners) - 1
+            shown = source_model + (f" (and {others} other model{'s' if others > 1 else ''})" if others else "")
+        else:
+            shown = ", ".join(owners[:4]) + (f" and {len(owners) - 4} more" if len(owners) > 4 else "")
         return f"hyper-parameter of RecBole's {shown}, which recforge does not implement yet"
     if name in _URL_ENTRIES:
         return f"a download address from RecBole's {_URL_ENTRIES[name]}, not a setting (see `recforge datasets`)"

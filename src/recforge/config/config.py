@@ -265,7 +265,8 @@ class Config(Mapping):
                 key = others[name][0][1]
                 self._keys[name] = Key(name, key.type, None, key.doc, "model")
             return True
-        reason = no_effect_reason(name, {m.lower() for m in model_names()})
+        source_model = Path(layer.source.removeprefix("config file ")).stem
+        reason = no_effect_reason(name, {m.lower() for m in model_names()}, source_model)
         if reason is not None and not (self._free and name not in _setting_keys()):
             if not is_recbole_default(name, value):
                 self._ignore(name, reason, layer.source)
@@ -328,11 +329,11 @@ class Config(Mapping):
         by_reason: dict[str, list[str]] = {}
         for name, reason in self.ignored_keys.items():
             by_reason.setdefault(reason, []).append(name)
-        lines = [
-            f"  {', '.join(names)} ({'; '.join(dict.fromkeys(s for n in names for s in self._ignored_sources[n]))}): "
-            f"{reason}"
-            for reason, names in by_reason.items()
-        ]
+        lines = []
+        for reason, names in by_reason.items():
+            shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+            where = "; ".join(dict.fromkeys(s for n in names for s in self._ignored_sources[n]))
+            lines.append(f"  {shown} ({where}): {reason}")
         logger.warning("config keys accepted without effect:\n%s", "\n".join(lines))
 
     def _derive(self) -> dict[str, Any]:
@@ -372,7 +373,7 @@ class Config(Mapping):
             return self._values[name]
         if name in self._derived:
             return self._derived[name]
-        if name in self._keys:
+        if name in self._keys or self._free:
             raise KeyError(
                 f"config key '{name}' is not set: {self['model']} reads it but no layer gives it a value; set it "
                 f"(--{name} VALUE, a config file or config_dict) or declare it with a default in hyper_parameters"
