@@ -47,7 +47,7 @@ def test_every_recbole_setting_is_used_or_has_a_reason():
 @pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(PROPERTIES)) for p in FILES])
 def test_recbole_file_loads_unchanged_with_every_model(path, caplog):
     overall = PROPERTIES / "overall.yaml"
-    keys = set(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     for model in model_names():
         for files in ([path], [overall, path]):
             caplog.clear()
@@ -55,8 +55,7 @@ def test_recbole_file_loads_unchanged_with_every_model(path, caplog):
                 config = Config(model, config_file_list=files, cmd_args=[])
             records = config_warnings(caplog)
             assert len(records) <= 1, [r.getMessage() for r in records]  # every ignored key in one message
-            for key in keys:
-                value = yaml.safe_load(path.read_text(encoding="utf-8"))[key]
+            for key, value in values.items():
                 silent = value is None or recbole_catalog.DEFAULTS.get(key, object()) == value
                 assert key in config or key in config.ignored_keys or silent, (model, key)
                 if key in config.ignored_keys:
