@@ -100,6 +100,9 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         self.accumulation: int = config["gradient_accumulation_steps"]
         self.valid_metric: str = config["valid_metric"].lower()
         self.valid_metric_bigger: bool = config["valid_metric_bigger"]
+        self.learner: str = config["learner"]
+        self.learning_rate: float = config["learning_rate"]
+        self.weight_decay: float = config["weight_decay"]
         self.trainable: bool = getattr(model, "trainable", True)
         self.precision = Precision(config["precision"], self.device, config["enable_scaler"])
         self.enable_amp = self.precision.enabled
