@@ -43,6 +43,7 @@ from recforge.trainer.run_folder import RunFolder
 from recforge.trainer.schedulers import EpochSchedule
 from recforge.trainer.scoring import score_loader
 from recforge.trainer.state import TrainingState
+from recforge.utils.log import detach_run_log
 
 logger = logging.getLogger("recforge")
 
@@ -114,6 +115,7 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
             self._build_optimizers(optimizers if optimizers is not None else self.build_optimizers())
         self.evaluator = Evaluator.from_config(config)
         self.run_folder = RunFolder(run_dir) if run_dir is not None else None
+        detach_run_log()
         self._folder_ready = False
         self._resume_plan: tuple[RunFolder | None, int, bool] | None = None
         hooks = hooks if hooks is not None else self.build_hooks()

@@ -4,7 +4,9 @@
 a user's script is shown and recorded like recforge's own messages. Records are shown on stderr (messages of
 recforge and of the script itself; other libraries only from WARNING up) and kept in memory until the run folder
 exists; ``attach_run_log`` (called when the trainer creates or reopens its run folder) writes them to ``run.log``
-and sends every later record there too.
+and sends every later record there too. A new trainer detaches the previous run's file; records logged between
+two runs go to the later one when each run starts with ``init_logger`` (as RecBole scripts and ``recforge.run``
+do), else to the earlier one.
 """
 
 from __future__ import annotations
@@ -82,6 +84,11 @@ class RunLogHandler(logging.Handler):
         self._file.flush()
         self.buffer.clear()
 
+    def detach(self) -> None:
+        """Stop writing to the current file; keep records in memory until the next ``attach``."""
+        self._close_file()
+        self.path = None
+
     def _close_file(self) -> None:
         if self._file is not None:
             self._file.close()
@@ -152,3 +159,10 @@ def attach_run_log(path: str | Path) -> None:
                 console.setLevel(logging.WARNING)
         handler = run_log_handler()
     handler.attach(path)
+
+
+def detach_run_log() -> None:
+    """A new run begins: stop sending records to the previous run's ``run.log`` (they wait for the new one)."""
+    handler = run_log_handler()
+    if handler is not None:
+        handler.detach()
