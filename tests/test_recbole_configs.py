@@ -127,7 +127,7 @@ def test_value_metrics_in_sampled_mode_and_not_in_full_mode():
 
 
 def test_script_arguments_are_read_as_recbole_reads_them():
-    from recforge.config.config import script_arguments
+    from recforge.config.sources import script_arguments
 
     found, unused = script_arguments(["run.py", "--epochs=3", "--embedding_size=16", "-v", "--flag", "data"])
     assert found == {"epochs": "3", "embedding_size": "16"}

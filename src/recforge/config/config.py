@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import yaml
 from recforge.config.checks import check_config
 from recforge.config.compat import LOAD_COL_NO_EFFECT, is_recbole_default, no_effect_reason
 from recforge.config.keys import PACKAGE_KEYS
+from recforge.config.sources import parse_command_line, read_yaml_file, script_arguments
 from recforge.config.types import Anything, Key, Optional, Struct, parse_text
 from recforge.errors import ConfigError, did_you_mean
 from recforge.registry import all_model_keys, declared_keys, get_model_class, model_names
@@ -44,73 +44,6 @@ logger = logging.getLogger("recforge")
 SUGGESTION_CUTOFF = 0.8
 # Files recforge reads for load_col / unload_col / unused_col.
 FEATURE_SUFFIXES = ("inter", "user", "item")
-
-
-def parse_command_line(argv: Iterable[str]) -> dict[str, str]:
-    """Turn ``["--epochs=5", "--learner", "sgd", "--flag"]`` into ``{"epochs": "5", "learner": "sgd", "flag": "true"}``.
-
-    Values stay strings; each key's type parses them later. A token that is not ``--key`` is an error.
-    """
-    out: dict[str, str] = {}
-    args = list(argv)
-    i = 0
-    while i < len(args):
-        token = args[i]
-        if not token.startswith("--") or len(token) == 2:
-            raise ConfigError(f"unexpected command-line argument {token!r}; config keys are given as --key value")
-        name, eq, value = token[2:].partition("=")
-        if not eq:
-            if i + 1 < len(args) and not args[i + 1].startswith("--"):
-                value = args[i + 1]
-                i += 1
-            else:
-                value = "true"
-        out[name] = value
-        i += 1
-    return out
-
-
-def script_arguments(argv: list[str] | None = None) -> tuple[dict[str, str], list[str]]:
-    """RecBole's reading of a script's command line: ``--key=value`` arguments, and the others (not used).
-
-    Nothing is read inside pytest or a Jupyter kernel, whose own arguments are not meant for the config.
-    """
-    argv = sys.argv if argv is None else argv
-    program = argv[0] if argv else ""
-    if "ipykernel" in program or "pytest" in program:
-        return {}, []
-    found: dict[str, str] = {}
-    unused: list[str] = []
-    for arg in argv[1:]:
-        name, eq, value = arg[2:].partition("=")
-        if not arg.startswith("--") or not eq or not name:
-            unused.append(arg)
-        else:
-            found[name] = value
-    return found, unused
-
-
-def read_yaml_file(path: str | Path) -> dict[str, Any]:
-    """Read one config file; a missing file, a YAML syntax error or a non-mapping is a ConfigError."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"config file {path}{where}: invalid YAML ({problem})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of key: value, not a {type(data).__name__}")
-    return data
 
 
 def _is_struct(key: Key) -> bool:
