@@ -43,7 +43,8 @@ def test_leave_one_out_counts_match_recbole():
     to = leave_one_out_counts(totals, "test_only")
     vo = leave_one_out_counts(totals, "valid_only")
     for j, tot in enumerate(totals.tolist()):
-        assert vt[:, j].tolist() == recbole_leave_one_out(tot, 2) if tot else [0, 0, 0]
+        expected = recbole_leave_one_out(tot, 2) if tot else [0, 0, 0]
+        assert vt[:, j].tolist() == expected
         train, test = recbole_leave_one_out(tot, 1) if tot else [0, 0]
         assert to[:, j].tolist() == [train, 0, test]
         assert vo[:, j].tolist() == [train, test, 0]

@@ -1,4 +1,5 @@
 import math
+import sys
 
 import pytest
 import torch
@@ -216,8 +217,14 @@ def test_same_seed_same_run(tiny_path):
     assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1] and torch.equal(runs[0][2], runs[1][2])
 
 
-def test_weight_decay_and_progress_bars(tiny_path, capsys):
+def test_weight_decay_and_progress_bars(tiny_path, capsys, monkeypatch):
     trainer, train, valid, _ = build(tiny_config(tiny_path, "BPR", weight_decay=0.01, epochs=1))
     assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.01
+    monkeypatch.setattr(type(sys.stderr), "isatty", lambda self: True, raising=False)  # bars are for terminals
     trainer.fit(train, valid, verbose=False, saved=False, show_progress=True)
-    assert trainer.evaluate(valid, show_progress=True) is not None
+    trainer.evaluate(valid, show_progress=True)
+    err = capsys.readouterr().err
+    assert "epochs:   0%|" in err and "valid=" in err  # the epoch bar, with the latest validation score
+    assert "train   0:   0%|" in err and "evaluate:   0%|" in err  # batch bars (cleared when done)
+    trainer.fit(train, valid, verbose=False, saved=False, show_progress=False)
+    assert capsys.readouterr().err == ""
