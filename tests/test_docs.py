@@ -109,3 +109,23 @@ def test_user_guide_mixed_precision_example(tiny_path):
     trainer.fit(train, valid, verbose=False, saved=False)
     assert len(trainer.scales) == 2 * len(train) and all(s >= 1.0 for s in trainer.scales)
     assert trainer.precision.scaler.is_enabled()
+
+
+def test_user_guide_custom_model_example(tiny_path):
+    from recforge import Config, ConfigError, create_dataset, data_preparation
+    from recforge.registry import MODELS
+    from recforge.trainer import Trainer
+
+    namespace = {}
+    exec(guide_blocks()[4], namespace)
+    try:
+        config = tiny_config(tiny_path, "DotMF", epochs=3, embedding_size=8, learning_rate=0.05)
+        assert config["dropout"] == 0.0 and config["embedding_size"] == 8
+        train, valid, test = data_preparation(config, create_dataset(config))
+        trainer = Trainer(config, namespace["DotMF"](config, train.dataset))
+        trainer.fit(train, valid, verbose=False, saved=False)
+        assert trainer.train_loss_dict[2] < trainer.train_loss_dict[0] and trainer.evaluate(test)["recall@3"] > 0
+        with pytest.raises(ConfigError, match="'dropout': 1.5 is not a number >= 0 and <= 1"):
+            Config("DotMF", config_dict={"dropout": 1.5}, cmd_args=[])
+    finally:
+        MODELS._entries.pop("dotmf", None)

@@ -281,3 +281,24 @@ def test_two_optimizer_specs_that_claim_every_parameter(tiny_path):
     trainer.fit(train, valid, verbose=False, saved=False)
     assert not torch.equal(model.user_embedding.weight, before_users)  # the loss stepped both optimizers
     assert torch.equal(model.item_embedding.weight, before_items)  # the items' learning rate is 0
+
+
+def test_models_of_an_installed_package_come_from_its_entry_points(monkeypatch):
+    import importlib.metadata
+
+    from recforge.registry import Registry
+
+    class FromPlugin(GeneralRecommender):
+        pass
+
+    class Entry:
+        name, value = "FromPlugin", "some_package.models:FromPlugin"
+
+        def load(self):
+            return FromPlugin
+
+    seen = []
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: seen.append(group) or [Entry()])
+    registry = Registry("model", entry_points="recforge.models")
+    assert registry.find("fromplugin") is FromPlugin and seen == ["recforge.models"]
+    assert registry.names() == ["FromPlugin"] and seen == ["recforge.models"]  # read once
