@@ -33,7 +33,7 @@ from recforge import Config, create_dataset, data_preparation
 imported = time.perf_counter() - started
 config = Config("BPR", sys.argv[2], config_dict={
     "data_path": sys.argv[1], "data_cache": sys.argv[3] == "cache",
-    "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]}})
+    "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]}}, cmd_args=[])
 started = time.perf_counter()
 dataset = create_dataset(config)
 loaded = time.perf_counter() - started

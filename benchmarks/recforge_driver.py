@@ -38,6 +38,7 @@ def main(argv=None) -> None:
         args.model,
         args.dataset,
         config_dict={**experiment(args, overrides), "eval_batch_size": args.eval_users, "data_cache": False},
+        cmd_args=[],  # the driver's own arguments are not config keys
     )
     init_seed(config["seed"], config["reproducibility"])
     started = time.perf_counter()

@@ -19,8 +19,10 @@ def markdown_reference() -> str:
         "# Config keys",
         "",
         "Generated from the key declarations by `python -m recforge.config.reference` (a test keeps it current).",
-        "Layers, lowest first: package defaults < model defaults < data-set defaults < YAML files "
-        "(`config_file_list`) < `config_dict` < command line (`--key value`). An unknown key is an error.",
+        "Layers, lowest first: package defaults < model defaults < data-set defaults < a resumed run's config < "
+        "YAML files (`config_file_list`) < `config_dict` < command line (`--key value`; a script's own "
+        "`--key=value` arguments when `cmd_args` is None, as in RecBole). Unknown keys are one error naming them "
+        "all; RecBole keys without effect are accepted (see the last table).",
         "",
     ]
     groups: dict[str, list] = {}
