@@ -81,7 +81,8 @@ class TrainingState:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.folder().checkpoints
+        """RecBole's attribute: the folder under which runs are saved (``config["checkpoint_dir"]``)."""
+        return Path(self.config["checkpoint_dir"]).expanduser()
 
     @property
     def saved_model_file(self) -> Path:
