@@ -78,7 +78,16 @@ def test_evaluate_a_missing_checkpoint(tmp_path, capsys):
 def test_models_and_datasets(tiny_path, capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert [line.split()[0] for line in out.splitlines()] == ["BPR", "ItemKNN", "Pop"]
+    assert [line.split()[0] for line in out.splitlines()] == [
+        "BPR",
+        "ItemKNN",
+        "LightGCN",
+        "NCL",
+        "NGCF",
+        "Pop",
+        "SGL",
+        "SimGCL",
+    ]
     assert "embedding_size=64" in out
     assert main(["datasets", "--data_path", str(tiny_path)]) == 0
     out = capsys.readouterr().out

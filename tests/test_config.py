@@ -146,7 +146,8 @@ def test_yaml_errors_name_file_and_line(tmp_path):
 
 def test_unknown_model_lists_models():
     with pytest.raises(
-        ConfigError, match=r"unknown model 'BRP' \(did you mean 'BPR'\?\); available models: BPR, ItemKNN, Pop"
+        ConfigError,
+        match=r"unknown model 'BRP' \(did you mean 'BPR'\?\); available models: BPR, ItemKNN, LightGCN, NCL, NGCF, Pop, SGL, SimGCL",
     ):
         Config("BRP")
 

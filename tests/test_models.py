@@ -9,10 +9,18 @@ from recforge import Config, create_dataset, data_preparation
 from recforge.data.interaction import Interaction
 from recforge.models import model_names
 from recforge.models.general.itemknn import item_similarity
-from recforge.registry import get_model_class
-from recforge.trainer import Trainer
+from recforge.registry import get_model_class, get_trainer
 
-TRAINING = {"BPR": {"learning_rate": 0.05, "epochs": 40, "train_batch_size": 16}}
+FAST = {"learning_rate": 0.05, "epochs": 40, "train_batch_size": 16}
+TRAINING = {
+    "BPR": FAST,
+    "LightGCN": FAST,
+    "NGCF": {**FAST, "learning_rate": 0.01, "epochs": 100},
+    # On 20 users the contrastive tasks (uniformity) would outweigh BPR at their default weights.
+    "SGL": {**FAST, "ssl_weight": 0.005},
+    "SimGCL": {**FAST, "lambda": 0.05},
+    "NCL": {**FAST, "num_clusters": 4, "warm_up_step": 5},
+}
 
 
 @pytest.fixture
@@ -47,7 +55,7 @@ def test_model_contract(blocks_path, name):
     config = blocks_config(blocks_path, name)
     train, valid, test = data_preparation(config, create_dataset(config))
     model = get_model_class(name)(config, train.dataset)
-    trainer = Trainer(config, model, run_dir=blocks_path / "run")
+    trainer = get_trainer(type(model))(config, model, run_dir=blocks_path / "run")
     trainer.fit(train, valid, verbose=False, saved=False)
     users = torch.arange(1, 21)
     scores = model.full_sort_predict(Interaction({"user_id": users}))

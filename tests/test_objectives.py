@@ -56,7 +56,7 @@ class Recorder(GeneralRecommender):
     def update_attentive_A(self):
         self.calls.append((self.epoch, f"attention grad={torch.is_grad_enabled()} train={self.training}"))
 
-    def e_step(self):
+    def e_step(self, seed=None):
         self.calls.append((self.epoch, "e_step"))
 
     def full_sort_predict(self, batch):

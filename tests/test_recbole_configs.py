@@ -72,17 +72,25 @@ def test_stock_ml100k_yaml_loads_silently_and_is_used(caplog):
 
 
 def test_ignored_keys_are_reported_together_with_their_reasons(caplog):
-    values = {"nproc": 4, "repeatable": True, "n_layers": 3, "worker": 0, "ml-1m": "https://example.org/ml-1m.zip"}
+    values = {
+        "nproc": 4,
+        "repeatable": True,
+        "kg_embedding_size": 32,
+        "n_layers": 3,
+        "worker": 0,
+        "ml-1m": "https://example.org/ml-1m.zip",
+    }
     with caplog.at_level(logging.WARNING):
         config = Config("BPR", config_dict=values, cmd_args=[])
     (record,) = config_warnings(caplog)
     message = record.getMessage()
     assert "nproc (config_dict): distributed training is not implemented yet" in message
     assert "repeatable (config_dict): only the general (non-sequential) setting exists" in message
-    assert "n_layers (config_dict): hyper-parameter of RecBole's" in message
+    assert "kg_embedding_size (config_dict): hyper-parameter of RecBole's" in message
+    assert "n_layers (config_dict): hyper-parameter of LightGCN, NCL, SGL, SimGCL, not of BPR" in message
     assert "ml-1m (config_dict): a download address from RecBole's dataset/url.yaml" in message
     assert "worker" not in message  # RecBole's own default asks for nothing
-    assert set(config.ignored_keys) == {"nproc", "repeatable", "n_layers", "ml-1m"}
+    assert set(config.ignored_keys) == {"nproc", "repeatable", "kg_embedding_size", "n_layers", "ml-1m"}
     assert "nproc" not in config
 
 
@@ -103,10 +111,21 @@ def test_every_unknown_key_in_one_error_with_close_suggestions_only():
 
 
 def test_recbole_model_recforge_lacks_is_named_as_such():
-    with pytest.raises(ConfigError, match="LightGCN is a RecBole model that recforge does not implement yet"):
-        Config("lightgcn", cmd_args=[])
+    with pytest.raises(ConfigError, match="KGAT is a RecBole model that recforge does not implement yet"):
+        Config("kgat", cmd_args=[])
     with pytest.raises(ConfigError, match=r"unknown model 'BRP' \(did you mean 'BPR'\?\)"):
         Config("BRP", cmd_args=[])
+
+
+@needs_properties
+def test_another_models_recbole_file_sets_nothing_of_this_model(caplog):
+    files = [PROPERTIES / "model" / "SHAN.yaml", PROPERTIES / "model" / "LightGCN.yaml"]
+    with caplog.at_level(logging.WARNING):
+        config = Config("LightGCN", config_file_list=files, cmd_args=[])
+    assert config["reg_weight"] == 1e-05 and config["n_layers"] == 2  # from LightGCN.yaml; SHAN's list ignored
+    assert "reg_weight" in config.ignored_keys and "hyper-parameter of RecBole's SHAN (its model file)" in caplog.text
+    own = Config("LightGCN", config_file_list=[PROPERTIES / "model" / "LightGCN.yaml"], cmd_args=[])
+    assert own.ignored_keys == {}
 
 
 def test_legacy_neg_sampling_is_read_as_train_neg_sample_args():

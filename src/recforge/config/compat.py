@@ -15,9 +15,15 @@ files), so this does not depend on RecBole being installed.
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Mapping
 from typing import Any
 
+from recforge.errors import ConfigError
 from recforge.registry import recbole_catalog
+
+logger = logging.getLogger("recforge")
 
 _SEQUENTIAL = "sequential models are not implemented"
 _DISTRIBUTED = "distributed training is not implemented yet"
@@ -100,3 +106,23 @@ def no_effect_reason(name: str, implemented_models: set[str], source_model: str 
     if name in _URL_ENTRIES:
         return f"a download address from RecBole's {_URL_ENTRIES[name]}, not a setting (see `recforge datasets`)"
     return None
+
+
+@functools.cache
+def setting_keys() -> frozenset[str]:
+    """RecBole's global / data-set / quick-start setting names (as opposed to model hyper-parameters)."""
+    return frozenset(key for keys in recbole_catalog.SETTING_FILES.values() for key in keys)
+
+
+def legacy_neg_sampling(value: Any, source: str) -> Any:
+    """RecBole < 1.1's ``neg_sampling: {uniform: 1}`` as ``train_neg_sample_args``."""
+    if value is None:
+        return None
+    if isinstance(value, Mapping) and len(value) == 1:
+        ((distribution, number),) = value.items()
+        logger.info("%s: neg_sampling (RecBole's old name) read as train_neg_sample_args", source)
+        return {"distribution": distribution, "sample_num": number}
+    raise ConfigError(
+        f"config key 'neg_sampling' ({source}): {value!r} is not RecBole's old form {{uniform: 1}}; "
+        "use train_neg_sample_args: {distribution: uniform, sample_num: 1}"
+    )

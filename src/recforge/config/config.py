@@ -19,7 +19,6 @@ reported together in one warning, unknown keys are reported together in one erro
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -29,12 +28,25 @@ from typing import Any
 import yaml
 
 from recforge.config.checks import check_config
-from recforge.config.compat import LOAD_COL_NO_EFFECT, is_recbole_default, no_effect_reason
+from recforge.config.compat import (
+    LOAD_COL_NO_EFFECT,
+    is_recbole_default,
+    legacy_neg_sampling,
+    no_effect_reason,
+    setting_keys,
+)
 from recforge.config.keys import PACKAGE_KEYS
 from recforge.config.sources import parse_command_line, read_yaml_file, script_arguments
 from recforge.config.types import Anything, Key, Optional, Struct, parse_text
 from recforge.errors import ConfigError, did_you_mean
-from recforge.registry import all_model_keys, declared_keys, get_model_class, model_names
+from recforge.registry import (
+    RECBOLE_MODELS,
+    all_model_keys,
+    declared_keys,
+    get_model_class,
+    model_names,
+    recbole_catalog,
+)
 from recforge.registry.datasets import dataset_defaults
 from recforge.utils.enum_type import InputType, ModelType
 
@@ -163,10 +175,15 @@ class Config(Mapping):
         unknown: dict[str, list[str]] = {}
         others = all_model_keys(exclude=self.model_class)
         for layer in layers:
+            owner = self._other_model_file(layer)
             for name, value in layer.values.items():
                 name = str(name)
+                if owner is not None:  # RecBole's model/<Model>.yaml of another model: that model's settings
+                    self._ignore(name, f"hyper-parameter of RecBole's {owner} (its model file), not of "
+                                       f"{self.model_class.__name__}", layer.source)  # fmt: skip
+                    continue
                 if name == "neg_sampling" and "train_neg_sample_args" not in layer.values:
-                    name, value = "train_neg_sample_args", self._legacy_neg_sampling(value, layer.source)
+                    name, value = "train_neg_sample_args", legacy_neg_sampling(value, layer.source)
                 if name not in self._keys and not self._admit(name, value, layer, others):
                     unknown.setdefault(name, []).append(layer.source)
                     continue
@@ -200,7 +217,7 @@ class Config(Mapping):
             return True
         source_model = Path(layer.source.removeprefix("config file ")).stem
         reason = no_effect_reason(name, {m.lower() for m in model_names()}, source_model)
-        if reason is not None and not (self._free and name not in _setting_keys()):
+        if reason is not None and not (self._free and name not in setting_keys()):
             if not is_recbole_default(name, value):
                 self._ignore(name, reason, layer.source)
             return True
@@ -212,23 +229,19 @@ class Config(Mapping):
             return True
         return False
 
+    def _other_model_file(self, layer: _Layer) -> str | None:
+        """The RecBole model whose own ``model/<Model>.yaml`` the layer is, when it is another model than the one
+        configured (the file holds only that model's hyper-parameters, so none of them applies here)."""
+        if not layer.source.startswith("config file "):
+            return None
+        name = RECBOLE_MODELS.get(Path(layer.source.removeprefix("config file ")).stem.lower())
+        if name is None or name.lower() == self.model_class.__name__.lower():
+            return None
+        return name if set(map(str, layer.values)) <= set(recbole_catalog.MODEL_KEYS[name]) else None
+
     def _typo(self, name: str) -> bool:
         """Whether a free key is so close to a package key that it is almost surely a typo of it."""
         return bool(did_you_mean(name, self._keys, cutoff=0.9))
-
-    @staticmethod
-    def _legacy_neg_sampling(value: Any, source: str) -> Any:
-        """RecBole < 1.1's ``neg_sampling: {uniform: 1}`` as ``train_neg_sample_args``."""
-        if value is None:
-            return None
-        if isinstance(value, Mapping) and len(value) == 1:
-            ((distribution, number),) = value.items()
-            logger.info("%s: neg_sampling (RecBole's old name) read as train_neg_sample_args", source)
-            return {"distribution": distribution, "sample_num": number}
-        raise ConfigError(
-            f"config key 'neg_sampling' ({source}): {value!r} is not RecBole's old form {{uniform: 1}}; "
-            "use train_neg_sample_args: {distribution: uniform, sample_num: 1}"
-        )
 
     def _unknown_message(self, unknown: Mapping[str, list[str]], others: Mapping[str, Any]) -> str:
         known = [*self._keys, *others]
@@ -365,14 +378,6 @@ class Config(Mapping):
 
     def __repr__(self) -> str:
         return f"Config(model={self['model']!r}, dataset={self['dataset']!r})"
-
-
-@functools.cache
-def _setting_keys() -> frozenset[str]:
-    """RecBole's global / data-set / quick-start setting names (as opposed to model hyper-parameters)."""
-    from recforge.registry import recbole_catalog
-
-    return frozenset(key for keys in recbole_catalog.SETTING_FILES.values() for key in keys)
 
 
 def _plain(value: Any) -> Any:

@@ -71,6 +71,11 @@ class Recommender(nn.Module):
 
         return self.predict(Interaction(pairs)).view(len(users), self.n_items)
 
+    def on_epoch_start(self, epoch: int) -> None:
+        """Work before each training epoch (e.g. resampling augmented graph views). The trainer calls it under
+        ``torch.no_grad()``; randomness must come from torch's global generator, which checkpoints restore, so
+        that a resumed run draws exactly what an uninterrupted one would. The default does nothing."""
+
     def fit_statistics(self, train_dataset) -> None:
         """One-pass fitting of non-trainable models (``trainable = False``) from the training split."""
         raise NotImplementedError(f"{type(self).__name__} is trainable; it has no one-pass fit")

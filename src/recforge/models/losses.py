@@ -7,6 +7,7 @@ for RecBole.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -30,6 +31,55 @@ def embedding_loss(*embeddings: torch.Tensor, norm: int = 2, require_pow: bool =
         total = sum(torch.linalg.vector_norm(e, ord=norm).pow(norm) for e in embeddings)
         return total / batch / norm
     return sum(torch.linalg.vector_norm(e, ord=norm) for e in embeddings) / batch
+
+
+def batch_embedding_loss(
+    table: torch.Tensor, index: torch.Tensor, groups: list[int], require_pow: bool = False
+) -> torch.Tensor:
+    """``embedding_loss`` of the rows ``table[index]`` cut into consecutive groups of the given sizes (users,
+    positives, negatives), divided by the first group's size. Computed from the rows' squared norms: the value of
+    gathering the [len(index), d] rows, at the cost of a [len(index)] gather (a graph model's training step)."""
+    squared = table.float().pow(2).sum(dim=1).index_select(0, index)
+    per_group = torch.stack([part.sum() for part in squared.split(groups)])
+    batch = groups[0]
+    if require_pow:
+        return per_group.sum() / batch / 2
+    return per_group.sqrt().sum() / batch
+
+
+def info_nce_sum(
+    anchors: torch.Tensor,
+    positives: torch.Tensor,
+    candidates: torch.Tensor,
+    tau: float,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """sum over anchors a of w_a x -log(exp(<a, p> / tau) / sum_c exp(<a, c> / tau)), every vector L2-normalised
+    (SGL's and NCL's contrastive losses); anchors and their positives [M, d], candidates [C, d], weights [M]
+    (default 1: a batch's repeated anchors can be given once, weighted by their count, for the same value).
+
+    With 1 / tau <= 80 the exponentials are taken directly (|<a, c>| <= 1 keeps them finite in float32, as in
+    RecBole); otherwise through logsumexp."""
+    anchors = F.normalize(anchors, dim=1) / tau  # 1 / tau folded into the [M, d] side of the [M, C] product
+    positive = (anchors * F.normalize(positives, dim=1)).sum(dim=1)
+    logits = anchors @ F.normalize(candidates, dim=1).T
+    total = torch.exp(logits).sum(dim=1).log() if 1 / tau <= 80 else torch.logsumexp(logits, dim=1)
+    terms = total - positive
+    return terms.sum() if weights is None else (terms * weights).sum()
+
+
+def distinct(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct ids of ``index`` and how often each occurs (float), for weighting per-anchor losses."""
+    ids, counts = torch.unique(index, return_counts=True)
+    return ids, counts.to(torch.float32)
+
+
+def info_nce_mean(view_1: torch.Tensor, view_2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """mean over rows i of -log(exp(<a_i, b_i> / t) / sum_j exp(<a_i, b_j> / t)) with rows L2-normalised: each
+    row of ``view_1`` against the rows of ``view_2`` (SimGCL's in-batch InfoNCE)."""
+    view_1, view_2 = F.normalize(view_1, dim=1), F.normalize(view_2, dim=1)
+    logits = view_1 @ view_2.T / temperature
+    return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()
 
 
 class BPRLoss(nn.Module):

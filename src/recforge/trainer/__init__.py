@@ -15,6 +15,7 @@ from recforge.trainer.events import (
     SchedulerStep,
     TensorBoardLog,
 )
+from recforge.trainer.ncl import NCLTrainer
 from recforge.trainer.objectives import (
     After,
     Always,
@@ -42,6 +43,7 @@ __all__ = [
     "EpochHooks",
     "EpochLog",
     "Every",
+    "NCLTrainer",
     "Objective",
     "OptimizerSpec",
     "ProgressBar",

@@ -192,7 +192,12 @@ def kgat_plan() -> tuple[list[Objective], list[EpochHook]]:
     return objectives, [EpochHook(lambda trainer, epoch: trainer.model.update_attentive_A(), when="end")]
 
 
-def ncl_plan(m_step: int, warm_up_step: int, proto_part: int = 3) -> tuple[list[Objective], list[EpochHook]]:
-    """NCLTrainer: an E-step every ``m_step`` epochs; the prototype loss (part ``proto_part``) after warm-up."""
+def ncl_plan(m_step: int, warm_up_step: int, proto_part: int = -1) -> tuple[list[Objective], list[EpochHook]]:
+    """NCLTrainer: an E-step (seeded by the config's seed + the epoch) before every ``m_step``-th epoch from epoch 0;
+    the prototype loss (part ``proto_part`` of the loss tuple, the last by default) from epoch ``warm_up_step`` on."""
     objectives = [Objective("loss", loss="calculate_loss", parts={proto_part: After(warm_up_step)})]
-    return objectives, [EpochHook(lambda trainer, epoch: trainer.model.e_step(), when="start", schedule=Every(m_step))]
+
+    def e_step(trainer: Any, epoch: int) -> None:
+        trainer.model.e_step(seed=trainer.config["seed"] + epoch)
+
+    return objectives, [EpochHook(e_step, when="start", schedule=Every(m_step))]

@@ -23,6 +23,7 @@ import torch
 
 from recforge.errors import CheckpointError, TrainingInterrupted
 from recforge.evaluation.evaluator import Evaluator
+from recforge.models.base import Recommender
 from recforge.registry import register_trainer
 from recforge.trainer.events import (
     Callback,
@@ -164,8 +165,11 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         return []
 
     def build_hooks(self) -> list[EpochHook]:
-        """Epoch hooks (work done at the start or end of epochs, e.g. a clustering E-step)."""
-        return []
+        """Epoch hooks (work done at the start or end of epochs, e.g. a clustering E-step); by default the
+        model's own ``on_epoch_start`` when it has one."""
+        if getattr(type(self.model), "on_epoch_start", Recommender.on_epoch_start) is Recommender.on_epoch_start:
+            return []
+        return [EpochHook(lambda trainer, epoch: trainer.model.on_epoch_start(epoch), when="start")]
 
     def _emit(self, event: str, *args: Any) -> None:
         for callback in self.callbacks:
