@@ -179,8 +179,8 @@ class Config(Mapping):
             for name, value in layer.values.items():
                 name = str(name)
                 if owner is not None:  # RecBole's model/<Model>.yaml of another model: that model's settings
-                    self._ignore(name, f"hyper-parameter of RecBole's {owner} (its model file), not of "
-                                       f"{self.model_class.__name__}", layer.source)  # fmt: skip
+                    why = f"hyper-parameter of RecBole's {owner} (its model file), not of {self.model_class.__name__}"
+                    self._ignore(name, why, layer.source)
                     continue
                 if name == "neg_sampling" and "train_neg_sample_args" not in layer.values:
                     name, value = "train_neg_sample_args", legacy_neg_sampling(value, layer.source)

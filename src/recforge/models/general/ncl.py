@@ -61,10 +61,10 @@ class NCL(LightGCN):
         wanted = config["num_clusters"]
         self.user_clusters, self.item_clusters = min(wanted, self.n_users), min(wanted, self.n_items)
         if wanted > min(self.n_users, self.n_items):
+            counts = (wanted, self.n_users, self.n_items, self.user_clusters, self.item_clusters)
             logger.warning(
-                "num_clusters %d exceeds the %d user / %d item ids; clustering users into %d and items into %d",
-                wanted, self.n_users, self.n_items, self.user_clusters, self.item_clusters,
-            )  # fmt: skip
+                "num_clusters %d exceeds the %d user / %d item ids; clustering users into %d and items into %d", *counts
+            )
         size = config["embedding_size"]
         self.register_buffer("user_centroids", torch.zeros(0, size))
         self.register_buffer("user_2cluster", torch.zeros(0, dtype=torch.int64))

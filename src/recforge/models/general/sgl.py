@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -50,10 +51,9 @@ class SGL(LightGCN):
         """One perturbed normalised adjacency."""
         users, items = self.users, self.items
         if self.view_type == "ND":
-            dropped_users = torch.randperm(self.n_users)[: int(self.n_users * self.drop_ratio)].numpy()
-            dropped_items = torch.randperm(self.n_items)[: int(self.n_items * self.drop_ratio)].numpy()
-            keep = ~(torch.isin(torch.from_numpy(users), torch.from_numpy(dropped_users)).numpy()
-                     | torch.isin(torch.from_numpy(items), torch.from_numpy(dropped_items)).numpy())  # fmt: skip
+            dropped_users = torch.randperm(self.n_users)[: int(self.n_users * self.drop_ratio)]
+            dropped_items = torch.randperm(self.n_items)[: int(self.n_items * self.drop_ratio)]
+            keep = ~(np.isin(users, dropped_users.numpy()) | np.isin(items, dropped_items.numpy()))
         else:
             keep = torch.randperm(len(users))[: int(len(users) * (1 - self.drop_ratio))].numpy()
         return normalized_adjacency(users[keep], items[keep], self.n_users, self.n_items).to(self.device)
