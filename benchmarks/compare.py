@@ -287,7 +287,10 @@ def render(all_scenarios: list[Scenario], repeats: int, recbole_python: str | No
         "ItemCoverage and GiniIndex, which RecBole divides by the item count including the padding id. Stock "
         "RecBole 1.2.1 cannot compute four of them at all (#2131, #2191); the script fixes its Collector at run time.",
         "- [Converged quality of the graph models](../benchmarks/results/converged-2026-11-29.md) "
-        "(`benchmarks/converged.py`): BPR, LightGCN, NGCF, SGL, SimGCL and NCL trained until early stopping.",
+        "(`benchmarks/converged.py`): BPR, LightGCN, NGCF, SGL, SimGCL and NCL trained until early stopping, "
+        "test metrics side by side:",
+        "",
+        *_table_of(HERE / "results" / "converged-2026-11-29.md"),
     ]
     return "\n".join(lines) + "\n"
 
@@ -320,11 +323,10 @@ def _targets(by_name: dict[str, Scenario]) -> list[str]:
                 "medians over the repetitions' seeds",
                 at_least=True,
             ),
-            target_row(
+            _report_row(
                 f"{model} bf16 epoch / fp32 epoch, recforge",
                 _div(med(half, "epoch"), med(ours, "epoch")),
-                1.0,
-                "reported; RecBole cannot train it in bf16",
+                "reported, no target; RecBole cannot train it in bf16",
             ),
         ]
     return [
@@ -390,6 +392,11 @@ def _targets(by_name: dict[str, Scenario]) -> list[str]:
     ]
 
 
+def _report_row(what: str, value: float | None, note: str) -> str:
+    """A targets-table row that only reports a measurement."""
+    return f"| {what} | — | {'not measured' if value is None else f'{value:.2f}'} | | | {note} |"
+
+
 def _metric(records: list[dict], key: str) -> float | None:
     values = [r["metrics"][key] for r in records if key in (r.get("metrics") or {})]
     return statistics.median(values) if values else None
@@ -440,6 +447,13 @@ def _equality(by_name: dict[str, Scenario]) -> list[str]:
             )
     lines.append("(metrics in alphabetical order: hit, mrr, ndcg, precision, recall @10)")
     return lines
+
+
+def _table_of(report: Path) -> list[str]:
+    """The Markdown table lines of another report (empty when it does not exist)."""
+    if not report.is_file():
+        return []
+    return [line for line in report.read_text().splitlines() if line.startswith("|")]
 
 
 def _spread(values: list[float]) -> str:

@@ -84,32 +84,50 @@ class NCL(LightGCN):
             setattr(self, f"{name}_centroids", F.normalize(centroids.to(table.device), p=2, dim=1))
             setattr(self, f"{name}_2cluster", assignment.to(table.device))
 
-    def prototype_loss(self, center: torch.Tensor, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-        """ProtoNCE of the batch's users and positive items (layer-0 embeddings ``center`` [N, d])."""
+    def prototype_loss(self, center: torch.Tensor, users, items) -> torch.Tensor:
+        """ProtoNCE of the batch's users and positive items (layer-0 node embeddings ``center`` [N, d]); ``users``
+        and ``items`` are (distinct ids, their counts in the batch)."""
         if len(self.user_2cluster) == 0:
             self.e_step()
-        users, items = self.split(center)
-        (user, user_count), (item, item_count) = distinct(user), distinct(item)
+        (user, user_count), (item, item_count) = users, items
         user_loss = info_nce_sum(
-            users[user], self.user_centroids[self.user_2cluster[user]], self.user_centroids, self.ssl_temp, user_count
+            center.index_select(0, user),
+            self.user_centroids.index_select(0, self.user_2cluster.index_select(0, user)),
+            self.user_centroids,
+            self.ssl_temp,
+            user_count,
         )
         item_loss = info_nce_sum(
-            items[item], self.item_centroids[self.item_2cluster[item]], self.item_centroids, self.ssl_temp, item_count
+            center.index_select(0, item + self.n_users),
+            self.item_centroids.index_select(0, self.item_2cluster.index_select(0, item)),
+            self.item_centroids,
+            self.ssl_temp,
+            item_count,
         )
         return self.proto_reg * (user_loss + item_loss)
 
-    def structure_loss(self, context: torch.Tensor, center: torch.Tensor, user, item) -> torch.Tensor:
-        """The batch's users (items) at layer 2 x hyper_layers against layer 0, over all users (items)."""
-        context_users, context_items = self.split(context)
+    def structure_loss(self, context: torch.Tensor, center: torch.Tensor, users, items) -> torch.Tensor:
+        """The batch's users (items) at layer 2 x hyper_layers against layer 0, over all users (items); ``users``
+        and ``items`` are (distinct ids, their counts in the batch)."""
+        (user, user_count), (item, item_count) = users, items
         center_users, center_items = self.split(center)
-        (user, user_count), (item, item_count) = distinct(user), distinct(item)
-        user_loss = info_nce_sum(context_users[user], center_users[user], center_users, self.ssl_temp, user_count)
-        item_loss = info_nce_sum(context_items[item], center_items[item], center_items, self.ssl_temp, item_count)
+        item = item + self.n_users
+        user_loss = info_nce_sum(
+            context.index_select(0, user), center.index_select(0, user), center_users, self.ssl_temp, user_count
+        )
+        item_loss = info_nce_sum(
+            context.index_select(0, item), center.index_select(0, item), center_items, self.ssl_temp, item_count
+        )
         return self.ssl_reg * (user_loss + self.alpha * item_loss)
 
     def calculate_loss(self, interaction) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         layers = self.layers(max(self.n_layers, 2 * self.hyper_layers))
-        user, item = interaction[self.USER_ID], interaction[self.ITEM_ID]
         center, context = layers[0], layers[2 * self.hyper_layers]
         recommendation = self.recommendation_loss(interaction, self.layer_mean(layers[: self.n_layers + 1]), center)
-        return recommendation, self.structure_loss(context, center, user, item), self.prototype_loss(center, user, item)
+        # Each distinct user / item once, weighted by its count: the same sums as RecBole's over the batch rows.
+        users, items = distinct(interaction[self.USER_ID]), distinct(interaction[self.ITEM_ID])
+        return (
+            recommendation,
+            self.structure_loss(context, center, users, items),
+            self.prototype_loss(center, users, items),
+        )
