@@ -68,11 +68,12 @@ class _LogSumExpOfProducts(torch.autograd.Function):
 
 
 def log_sum_exp_of_products(anchors: torch.Tensor, candidates: torch.Tensor, bound: float) -> torch.Tensor:
-    """log(sum_c exp(<a, c>)) per anchor row; ``bound`` is the largest possible |<a, c>| (the fused, 30 % faster
-    path needs it <= 80 so that float32 exp stays finite; beyond, logsumexp)."""
-    if bound <= 80 and not torch.is_autocast_enabled(anchors.device.type):
-        return _LogSumExpOfProducts.apply(anchors, candidates)
-    return torch.logsumexp(anchors @ candidates.T, dim=1)
+    """log(sum_c exp(<a, c>)) per anchor row, in float32 also under autocast; ``bound`` is the largest possible
+    |<a, c>| (the fused, 30 % faster path needs it <= 80 so that float32 exp stays finite; beyond, logsumexp)."""
+    if bound > 80:
+        return torch.logsumexp(anchors @ candidates.T, dim=1)
+    with torch.autocast(device_type=anchors.device.type, enabled=False):  # sums of exponentials: float32
+        return _LogSumExpOfProducts.apply(anchors.float(), candidates.float())
 
 
 def info_nce_sum(
