@@ -36,6 +36,7 @@ from recforge.config.compat import (
     setting_keys,
 )
 from recforge.config.keys import PACKAGE_KEYS
+from recforge.config.machine import resolve_device
 from recforge.config.sources import parse_command_line, read_yaml_file, script_arguments
 from recforge.config.types import Anything, Key, Optional, Struct, parse_text
 from recforge.errors import ConfigError, did_you_mean
@@ -292,26 +293,13 @@ class Config(Mapping):
 
     def _resolve_machine_dependent(self) -> None:
         """Fix ``device``, then ``precision`` and ``enable_scaler`` (which depend on it) to concrete values."""
-        self._values["device"] = self._resolve_device()
+        self._values["device"] = resolve_device(self._values)
         v = self._values
         if self._sources.get("precision", "recforge defaults") == "recforge defaults" or v["precision"] is None:
             cuda = v["device"].startswith("cuda")
             v["precision"] = ("fp16" if cuda else "bf16") if v["enable_amp"] else "fp32"
         if self._sources.get("enable_scaler", "recforge defaults") == "recforge defaults" or v["enable_scaler"] is None:
             v["enable_scaler"] = v["precision"] == "fp16"
-
-    def _resolve_device(self) -> str:
-        import torch
-
-        if self._values.get("device"):
-            try:
-                return str(torch.device(self._values["device"]))
-            except RuntimeError as exc:
-                raise ConfigError(f"config key 'device': {exc}") from None
-        if self._values["use_gpu"] and torch.cuda.is_available():
-            gpu = str(self._values["gpu_id"]).split(",")[0].strip() or "0"
-            return f"cuda:{gpu}"
-        return "cpu"
 
     # -- mapping interface -------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Any:

@@ -91,8 +91,8 @@ class Float(_Bounded):
                 value = float(value.strip())
             except ValueError:
                 raise self._fail(value, key) from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            raise self._fail(value, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self._fail(value, key, "" if not isinstance(value, float) else " (a finite number is needed)")
         return self._within_bounds(float(value), key)
 
 

@@ -106,6 +106,8 @@ def read_header(path: Path, field_separator: str = "\t") -> dict[str, str]:
         raise DataError(f"{path}: file not found") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}, line 1: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:  # a folder, no permission, a symbolic-link loop, a device error
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     line = line.rstrip("\r\n")
     if not line:
         raise DataError(f"{path}, line 1: the header is empty; expected columns like user_id:token")
@@ -196,6 +198,8 @@ def _read_strings(path: Path, names: list[str], wanted: list[str], sep: str) -> 
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise _locate_parse_error(path, len(names), sep, exc) from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _locate_parse_error(path: Path, n_columns: int, sep: str, exc: Exception) -> DataError:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("recforge")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: vocabularies as UTF-8 bytes + offsets
 KEEP = 8
 _CHUNK = 1 << 20
 
@@ -70,7 +70,10 @@ class DatasetCache:
             with np.load(self.path, allow_pickle=False) as stored:
                 arrays = {name: stored[name] for name in stored.files}
             meta = json.loads(arrays.pop("__meta__").tobytes().decode())
-            vocabularies = {key: arrays.pop(f"vocab/{key}").astype(object) for key in meta["vocabularies"]}
+            vocabularies = {
+                key: _strings(arrays.pop(f"vocab/{key}/offsets"), arrays.pop(f"vocab/{key}/bytes"))
+                for key in meta["vocabularies"]
+            }
             dataset.field2type = meta["field2type"]
             dataset.field2source = meta["field2source"]
             dataset.field2id_token = {field: vocabularies[key] for field, key in meta["field2vocab"].items()}
@@ -119,7 +122,8 @@ class DatasetCache:
         for field, tokens in dataset.field2id_token.items():
             key = vocab_keys.setdefault(id(tokens), str(len(vocab_keys)))
             field2vocab[field] = key
-            arrays.setdefault(f"vocab/{key}", np.asarray(tokens, dtype=str))
+            if f"vocab/{key}/bytes" not in arrays:
+                arrays[f"vocab/{key}/offsets"], arrays[f"vocab/{key}/bytes"] = _utf8(tokens)
         tables: dict[str, dict[str, str] | None] = {}
         for name in ("inter", "user", "item"):
             table = getattr(dataset, f"{name}_feat")
@@ -149,3 +153,23 @@ class DatasetCache:
         arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         with atomic_write(self.path) as handle:
             np.savez(handle, **arrays)
+
+
+def _utf8(tokens) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens as (int64 offsets [n + 1], uint8 UTF-8 bytes): storage proportional to the text, where a fixed-width
+    NumPy string array pads every token to the longest one (one 2 MB token made a 1 GB entry)."""
+    import pyarrow as pa
+
+    array = pa.array(list(tokens), type=pa.large_string())
+    _, offsets, data = array.buffers()
+    offsets = np.frombuffer(offsets, dtype=np.int64)[array.offset : array.offset + len(array) + 1].copy()
+    data = np.frombuffer(data, dtype=np.uint8).copy() if data is not None else np.zeros(0, dtype=np.uint8)
+    return offsets, data
+
+
+def _strings(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """The object array of strings ``_utf8`` stored."""
+    import pyarrow as pa
+
+    array = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    return np.asarray(array.to_pylist(), dtype=object)

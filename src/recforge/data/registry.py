@@ -23,7 +23,10 @@ def resolve_dataset_dir(name: str, data_path: str | Path) -> Path:
 
     Raises DataError naming the places looked at and what is available.
     """
-    candidate = Path(data_path).expanduser() / name
+    root = Path(data_path).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"config key 'data_path': {root} is a file, not a folder; give the folder that holds {name}/")
+    candidate = root / name
     if (candidate / f"{name}.inter").is_file():
         return candidate
     bundled = BUNDLED_ROOT / name

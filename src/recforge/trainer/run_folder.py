@@ -19,14 +19,31 @@ history up to that epoch, so the source run is never changed.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from recforge.errors import ConfigError
 from recforge.utils.files import atomic_write
 from recforge.utils.log import attach_run_log
+
+logger = logging.getLogger("recforge")
+
+
+def check_checkpoint_dir(checkpoint_dir: str | Path) -> Path:
+    """The folder runs are saved under; a ConfigError when it is a file or is under a file."""
+    root = Path(checkpoint_dir).expanduser()
+    for folder in (root, *root.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigError(
+                    f"config key 'checkpoint_dir': {folder} is a file, not a folder; give a folder for the run folders"
+                )
+            break
+    return root
 
 
 class RunFolder:
@@ -38,7 +55,7 @@ class RunFolder:
     @classmethod
     def create(cls, config: Mapping[str, Any]) -> RunFolder:
         """A new, empty folder under ``checkpoint_dir`` named after the model, data set and time."""
-        root = Path(config["checkpoint_dir"]).expanduser()
+        root = check_checkpoint_dir(config["checkpoint_dir"])
         stem = f"{config['model']}-{config['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}"
         for n in range(1000):
             path = root / (stem if n == 0 else f"{stem}-{n}")
@@ -47,7 +64,12 @@ class RunFolder:
                 return cls(path)
             except FileExistsError:
                 continue
-        raise FileExistsError(f"cannot create a new run folder under {root}")
+            except OSError as exc:
+                raise ConfigError(
+                    f"config key 'checkpoint_dir': cannot create a run folder in {root} ({exc.strerror or exc}); "
+                    "choose a folder you can write to"
+                ) from None
+        raise ConfigError(f"config key 'checkpoint_dir': cannot create a new run folder under {root}")
 
     @classmethod
     def of_checkpoint(cls, checkpoint: str | Path) -> RunFolder | None:
@@ -117,10 +139,13 @@ class RunFolder:
         if not self.history_file.is_file():
             return []
         kept = []
-        for line in self.history_file.read_text(encoding="utf-8").splitlines():
+        for number, line in enumerate(self.history_file.read_text(encoding="utf-8").splitlines(), start=1):
             try:
                 record = json.loads(line)
             except ValueError:
+                logger.warning(
+                    "%s, line %d: torn (a kill during a write?); the line is dropped", self.history_file, number
+                )
                 continue
             if up_to_epoch is None or record.get("epoch", -1) <= up_to_epoch:
                 kept.append(line)

@@ -40,7 +40,7 @@ from recforge.trainer.events import (
 from recforge.trainer.objectives import EpochHook, Objective, OptimizerSpec
 from recforge.trainer.optimization import Loss, Optimization, groups_of
 from recforge.trainer.precision import Precision
-from recforge.trainer.run_folder import RunFolder
+from recforge.trainer.run_folder import RunFolder, check_checkpoint_dir
 from recforge.trainer.schedulers import EpochSchedule
 from recforge.trainer.scoring import score_loader
 from recforge.trainer.state import TrainingState
@@ -203,6 +203,8 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
             TrainingInterrupted: on Ctrl-C or SIGTERM; its ``checkpoint`` resumes the run exactly.
         """
         self.verbose, self.saved, self.show_progress = verbose, saved, show_progress
+        if saved and self.run_folder is None:
+            check_checkpoint_dir(self.config["checkpoint_dir"])  # a file there fails now, not after an epoch
         self.validates = valid_data is not None and self.eval_step > 0
         self.should_stop = False
         self._has_fit = True

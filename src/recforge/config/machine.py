@@ -1,0 +1,46 @@
+"""The machine-dependent part of a config: which device a run uses, and whether it exists here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from recforge.errors import ConfigError
+
+
+def resolve_device(values: Mapping[str, Any]) -> str:
+    """The torch device of a run: ``device`` when set (checked to exist), else the GPU ``gpu_id`` when ``use_gpu``
+    and CUDA is available, else "cpu"."""
+    import torch
+
+    if values.get("device"):
+        try:
+            device = torch.device(values["device"])
+        except RuntimeError as exc:
+            raise ConfigError(f"config key 'device': {exc}") from None
+        check_device(device)
+        return str(device)
+    if values["use_gpu"] and torch.cuda.is_available():
+        gpu = str(values["gpu_id"]).split(",")[0].strip() or "0"
+        return f"cuda:{gpu}"
+    return "cpu"
+
+
+def check_device(device) -> None:
+    """A ConfigError when ``device`` does not exist on this machine (checked before anything is allocated)."""
+    import torch
+
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(
+                f"config key 'device': {device} is not available here (torch.cuda.is_available() is False: no "
+                "CUDA device or a CPU-only torch); use device: cpu, or leave device unset to pick one"
+            )
+        if device.index is not None and device.index >= count:
+            raise ConfigError(
+                f"config key 'device': {device} does not exist; this machine has {count} CUDA device(s), "
+                f"cuda:0 to cuda:{count - 1}"
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"config key 'device': {device} is not available here; use device: cpu")
