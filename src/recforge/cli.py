@@ -230,6 +230,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("recforge: interrupted", file=sys.stderr)
         return 130
+    except (OSError, MemoryError, RuntimeError) as exc:
+        message = resource_error(exc)
+        if debug or message is None:
+            raise
+        print(f"recforge: error: {message}", file=sys.stderr)
+        return 2
+
+
+def resource_error(exc: BaseException) -> str | None:
+    """One line for a failure of the machine rather than of recforge (disk, permissions, memory); None for
+    anything else, which is a bug and keeps its traceback."""
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc} (a file-system error; check the path, its permissions and free space)"
+    text = str(exc)
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text:
+        first = text.splitlines()[0] if text else type(exc).__name__
+        return (
+            f"out of memory ({first}); lower the model's sizes, train_batch_size or eval_batch_size, or use a "
+            "machine with more memory"
+        )
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

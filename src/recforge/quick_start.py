@@ -15,6 +15,7 @@ from typing import Any
 from recforge.config import Config
 from recforge.data import create_dataset, data_preparation
 from recforge.errors import TrainingInterrupted
+from recforge.models.sizing import create_model
 from recforge.registry import get_model_class, get_trainer
 from recforge.trainer.checkpoint import load_checkpoint, load_model_state
 from recforge.utils.log import LOGGER_NAME, init_logger
@@ -54,7 +55,7 @@ def run(
     logger.info("%s", data)
     train_data, valid_data, test_data = data_preparation(config, data)
     init_seed(config["seed"], config["reproducibility"])
-    net = config.model_class(config, train_data.dataset)
+    net = create_model(config.model_class, config, train_data.dataset)
     logger.info("config:\n%s", config)
     logger.info("%s", net)
     trainer = get_trainer(config.model_class)(config, net)
@@ -116,7 +117,7 @@ def load_data_and_model(model_file: str | Path, config_dict: Mapping[str, Any] |
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     init_seed(config["seed"], config["reproducibility"])
-    model = get_model_class(config["model"])(config, train_data.dataset)
+    model = create_model(get_model_class(config["model"]), config, train_data.dataset)
     load_model_state(model, state, model_file)
     model.to(config["device"])
     return config, model, dataset, train_data, valid_data, test_data

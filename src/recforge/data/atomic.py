@@ -100,12 +100,12 @@ class AtomicTable:
 def read_header(path: Path, field_separator: str = "\t") -> dict[str, str]:
     """Parse the header line into ``{name: type}``; a malformed entry is a DataError naming it."""
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:  # -sig: a byte-order mark is not a name
-            line = handle.readline()
+        with open(path, "rb") as handle:
+            line = handle.readline().decode("utf-8-sig")  # -sig: a byte-order mark is not part of a name
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}, line 1: not UTF-8 text ({exc.reason})") from None
+        raise DataError(f"{path}, line 1: not UTF-8 text ({exc.reason}); save the file as UTF-8") from None
     except OSError as exc:  # a folder, no permission, a symbolic-link loop, a device error
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     line = line.rstrip("\r\n")
@@ -203,12 +203,19 @@ def _read_strings(path: Path, names: list[str], wanted: list[str], sep: str) -> 
 
 
 def _locate_parse_error(path: Path, n_columns: int, sep: str, exc: Exception) -> DataError:
-    """Scan the file (error path only) for the first line with the wrong number of columns."""
-    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-        for line_no, line in enumerate(handle, start=1):
+    """Scan the file (error path only) for the first line that is not UTF-8 or has the wrong number of columns."""
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return DataError(
+                    f"{path}, line {line_no}: not UTF-8 text (byte {raw[error.start]:#04x} at character "
+                    f"{error.start + 1}); save the file as UTF-8"
+                )
             if line_no == 1:
                 continue
-            line = line.rstrip("\r\n")
+            line = raw.decode("utf-8").rstrip("\r\n")
             if not line:
                 continue
             found = line.count(sep) + 1

@@ -27,7 +27,12 @@ def resolve_dataset_dir(name: str, data_path: str | Path) -> Path:
     if root.exists() and not root.is_dir():
         raise DataError(f"config key 'data_path': {root} is a file, not a folder; give the folder that holds {name}/")
     candidate = root / name
-    if (candidate / f"{name}.inter").is_file():
+    inter = candidate / f"{name}.inter"
+    if inter.is_symlink() and not inter.exists():
+        raise DataError(f"{inter}: a symbolic link that leads nowhere (a loop or a missing target); fix or remove it")
+    if inter.exists() and not inter.is_file():
+        raise DataError(f"{inter}: not a file (a folder?); the interactions must be a file")
+    if inter.is_file():
         return candidate
     bundled = BUNDLED_ROOT / name
     if (bundled / f"{name}.inter").is_file():

@@ -143,9 +143,7 @@ class RunFolder:
             try:
                 record = json.loads(line)
             except ValueError:
-                logger.warning(
-                    "%s, line %d: torn (a kill during a write?); the line is dropped", self.history_file, number
-                )
+                logger.warning("%s, line %d: torn by a kill during a write; dropped", self.history_file, number)
                 continue
             if up_to_epoch is None or record.get("epoch", -1) <= up_to_epoch:
                 kept.append(line)
