@@ -236,3 +236,54 @@ def test_out_of_memory_inside_torch_is_one_line(world, capsys, monkeypatch):
     monkeypatch.setattr(torch.nn.Embedding, "reset_parameters", fail)
     code, err = run_case(world, capsys, tiny_args(root, "BPR"))
     assert code == 2 and "out of memory ([enforce fail" in one_error(err) and "lower the model's sizes" in err
+
+
+def test_exports_with_windows_line_ends_and_blank_lines_are_accepted(world, capsys):
+    root, _ = world
+    args = bad_data(world, "crlf", HEADER, [list(r) for r in TINY_INTER])
+    path = root / "crlf" / "crlf.inter"
+    lines = path.read_text().splitlines()
+    path.write_bytes(("\r\n".join([*lines[:5], "", *lines[5:]]) + "\r\n\r\n").encode())
+    code, err = run_case(world, capsys, args)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "line 1: the header is empty"),
+        (
+            b"user_id:token\titem_id:token\trating:float\ttimestamp:float\n",
+            "no rows left in",
+        ),
+        (
+            b"user_id:token,item_id:token,rating:float,timestamp:float\nu1,i1,5,1\n",
+            "line 1: the header has no '\\t' (field_separator) but is separated by ','; set field_separator: ','",
+        ),
+        (b"user_id:token\titem_id:tokn\n", "line 1, column 2: unknown field type 'tokn'"),
+    ],
+)
+def test_empty_and_misformatted_files(world, capsys, content, message):
+    root, _ = world
+    name = "shape" + hashlib.sha256(content).hexdigest()[:8]
+    args = bad_data(world, name, HEADER, [])
+    (root / name / f"{name}.inter").write_bytes(content)
+    code, err = run_case(world, capsys, args)
+    assert code == 2 and message in one_error(err), err
+
+
+def test_a_full_disk_during_a_checkpoint_leaves_no_temporary_file(world, capsys, monkeypatch):
+    import errno
+
+    root, _ = world
+    original = torch.save
+
+    def full_disk(obj, handle, *args, **kwargs):
+        original(obj, handle, *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    runs = root / "saved-full"
+    code, err = run_case(world, capsys, [*tiny_args(root, "BPR"), "--checkpoint_dir", str(runs)])
+    assert code == 2 and "No space left on device (a file-system error" in one_error(err)
+    assert not list(runs.rglob("*.tmp")) and not list(runs.rglob("*.pth"))

@@ -111,8 +111,16 @@ def read_header(path: Path, field_separator: str = "\t") -> dict[str, str]:
     line = line.rstrip("\r\n")
     if not line:
         raise DataError(f"{path}, line 1: the header is empty; expected columns like user_id:token")
+    entries = line.split(field_separator)
+    if len(entries) == 1 and field_separator not in line:
+        for other in (",", ";", "|", " "):
+            if other in line and all(":" in part for part in line.split(other)):
+                raise DataError(
+                    f"{path}, line 1: the header has no {field_separator!r} (field_separator) but is separated by "
+                    f"{other!r}; set field_separator: {other!r} or save the file tab-separated"
+                )
     types: dict[str, str] = {}
-    for position, entry in enumerate(line.split(field_separator), start=1):
+    for position, entry in enumerate(entries, start=1):
         name, colon, ftype = entry.strip().rpartition(":")
         if not colon or not name:
             raise DataError(

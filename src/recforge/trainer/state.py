@@ -18,6 +18,7 @@ from typing import Any
 
 from recforge.trainer.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from recforge.trainer.run_folder import RunFolder
+from recforge.utils.files import remove_leftovers
 from recforge.utils.rng import capture_rng_state, restore_rng_state
 
 logger = logging.getLogger("recforge")
@@ -62,6 +63,8 @@ class TrainingState:
         self.run_folder.path.mkdir(parents=True, exist_ok=True)
         if source is not None and in_place:
             self.run_folder.write_history(self.run_folder.history(epoch))
+            for leftover in remove_leftovers(self.run_folder.path) + remove_leftovers(self.run_folder.checkpoints):
+                logger.info("removed %s, left by a write that was killed", leftover)
         elif source is not None:
             self.run_folder.branch(source, epoch)
             logger.info("continuing %s after epoch %d in a new run folder", source, epoch)

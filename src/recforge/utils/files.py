@@ -41,6 +41,24 @@ def _umask() -> int:
     return mask
 
 
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Remove every temporary file that killed writes left in ``folder`` (``.<name>.<pid>.*.tmp`` of processes
+    that no longer run, and ``.<name>.link`` of checkpoint links); returns them."""
+    removed = [stale for stale in folder.glob(".*.link") if _unlinked(stale)]
+    for temporary in folder.glob(".*.tmp"):
+        name = temporary.name[1:].rsplit(".", 3)[0]  # .<name>.<pid>.<random>.tmp
+        removed += remove_stale_temporaries(folder / name)
+    return removed
+
+
+def _unlinked(path: Path) -> bool:
+    try:
+        path.unlink()
+    except OSError:
+        return False
+    return True
+
+
 def remove_stale_temporaries(path: Path) -> list[Path]:
     """Remove the temporary files that earlier writes of ``path`` left beside it when their process was killed
     (``.<name>.<pid>.*.tmp`` whose process no longer runs); returns them."""
