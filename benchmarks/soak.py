@@ -1,6 +1,6 @@
 """Soak check: a run killed with SIGKILL at random moments and resumed each time ends exactly as an uninterrupted run.
 
-    python benchmarks/soak.py --kills 50 [--epochs 12] [--seed 0] [--out benchmarks/results/soak.md]
+    python benchmarks/soak.py --kills 50 [--epochs 30] [--seed 0] [--out benchmarks/results/soak.md]
 
 One uninterrupted ``recforge run`` gives the reference test metrics. Then the same run is started, killed after a
 random delay (anywhere in start-up, training, checkpoint writes, evaluation), and resumed from its
@@ -72,7 +72,7 @@ def check(folder: Path, expected: dict, epochs: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=50)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     expected = finished(reference)
     wall = time.perf_counter() - started
 
-    kills = at_start = campaigns = 0
+    kills = at_start = campaigns = mid_write = 0
+    epochs_at_kill: list[int] = []
     failures: list[str] = []
     while kills < args.kills:  # one campaign: a fresh run, killed and resumed until it completes
         campaigns += 1
@@ -102,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             process.wait()
             if not killed and process.returncode != 0:
                 raise SystemExit(f"a run failed on its own (status {process.returncode}): {command(soak, 1, last)}")
+            if killed and soak.exists():
+                mid_write += any(p.name.endswith(".tmp") for p in soak.rglob("*"))
+                histories = list(soak.glob("*/history.jsonl"))
+                epochs_at_kill.append(len(histories[0].read_text().splitlines()) if histories else 0)
             if last is None:
                 found = sorted(soak.glob("*/checkpoints/last.pth"))
                 if found:
@@ -126,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"- kills: {kills} over {campaigns} runs ({at_start} before a run's first checkpoint, which then started "
             "afresh)",
+            f"- kills that left a temporary file of a write in progress (a checkpoint, the history, metrics.json): "
+            f"{mid_write}, each removed by the next resume",
+            "- epochs in the history at the kills: "
+            + ", ".join(f"{e}: {epochs_at_kill.count(e)}" for e in sorted(set(epochs_at_kill))),
             "- every completed run: the test result and the loss history equal to the uninterrupted run's bit for "
             "bit, one history line per epoch, no temporary file left: "
             + ("yes" if ok else "NO: " + "; ".join(failures)),

@@ -123,10 +123,10 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         builtin: list[Callback] = [
             EarlyStopping(self.stopping_step),
             SchedulerStep(),
+            RunLog(),  # the epoch's history line before its last.pth: a kill between leaves a line resume drops
             Checkpoints(),
             EpochLog(),
             ProgressBar(),
-            RunLog(),
             RunSummary(),
         ]
         if hooks:
