@@ -143,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     print(report)
+    if ok:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"the runs are kept in {work}")
     if args.out:
         args.out.write_text(report)
     return 0 if ok else 1
