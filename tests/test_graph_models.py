@@ -242,3 +242,56 @@ def test_fused_log_sum_exp_matches_autograd():
     anchors.grad = candidates.grad = None
     (torch.logsumexp(anchors @ candidates.T, dim=1) * weights).sum().backward()
     assert torch.allclose(fused[0], anchors.grad, atol=1e-5) and torch.allclose(fused[1], candidates.grad, atol=1e-5)
+
+
+def _recbole_info_nce(anchors, positives, candidates, tau):
+    """RecBole's contrastive term, row by row over the batch (repeated rows included): -sum log(e^pos / sum e^all)."""
+    a, p, c = (torch.nn.functional.normalize(t, dim=1) for t in (anchors, positives, candidates))
+    positive = torch.exp((a * p).sum(dim=1) / tau)
+    total = torch.exp(a @ c.T / tau).sum(dim=1)
+    return -torch.log(positive / total).sum()
+
+
+def test_ncl_losses_equal_recboles_formulas_over_the_batch_rows(tiny_path):
+    config, net, train, _, _ = graph_setup(tiny_path, "NCL", train_batch_size=16, num_clusters=3)
+    net.e_step()
+    batch = next(iter(train))
+    user, item = batch[net.USER_ID], batch[net.ITEM_ID]
+    assert len(torch.unique(user)) < len(user)  # repeated users: weighted once by their count
+    _, structure, prototype = net.calculate_loss(batch)
+    with torch.no_grad():
+        layers = net.layers(max(net.n_layers, 2 * net.hyper_layers))
+        center, context = layers[0], layers[2 * net.hyper_layers]
+        users_0, items_0 = net.split(center)
+        users_c, items_c = net.split(context)
+        tau = net.ssl_temp
+        expected_structure = net.ssl_reg * (
+            _recbole_info_nce(users_c[user], users_0[user], users_0, tau)
+            + net.alpha * _recbole_info_nce(items_c[item], items_0[item], items_0, tau)
+        )
+        expected_prototype = net.proto_reg * (
+            _recbole_info_nce(users_0[user], net.user_centroids[net.user_2cluster[user]], net.user_centroids, tau)
+            + _recbole_info_nce(items_0[item], net.item_centroids[net.item_2cluster[item]], net.item_centroids, tau)
+        )
+    # ssl_reg and proto_reg are 1e-7 and 8e-8: compared relative to the values, without an absolute tolerance
+    torch.testing.assert_close(structure.detach() / net.ssl_reg, expected_structure / net.ssl_reg, rtol=1e-4, atol=0)
+    torch.testing.assert_close(
+        prototype.detach() / net.proto_reg, expected_prototype / net.proto_reg, rtol=1e-4, atol=0
+    )
+
+
+def test_sgl_contrastive_term_equals_recboles_formula_over_the_batch_rows(tiny_path):
+    config, net, train, _, _ = graph_setup(tiny_path, "SGL", train_batch_size=16, drop_ratio=0.3)
+    net.on_epoch_start(0)
+    batch = next(iter(train))
+    user, item = batch[net.USER_ID], batch[net.ITEM_ID]
+    with_contrast = net.calculate_loss(batch).detach()
+    weight, net.ssl_weight = net.ssl_weight, 0.0
+    without = net.calculate_loss(batch).detach()
+    with torch.no_grad():
+        users_1, items_1 = net.view_embeddings(net.views[0])
+        users_2, items_2 = net.view_embeddings(net.views[1])
+        expected = _recbole_info_nce(users_1[user], users_2[user], users_2, net.ssl_tau) + _recbole_info_nce(
+            items_1[item], items_2[item], items_2, net.ssl_tau
+        )
+    torch.testing.assert_close((with_contrast - without) / weight, expected, rtol=1e-4, atol=0)

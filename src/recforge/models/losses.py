@@ -82,16 +82,21 @@ def info_nce_sum(
     candidates: torch.Tensor,
     tau: float,
     weights: torch.Tensor | None = None,
+    normalized: bool = False,
 ) -> torch.Tensor:
     """sum over anchors a of w_a x -log(exp(<a, p> / tau) / sum_c exp(<a, c> / tau)), every vector L2-normalised
     (SGL's and NCL's contrastive losses); anchors and their positives [M, d], candidates [C, d], weights [M]
     (default 1: a batch's repeated anchors can be given once, weighted by their count, for the same value).
+    ``normalized``: the rows are L2-normalised already (a caller that gathers anchors and positives from the
+    candidates' table normalises the table once).
 
     With 1 / tau <= 80 the exponentials are taken directly (|<a, c>| <= 1 keeps them finite in float32, as in
     RecBole); otherwise through logsumexp."""
-    anchors = F.normalize(anchors, dim=1) / tau  # 1 / tau folded into the [M, d] side of the [M, C] product
-    positive = (anchors * F.normalize(positives, dim=1)).sum(dim=1)
-    terms = log_sum_exp_of_products(anchors, F.normalize(candidates, dim=1), 1 / tau) - positive
+    if not normalized:
+        anchors, positives, candidates = (F.normalize(t, dim=1) for t in (anchors, positives, candidates))
+    anchors = anchors / tau  # 1 / tau folded into the [M, d] side of the [M, C] product
+    positive = (anchors * positives).sum(dim=1)
+    terms = log_sum_exp_of_products(anchors, candidates, 1 / tau) - positive
     return terms.sum() if weights is None else (terms * weights).sum()
 
 

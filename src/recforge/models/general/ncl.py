@@ -84,39 +84,50 @@ class NCL(LightGCN):
             setattr(self, f"{name}_centroids", F.normalize(centroids.to(table.device), p=2, dim=1))
             setattr(self, f"{name}_2cluster", assignment.to(table.device))
 
-    def prototype_loss(self, center: torch.Tensor, users, items) -> torch.Tensor:
-        """ProtoNCE of the batch's users and positive items (layer-0 node embeddings ``center`` [N, d]); ``users``
-        and ``items`` are (distinct ids, their counts in the batch)."""
+    def prototype_loss(self, unit_center: torch.Tensor, users, items) -> torch.Tensor:
+        """ProtoNCE of the batch's users and positive items (L2-normalised layer-0 node embeddings
+        ``unit_center`` [N, d]); ``users`` and ``items`` are (distinct ids, their counts in the batch)."""
         if len(self.user_2cluster) == 0:
             self.e_step()
         (user, user_count), (item, item_count) = users, items
-        user_loss = info_nce_sum(
-            center.index_select(0, user),
-            self.user_centroids.index_select(0, self.user_2cluster.index_select(0, user)),
-            self.user_centroids,
-            self.ssl_temp,
-            user_count,
-        )
-        item_loss = info_nce_sum(
-            center.index_select(0, item + self.n_users),
-            self.item_centroids.index_select(0, self.item_2cluster.index_select(0, item)),
-            self.item_centroids,
-            self.ssl_temp,
-            item_count,
-        )
-        return self.proto_reg * (user_loss + item_loss)
+        losses = [
+            info_nce_sum(
+                unit_center.index_select(0, ids + offset),
+                centroids.index_select(0, assignment.index_select(0, ids)),
+                centroids,
+                self.ssl_temp,
+                count,
+                normalized=True,  # the centroids are normalised by the E-step
+            )
+            for ids, count, offset, centroids, assignment in (
+                (user, user_count, 0, self.user_centroids, self.user_2cluster),
+                (item, item_count, self.n_users, self.item_centroids, self.item_2cluster),
+            )
+        ]
+        return self.proto_reg * (losses[0] + losses[1])
 
-    def structure_loss(self, context: torch.Tensor, center: torch.Tensor, users, items) -> torch.Tensor:
-        """The batch's users (items) at layer 2 x hyper_layers against layer 0, over all users (items); ``users``
-        and ``items`` are (distinct ids, their counts in the batch)."""
+    def structure_loss(self, unit_context: torch.Tensor, unit_center: torch.Tensor, users, items) -> torch.Tensor:
+        """The batch's users (items) at layer 2 x hyper_layers against layer 0, over all users (items), from the
+        L2-normalised node embeddings of both layers [N, d]; ``users`` and ``items`` are (distinct ids, their
+        counts in the batch)."""
         (user, user_count), (item, item_count) = users, items
-        center_users, center_items = self.split(center)
+        center_users, center_items = self.split(unit_center)
         item = item + self.n_users
         user_loss = info_nce_sum(
-            context.index_select(0, user), center.index_select(0, user), center_users, self.ssl_temp, user_count
+            unit_context.index_select(0, user),
+            unit_center.index_select(0, user),
+            center_users,
+            self.ssl_temp,
+            user_count,
+            normalized=True,
         )
         item_loss = info_nce_sum(
-            context.index_select(0, item), center.index_select(0, item), center_items, self.ssl_temp, item_count
+            unit_context.index_select(0, item),
+            unit_center.index_select(0, item),
+            center_items,
+            self.ssl_temp,
+            item_count,
+            normalized=True,
         )
         return self.ssl_reg * (user_loss + self.alpha * item_loss)
 
@@ -126,8 +137,9 @@ class NCL(LightGCN):
         recommendation = self.recommendation_loss(interaction, self.layer_mean(layers[: self.n_layers + 1]), center)
         # Each distinct user / item once, weighted by its count: the same sums as RecBole's over the batch rows.
         users, items = distinct(interaction[self.USER_ID]), distinct(interaction[self.ITEM_ID])
+        unit_center = F.normalize(center, dim=1)  # once for the anchors, positives and candidates of both losses
         return (
             recommendation,
-            self.structure_loss(context, center, users, items),
-            self.prototype_loss(center, users, items),
+            self.structure_loss(F.normalize(context, dim=1), unit_center, users, items),
+            self.prototype_loss(unit_center, users, items),
         )

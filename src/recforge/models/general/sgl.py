@@ -88,7 +88,18 @@ class SGL(LightGCN):
         users_1, items_1 = self.view_embeddings(self.views[0])
         users_2, items_2 = self.view_embeddings(self.views[1])
         (user, user_count), (pos, pos_count) = distinct(user), distinct(pos)  # repeated anchors: weighted once
-        contrast = info_nce_sum(users_1[user], users_2[user], users_2, self.ssl_tau, user_count) + info_nce_sum(
-            items_1[pos], items_2[pos], items_2, self.ssl_tau, pos_count
+        contrast = sum(  # the second view's table normalised once: it gives the positives and the candidates
+            info_nce_sum(
+                F.normalize(view_1.index_select(0, ids), dim=1),
+                unit_2.index_select(0, ids),
+                unit_2,
+                self.ssl_tau,
+                count,
+                normalized=True,
+            )
+            for view_1, unit_2, ids, count in (
+                (users_1, F.normalize(users_2, dim=1), user, user_count),
+                (items_1, F.normalize(items_2, dim=1), pos, pos_count),
+            )
         )
         return ranking + self.reg_weight * regular + self.ssl_weight * contrast
