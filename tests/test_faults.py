@@ -155,6 +155,25 @@ def test_an_unreadable_file(world, capsys):
     assert code == 2 and "locked.inter: cannot be read (Permission denied)" in one_error(err)
 
 
+def test_a_permission_error_is_one_line_also_when_run_as_root(world, capsys, monkeypatch):
+    """The same case as above where the suite runs as root (CI does): the file system's refusal is simulated."""
+    import builtins
+
+    root, _ = world
+    args = bad_data(world, "denied", HEADER, [list(r) for r in TINY_INTER])
+    real_open = builtins.open
+
+    def refusing_open(file, *rest, **kwargs):
+        if str(file).endswith("denied.inter"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *rest, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing_open)
+    code, err = run_case(world, capsys, args)
+    line = one_error(err)
+    assert code == 2 and "denied.inter: Permission denied (a file-system error; check the path, its permissions" in line
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
