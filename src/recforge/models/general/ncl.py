@@ -112,22 +112,19 @@ class NCL(LightGCN):
         counts in the batch)."""
         (user, user_count), (item, item_count) = users, items
         center_users, center_items = self.split(unit_center)
-        item = item + self.n_users
-        user_loss = info_nce_sum(
-            unit_context.index_select(0, user),
-            unit_center.index_select(0, user),
-            center_users,
-            self.ssl_temp,
-            user_count,
-            normalized=True,
-        )
-        item_loss = info_nce_sum(
-            unit_context.index_select(0, item),
-            unit_center.index_select(0, item),
-            center_items,
-            self.ssl_temp,
-            item_count,
-            normalized=True,
+        user_loss, item_loss = (
+            info_nce_sum(
+                unit_context.index_select(0, ids),
+                unit_center.index_select(0, ids),
+                candidates,
+                self.ssl_temp,
+                count,
+                normalized=True,
+            )
+            for ids, count, candidates in (
+                (user, user_count, center_users),
+                (item + self.n_users, item_count, center_items),
+            )
         )
         return self.ssl_reg * (user_loss + self.alpha * item_loss)
 
