@@ -33,6 +33,17 @@ def blocks_path(tmp_path):
             for i in sorted(rng.choice(10, size=6, replace=False)):
                 rows.append([f"{group}{u}", f"{items}{i}"])
     write_atomic(tmp_path, "blocks", "inter", ["user_id:token", "item_id:token"], rows)
+    # A knowledge graph with the same communities (read by knowledge-aware models only): every item is linked to an
+    # entity with a genre of its community, a neighbour in it, and a tag shared across the communities.
+    links, triples = [], []
+    for items in ("x", "y"):
+        for i in range(10):
+            links.append([f"{items}{i}", f"e_{items}{i}"])
+            triples.append([f"e_{items}{i}", "genre", f"genre_{items}"])
+            triples.append([f"e_{items}{i}", "similar", f"e_{items}{(i + 1) % 10}"])
+            triples.append([f"e_{items}{i}", "tag", f"tag_{i % 3}"])
+    write_atomic(tmp_path, "blocks", "link", ["item_id:token", "entity_id:token"], links)
+    write_atomic(tmp_path, "blocks", "kg", ["head_id:token", "relation_id:token", "tail_id:token"], triples)
     return tmp_path
 
 
@@ -52,7 +63,13 @@ def blocks_config(path, model, **extra):
 
 @pytest.mark.parametrize("name", model_names())
 def test_model_contract(blocks_path, name):
-    config = blocks_config(blocks_path, name)
+    check_contract(blocks_path, name)
+
+
+def check_contract(blocks_path, name, **settings):
+    """Train ``name`` on the blocks data; its full-ranking scores equal its pairwise ones, its state round-trips,
+    and (personalised models) it ranks a user's own community above the other."""
+    config = blocks_config(blocks_path, name, **settings)
     train, valid, test = data_preparation(config, create_dataset(config))
     model = get_model_class(name)(config, train.dataset)
     trainer = get_trainer(type(model))(config, model, run_dir=blocks_path / "run")

@@ -64,10 +64,11 @@ class Recorder(GeneralRecommender):
 
 
 class WithViews:
-    """A training loader that also offers a "kg" view (as a knowledge-aware loader does)."""
+    """A training loader that also offers the views of a knowledge-aware loader ("kg" here a fixed batch)."""
 
     def __init__(self, train, kg_batches):
-        self.train, self.views, self.dataset = train, {"kg": kg_batches}, train.dataset
+        self.train, self.dataset = train, train.dataset
+        self.views = {"kg": kg_batches, "rs": train, "rskg": train}
 
     def __iter__(self):
         return iter(self.train)

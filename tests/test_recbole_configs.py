@@ -75,7 +75,7 @@ def test_ignored_keys_are_reported_together_with_their_reasons(caplog):
     values = {
         "nproc": 4,
         "repeatable": True,
-        "kg_embedding_size": 32,
+        "hidden_dropout_prob": 0.2,
         "n_layers": 3,
         "worker": 0,
         "ml-1m": "https://example.org/ml-1m.zip",
@@ -86,11 +86,11 @@ def test_ignored_keys_are_reported_together_with_their_reasons(caplog):
     message = record.getMessage()
     assert "nproc (config_dict): distributed training is not implemented yet" in message
     assert "repeatable (config_dict): only the general (non-sequential) setting exists" in message
-    assert "kg_embedding_size (config_dict): hyper-parameter of RecBole's" in message
+    assert "hidden_dropout_prob (config_dict): hyper-parameter of RecBole's" in message
     assert "n_layers (config_dict): hyper-parameter of LightGCN, NCL, SGL, SimGCL, not of BPR" in message
     assert "ml-1m (config_dict): a download address from RecBole's dataset/url.yaml" in message
     assert "worker" not in message  # RecBole's own default asks for nothing
-    assert set(config.ignored_keys) == {"nproc", "repeatable", "kg_embedding_size", "n_layers", "ml-1m"}
+    assert set(config.ignored_keys) == {"nproc", "repeatable", "hidden_dropout_prob", "n_layers", "ml-1m"}
     assert "nproc" not in config
 
 

@@ -27,7 +27,7 @@ logger = logging.getLogger("recforge")
 
 _SEQUENTIAL = "sequential models are not implemented"
 _DISTRIBUTED = "distributed training is not implemented yet"
-_KNOWLEDGE = "knowledge-graph data (.kg / .link files) is not read yet: no knowledge-aware model is implemented"
+_KNOWLEDGE = "the .kg and .link files are read for knowledge-aware models only"
 _CONTEXT = "context-aware feature models are not implemented yet"
 
 # RecBole settings (overall.yaml, dataset/*.yaml, quick_start_config/*.yaml) that recforge accepts without effect.
@@ -52,11 +52,6 @@ NO_EFFECT: dict[str, str] = {
     "POSITION_FIELD": _SEQUENTIAL,
     "SOURCE_ID_FIELD": "social models are not implemented",
     "TARGET_ID_FIELD": "social models are not implemented",
-    "kg_reverse_r": _KNOWLEDGE,
-    "entity_kg_num_interval": _KNOWLEDGE,
-    "relation_kg_num_interval": _KNOWLEDGE,
-    "alias_of_entity_id": _KNOWLEDGE,
-    "alias_of_relation_id": _KNOWLEDGE,
     "nproc": _DISTRIBUTED,
     "local_rank": _DISTRIBUTED,
     "world_size": _DISTRIBUTED,

@@ -35,6 +35,7 @@ from recforge.config.compat import (
     no_effect_reason,
     setting_keys,
 )
+from recforge.config.families import KNOWLEDGE_SUFFIXES, knowledge_defaults
 from recforge.config.keys import PACKAGE_KEYS
 from recforge.config.machine import resolve_device
 from recforge.config.sources import parse_command_line, read_yaml_file, script_arguments
@@ -118,6 +119,8 @@ class Config(Mapping):
         data_defaults = dataset_defaults(dataset_name)
         if data_defaults:
             base.append(_Layer(f"{dataset_name} defaults", data_defaults))
+        if self.knowledge_aware:
+            base.append(_Layer("knowledge-aware defaults", knowledge_defaults([layer.values for layer in base])))
         raw, sources = self._collect(base + layers)
 
         values: dict[str, Any] = {}
@@ -260,11 +263,17 @@ class Config(Mapping):
         if source not in self._ignored_sources[name]:
             self._ignored_sources[name].append(source)
 
+    @property
+    def knowledge_aware(self) -> bool:
+        """Whether the model is knowledge-aware (it reads the .kg and .link files)."""
+        return getattr(self.model_class, "type", None) == ModelType.KNOWLEDGE
+
     def _note_unread_files(self) -> None:
         """load_col / unload_col / unused_col entries for files recforge does not read."""
+        read = FEATURE_SUFFIXES + (KNOWLEDGE_SUFFIXES if self.knowledge_aware else ())
         for key in ("load_col", "unload_col", "unused_col"):
             for suffix in self._values.get(key) or {}:
-                if suffix in FEATURE_SUFFIXES:
+                if suffix in read:
                     continue
                 reason = LOAD_COL_NO_EFFECT.get(suffix, f"the .{suffix} file is not read (no model here uses it)")
                 self._ignore(f"{key}.{suffix}", reason, self._sources.get(key, "?"))

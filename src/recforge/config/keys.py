@@ -355,6 +355,16 @@ PACKAGE_KEYS: list[Key] = [
         ),
         ("alias_of_user_id", Optional(ListOf(Str())), None, "Fields remapped with the user id vocabulary."),
         ("alias_of_item_id", Optional(ListOf(Str())), None, "Fields remapped with the item id vocabulary."),
+        ("alias_of_entity_id", Optional(ListOf(Str())), None, "Fields remapped with the .kg file's entities."),
+        ("alias_of_relation_id", Optional(ListOf(Str())), None, "Fields remapped with the .kg file's relations."),
+        ("kg_reverse_r", Bool(), False, "Add every triple reversed, under a relation '<name>_r'."),
+        (
+            "entity_kg_num_interval",
+            Optional(Str()),
+            None,
+            "Keep entities whose number of triples (as head plus as tail) lies in this interval (to a fixed point).",
+        ),
+        ("relation_kg_num_interval", Optional(Str()), None, "Keep relations whose number of triples lies in this."),
         (
             "preload_weight",
             Optional(Mapping_(Str())),

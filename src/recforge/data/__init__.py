@@ -7,11 +7,18 @@ from typing import Any
 
 from recforge.data.dataset import Dataset
 from recforge.data.interaction import Interaction
+from recforge.data.kg_loaders import KGDataLoader, KnowledgeBasedDataLoader
+from recforge.data.knowledge import KnowledgeBasedDataset
 from recforge.data.loaders import FullSortEvalDataLoader, TrainDataLoader, data_preparation
 
 
 def create_dataset(config: Mapping[str, Any]) -> Dataset:
-    """Load and process the data set named by ``config["dataset"]`` (RecBole's ``create_dataset``)."""
+    """Load and process the data set named by ``config["dataset"]`` (RecBole's ``create_dataset``): a
+    ``KnowledgeBasedDataset`` (with the .kg and .link files) for knowledge-aware models, a ``Dataset`` otherwise."""
+    from recforge.utils.enum_type import ModelType
+
+    if getattr(getattr(config, "model_class", None), "type", None) == ModelType.KNOWLEDGE:
+        return KnowledgeBasedDataset(config)
     return Dataset(config)
 
 
@@ -19,6 +26,9 @@ __all__ = [
     "Dataset",
     "FullSortEvalDataLoader",
     "Interaction",
+    "KGDataLoader",
+    "KnowledgeBasedDataLoader",
+    "KnowledgeBasedDataset",
     "TrainDataLoader",
     "create_dataset",
     "data_preparation",

@@ -91,6 +91,8 @@ class DatasetCache:
                 setattr(dataset, f"{name}_feat", table)
             dataset._preloaded_weight = {field: arrays[f"preload/{field}"] for field in meta["preloaded"]}
             dataset.processing_log = list(meta["processing_log"])
+            if set(meta["tables"]) != set(dataset.cached_tables):
+                raise KeyError(f"tables {sorted(meta['tables'])}, expected {sorted(dataset.cached_tables)}")
         except Exception as exc:  # any damage (truncated zip, missing key, bad JSON) means: rebuild
             logger.warning(
                 "processed-data cache %s is unreadable (%s: %s); rebuilding it", self.path, type(exc).__name__, exc
@@ -125,7 +127,7 @@ class DatasetCache:
             if f"vocab/{key}/bytes" not in arrays:
                 arrays[f"vocab/{key}/offsets"], arrays[f"vocab/{key}/bytes"] = _utf8(tokens)
         tables: dict[str, dict[str, str] | None] = {}
-        for name in ("inter", "user", "item"):
+        for name in dataset.cached_tables:
             table = getattr(dataset, f"{name}_feat")
             if table is None:
                 tables[name] = None

@@ -55,6 +55,15 @@ PROCESSING_KEYS = (
     "normalize_field",
     "normalize_all",
     "preload_weight",
+    "HEAD_ENTITY_ID_FIELD",
+    "TAIL_ENTITY_ID_FIELD",
+    "RELATION_ID_FIELD",
+    "ENTITY_ID_FIELD",
+    "kg_reverse_r",
+    "entity_kg_num_interval",
+    "relation_kg_num_interval",
+    "alias_of_entity_id",
+    "alias_of_relation_id",
 )
 
 
@@ -72,6 +81,8 @@ class Dataset(AtomicLoading, FeatureValues):
         field2id_token: ``{field: object array}``, id -> token (index 0 is ``[PAD]``); alias fields share it.
         user_num, item_num: number of ids including padding (as in RecBole).
     """
+
+    cached_tables: tuple[str, ...] = ("inter", "user", "item")  # the ``<name>_feat`` tables the cache stores
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = config

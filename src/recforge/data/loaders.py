@@ -333,7 +333,7 @@ def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[Train
     uniN / popN rank the positives against N sampled negatives each (drawn once); labeled scores each
     interaction against its label.
     """
-    from recforge.utils.enum_type import InputType
+    from recforge.utils.enum_type import InputType, ModelType
 
     model_class = getattr(config, "model_class", None)
     if max(config["topk"]) > dataset.item_num - 1:
@@ -350,7 +350,12 @@ def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[Train
             "set train_neg_sample_args, e.g. {distribution: uniform, sample_num: 1}"
         )
     trains_on_rows = model_class is not None and getattr(model_class, "trainable", True)
-    train_data = TrainDataLoader(config, train, sampler if trains_on_rows or pairwise else None, pointwise=not pairwise)
+    loader_class = TrainDataLoader
+    if model_class is not None and model_class.type == ModelType.KNOWLEDGE:
+        from recforge.data.kg_loaders import KnowledgeBasedDataLoader
+
+        loader_class = KnowledgeBasedDataLoader
+    train_data = loader_class(config, train, sampler if trains_on_rows or pairwise else None, pointwise=not pairwise)
     if not pairwise and sampler is None and trains_on_rows and config["LABEL_FIELD"] not in train.inter_feat:
         raise DataError(
             f"{model_class.__name__} is trained on labelled rows, but there is no {config['LABEL_FIELD']!r} column "

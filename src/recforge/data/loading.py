@@ -32,6 +32,8 @@ FEATURE_FILES = ("inter", "user", "item")
 class AtomicLoading:
     """Reading the atomic files and turning tokens into ids (see the module docstring)."""
 
+    files_read: tuple[str, ...] = FEATURE_FILES  # the atomic files that hold rows of tables, in RecBole's order
+
     # -- which files and groups --------------------------------------------------------------------
     def _file(self, suffix: str) -> Path:
         return self.dataset_path / f"{self.dataset_name}.{suffix}"
@@ -39,7 +41,7 @@ class AtomicLoading:
     def source_files(self) -> list[Path]:
         """The atomic files this config reads (for the processed-data cache)."""
         load_col = self.config["load_col"]
-        suffixes = FEATURE_FILES if load_col is None else [s for s in FEATURE_FILES if s in load_col]
+        suffixes = self.files_read if load_col is None else [s for s in self.files_read if s in load_col]
         return [self._file(s) for s in suffixes if self._file(s).exists() or s == "inter"]
 
     def id_groups(self) -> dict[str, list[str]]:
@@ -102,32 +104,11 @@ class AtomicLoading:
             raise DataError(f"{table.path}: column {field!r} ({role}) must have type token, not {table.types[field]}")
 
     def _build(self) -> None:
-        inter = self._load("inter", required=True)
-        self._require_token(inter, self.uid_field, "USER_ID_FIELD")
-        self._require_token(inter, self.iid_field, "ITEM_ID_FIELD")
-        users, items = self._load("user"), self._load("item")
-        if users is not None:
-            self._require_token(users, self.uid_field, "USER_ID_FIELD")
-        if items is not None:
-            self._require_token(items, self.iid_field, "ITEM_ID_FIELD")
-        tables: dict[str, dict[str, Column] | None] = {
-            "inter": dict(inter.columns),
-            "user": dict(users.columns) if users is not None else None,
-            "item": dict(items.columns) if items is not None else None,
-        }
-        groups = self.id_groups()
-        self._share_code_spaces(tables, groups)
-        n_read = len(inter)
-        keeps = filters.filter_tables(self, tables)
-        for name, keep in keeps.items():
-            tables[name] = take(tables[name], keep)
-        for name, table in tables.items():
-            if table is not None and not len(next(iter(table.values()))):
-                raise DataError(
-                    f"no rows left in {self._file(name)} after filtering ({n_read} interactions read); loosen "
-                    "val_interval, user_inter_num_interval / item_inter_num_interval or rm_dup_inter"
-                )
-        self._remap(tables, groups)
+        """Read, filter, give ids, complete the feature values; a data set with more files (a knowledge graph)
+        extends the steps ``_read``, ``_filter`` and ``_remap_all``."""
+        tables, groups = self._read()
+        self._filter(tables)
+        self._remap_all(tables, groups)
         self.inter_feat = tables["inter"]
         self.user_feat = self._index_by_id(tables["user"], self.uid_field, self.user_num, "user")
         self.item_feat = self._index_by_id(tables["item"], self.iid_field, self.item_num, "item")
@@ -135,6 +116,43 @@ class AtomicLoading:
         self._apply_threshold()
         self._normalize()
         self._preload_weights()
+
+    def _read(self) -> tuple[dict[str, dict[str, Column] | None], dict[str, list[str]]]:
+        """The tables of the files read (``.inter``, ``.user``, ``.item``, ...) with each id group in one code
+        space, and the groups."""
+        inter = self._load("inter", required=True)
+        self._require_token(inter, self.uid_field, "USER_ID_FIELD")
+        self._require_token(inter, self.iid_field, "ITEM_ID_FIELD")
+        others = {suffix: self._load(suffix) for suffix in self.files_read[1:]}
+        if others["user"] is not None:
+            self._require_token(others["user"], self.uid_field, "USER_ID_FIELD")
+        if others["item"] is not None:
+            self._require_token(others["item"], self.iid_field, "ITEM_ID_FIELD")
+        tables: dict[str, dict[str, Column] | None] = {"inter": dict(inter.columns)}
+        tables.update({suffix: dict(t.columns) if t is not None else None for suffix, t in others.items()})
+        groups = self.id_groups()
+        self._share_code_spaces(tables, groups)
+        self._n_read = len(inter)
+        return tables, groups
+
+    def _filter(self, tables: dict[str, dict[str, Column] | None]) -> None:
+        """RecBole's row filters, in place; no rows left in a file is an error."""
+        keeps = filters.filter_tables(self, tables)
+        for name, keep in keeps.items():
+            tables[name] = take(tables[name], keep)
+        self._require_rows(tables)
+
+    def _require_rows(self, tables: Mapping[str, dict[str, Column] | None]) -> None:
+        for name, table in tables.items():
+            if table is not None and not len(next(iter(table.values()))):
+                raise DataError(
+                    f"no rows left in {self._file(name)} after filtering ({self._n_read} interactions read); loosen "
+                    "val_interval, user_inter_num_interval / item_inter_num_interval or rm_dup_inter"
+                )
+
+    def _remap_all(self, tables: dict[str, dict[str, Column] | None], groups: dict[str, list[str]]) -> None:
+        """Ids for every token column."""
+        self._remap(tables, groups)
 
     def _share_code_spaces(self, tables: dict[str, dict[str, Column] | None], groups: dict[str, list[str]]) -> None:
         """Recode the token columns of each id group into one code space (needed to filter across files)."""
@@ -159,7 +177,7 @@ class AtomicLoading:
             grouped.update(fields)
             if members:
                 self._remap_together(tables, members)
-        for name in FEATURE_FILES:
+        for name in tables:
             for field, column in list((tables[name] or {}).items()):
                 if (
                     field not in grouped
@@ -214,13 +232,9 @@ class AtomicLoading:
 
 
 def _members(tables: Mapping[str, dict[str, Column] | None], fields: list[str]) -> list[tuple[str, str]]:
-    """The (file, field) pairs holding ``fields``, fields first, files in RecBole's order (inter, user, item)."""
-    return [
-        (name, field)
-        for field in fields
-        for name in FEATURE_FILES
-        if tables[name] is not None and field in tables[name]
-    ]
+    """The (file, field) pairs holding ``fields``, fields first, files in RecBole's order (inter, user, item,
+    then kg for a knowledge-aware data set)."""
+    return [(name, field) for field in fields for name in tables if tables[name] is not None and field in tables[name]]
 
 
 def _recode(column: Column, mapping: np.ndarray, vocabulary: np.ndarray) -> Column:

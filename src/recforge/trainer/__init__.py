@@ -15,6 +15,7 @@ from recforge.trainer.events import (
     SchedulerStep,
     TensorBoardLog,
 )
+from recforge.trainer.knowledge import KGATTrainer, KGTrainer, MKRTrainer
 from recforge.trainer.ncl import NCLTrainer
 from recforge.trainer.objectives import (
     After,
@@ -43,6 +44,9 @@ __all__ = [
     "EpochHooks",
     "EpochLog",
     "Every",
+    "KGATTrainer",
+    "KGTrainer",
+    "MKRTrainer",
     "NCLTrainer",
     "Objective",
     "OptimizerSpec",

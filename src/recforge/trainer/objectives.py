@@ -166,14 +166,16 @@ class EpochHook:
 # -- the shapes of RecBole's specialised trainers ---------------------------------------------------
 
 
-def knowledge_objectives(train_rec_step: int | None, train_kg_step: int | None) -> list[Objective]:
-    """KGTrainer: alternate ``train_rec_step`` recommendation epochs and ``train_kg_step`` KG epochs, or train
-    both together in every batch when either is None."""
+def knowledge_objectives(train_rec_step: int | None, train_kg_step: int | None, merged: bool = True) -> list[Objective]:
+    """KGTrainer: alternate ``train_rec_step`` recommendation epochs (interaction batches) and ``train_kg_step`` KG
+    epochs (triple batches), or, when either is None, the recommendation loss every epoch over interaction batches
+    merged with triple batches ("rskg"; plain interaction batches, "rs", when ``merged`` is False because the
+    model's loss reads no triples)."""
     if train_rec_step is None or train_kg_step is None:
-        return [Objective("rec+kg", loss="calculate_loss")]
+        return [Objective("rec+kg" if merged else "rec", loss="calculate_loss", data="rskg" if merged else "rs")]
     period = train_rec_step + train_kg_step
     return [
-        Objective("rec", loss="calculate_loss", schedule=Cycle(period, 0, train_rec_step)),
+        Objective("rec", loss="calculate_loss", data="rs", schedule=Cycle(period, 0, train_rec_step)),
         Objective("kg", loss="calculate_kg_loss", data="kg", schedule=Cycle(period, train_rec_step, period)),
     ]
 
@@ -181,14 +183,17 @@ def knowledge_objectives(train_rec_step: int | None, train_kg_step: int | None) 
 def mkr_objectives(kge_interval: int) -> list[Objective]:
     """MKRTrainer: the recommendation loss every epoch, the KG loss every ``kge_interval`` epochs."""
     return [
-        Objective("rec", loss="calculate_rs_loss"),
+        Objective("rec", loss="calculate_rs_loss", data="rs"),
         Objective("kg", loss="calculate_kg_loss", data="kg", schedule=Every(kge_interval)),
     ]
 
 
 def kgat_plan() -> tuple[list[Objective], list[EpochHook]]:
     """KGATTrainer: recommendation then KG loss each epoch, then refresh the attention without gradients."""
-    objectives = [Objective("rec", loss="calculate_loss"), Objective("kg", loss="calculate_kg_loss", data="kg")]
+    objectives = [
+        Objective("rec", loss="calculate_loss", data="rs"),
+        Objective("kg", loss="calculate_kg_loss", data="kg"),
+    ]
     return objectives, [EpochHook(lambda trainer, epoch: trainer.model.update_attentive_A(), when="end")]
 
 

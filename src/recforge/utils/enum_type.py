@@ -22,3 +22,12 @@ class ModelType(Enum):
     KNOWLEDGE = 4
     TRADITIONAL = 5
     DECISIONTREE = 6
+
+
+class KGDataLoaderState(Enum):
+    """What a knowledge-aware training loader yields (RecBole's ``set_mode``): interactions (RS), triples with
+    sampled negative tails (KG), or interaction batches each merged with a triple batch (RSKG)."""
+
+    RSKG = 1
+    RS = 2
+    KG = 3

@@ -1,0 +1,55 @@
+"""The base of knowledge-aware models (RecBole's ``KnowledgeRecommender``) and what several of them share: the
+knowledge graph as id tensors and translation-based triple scores."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from recforge.models.base import Recommender
+from recforge.utils.enum_type import ModelType
+
+
+class KnowledgeRecommender(Recommender):
+    """A model that uses the data set's knowledge graph (``KnowledgeBasedDataset``).
+
+    Adds RecBole's attributes: ``ENTITY_ID``, ``RELATION_ID``, ``HEAD_ENTITY_ID``, ``TAIL_ENTITY_ID``,
+    ``NEG_TAIL_ENTITY_ID`` (column names of triple batches), ``n_entities`` and ``n_relations`` (numbers of ids,
+    padding included; entity ``i < n_items`` is item ``i``).
+
+    ``uses_kg_batches`` tells KGTrainer whether ``calculate_loss`` reads the triple columns of RSKG batches (CKE,
+    CFKG); when it does not, the recommendation loss trains on interaction batches alone.
+    """
+
+    type = ModelType.KNOWLEDGE
+    trainer = "KGTrainer"
+    uses_kg_batches: ClassVar[bool] = False
+
+    def __init__(self, config, dataset) -> None:
+        super().__init__(config, dataset)
+        dataset = getattr(dataset, "dataset", dataset)
+        self.ENTITY_ID: str = config["ENTITY_ID_FIELD"]
+        self.RELATION_ID: str = config["RELATION_ID_FIELD"]
+        self.HEAD_ENTITY_ID: str = config["HEAD_ENTITY_ID_FIELD"]
+        self.TAIL_ENTITY_ID: str = config["TAIL_ENTITY_ID_FIELD"]
+        self.NEG_TAIL_ENTITY_ID: str = config["NEG_PREFIX"] + self.TAIL_ENTITY_ID
+        self.n_entities: int = dataset.num(self.ENTITY_ID)
+        self.n_relations: int = dataset.num(self.RELATION_ID)
+
+    @staticmethod
+    def triples(dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The knowledge graph's (heads, relations, tails) as int64 tensors [n_triples]."""
+        dataset = getattr(dataset, "dataset", dataset)
+        return tuple(
+            torch.from_numpy(a.copy()) for a in (dataset.head_entities, dataset.relations, dataset.tail_entities)
+        )
+
+    def kg_batch(self, interaction) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(head, relation, positive tail, negative tail) ids of a triple batch, each [B]."""
+        return (
+            interaction[self.HEAD_ENTITY_ID],
+            interaction[self.RELATION_ID],
+            interaction[self.TAIL_ENTITY_ID],
+            interaction[self.NEG_TAIL_ENTITY_ID],
+        )
