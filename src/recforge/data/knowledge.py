@@ -176,10 +176,14 @@ class KnowledgeBasedDataset(Dataset):
                         f"{self.tail_entity_field}] and link: [{self.iid_field}, {self.entity_field}] to load_col "
                         "(as RecBole's knowledge_base.yaml does), or set load_col: ~"
                     )
+        for suffix, what in (
+            ("kg", f"a knowledge graph: {self.head_entity_field}, {self.relation_field}, {self.tail_entity_field}"),
+            ("link", f"the links of items to entities: {self.iid_field}, {self.entity_field}"),
+        ):
+            if not self._file(suffix).is_file():
+                raise DataError(f"{self._file(suffix)}: file not found ({self.config['model']} needs {what})")
         tables, groups = super()._read()
-        kg = tables.get("kg")
-        if kg is None:
-            raise DataError(f"{self._file('kg')}: file not found ({self.config['model']} needs a knowledge graph)")
+        kg = tables["kg"]
         for field, role in (
             (self.head_entity_field, "HEAD_ENTITY_ID_FIELD"),
             (self.relation_field, "RELATION_ID_FIELD"),
