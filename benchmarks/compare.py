@@ -24,37 +24,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from knowledge_bench import knowledge_scenarios, knowledge_section  # noqa: E402
 from machine import describe  # noqa: E402
+from report_tools import Run, Scenario, cell, div, med, metric, records_of, report_row, target_row  # noqa: E402
 from synthetic import generate  # noqa: E402
 
 LOAD_COL = "load_col={inter: [user_id, item_id, rating, timestamp]}"
-
-
-@dataclass
-class Run:
-    """One system's command in a scenario."""
-
-    label: str
-    system: str  # recforge | recbole | floor
-    args: list[str]
-
-
-@dataclass
-class Scenario:
-    name: str
-    title: str
-    runs: list[Run]
-    repeats: int | None = None  # None: the --repeats value
-    vary_seed: bool = False
-    timeout: int = 1800
-    records: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def scenarios(data_path: Path, work: Path) -> list[Scenario]:
@@ -102,6 +83,7 @@ def scenarios(data_path: Path, work: Path) -> list[Scenario]:
             ],
             repeats=1,
         ),
+        *knowledge_scenarios(ml),
         Scenario(
             "load-5m",
             "Loading the synthetic 5,000,000-interaction file (100k users, 50k items): create_dataset + "
@@ -200,39 +182,6 @@ def execute(run: Run, seed: int | None, python: dict[str, str], timeout: int, ca
 # -- report ----------------------------------------------------------------------------------------
 
 
-def med(records: list[dict], key: str) -> float | None:
-    values = [r[key] for r in records if isinstance(r.get(key), (int, float))]
-    return statistics.median(values) if values else None
-
-
-def cell(records: list[dict], key: str, unit: str = "s") -> str:
-    values = [r[key] for r in records if isinstance(r.get(key), (int, float))]
-    if not values:
-        return "—"
-    places = 0 if unit == "MB" else (3 if statistics.median(values) < 1 else 2)
-    text = f"{statistics.median(values):.{places}f}"
-    if len(values) > 1:
-        text += f" ({min(values):.{places}f}–{max(values):.{places}f})"
-    return text
-
-
-def ratio(a: float | None, b: float | None) -> str:
-    return f"{a / b:.2f}" if a is not None and b else "—"
-
-
-def target_row(
-    what: str, value: float | None, limit: float, note: str = "", floor: float | None = None, at_least: bool = False
-) -> str:
-    """A targets-table row (value <= limit, or >= with ``at_least``); ``floor`` is the same ratio for the
-    raw-PyTorch floor, where it applies."""
-    floor_text = f"{floor:.2f}" if floor is not None else ""
-    sign = "≥" if at_least else "≤"
-    if value is None:
-        return f"| {what} | {sign} {limit:g} | not measured | — | {floor_text} | {note} |"
-    met = "met" if (value >= limit if at_least else value <= limit) else "**missed**"
-    return f"| {what} | {sign} {limit:g} | {value:.2f} | {met} | {floor_text} | {note} |"
-
-
 def render(all_scenarios: list[Scenario], repeats: int, recbole_python: str | None, recbole_versions: str) -> str:
     lines = [
         "# Benchmarks: recforge, RecBole 1.2.1 and a raw-PyTorch floor",
@@ -276,6 +225,7 @@ def render(all_scenarios: list[Scenario], repeats: int, recbole_python: str | No
             )
         lines.append("")
     lines += _targets(by_name)
+    lines += knowledge_section(by_name)
     lines += _equality(by_name)
     lines += [
         "",
@@ -295,37 +245,35 @@ def render(all_scenarios: list[Scenario], repeats: int, recbole_python: str | No
     return "\n".join(lines) + "\n"
 
 
-def _records(by_name: dict[str, Scenario], scenario: str, label: str) -> list[dict]:
-    found = by_name.get(scenario)
-    return [r for r in (found.records.get(label, []) if found else []) if "error" not in r]
-
-
 def _targets(by_name: dict[str, Scenario]) -> list[str]:
-    rf, rb, fl = (_records(by_name, "bpr", label) for label in ("recforge", "RecBole 1.2.1", "raw PyTorch floor"))
-    big_rf, big_rb = _records(by_name, "load-5m", "recforge"), _records(by_name, "load-5m", "RecBole 1.2.1")
-    score_rf, score_rb = _records(by_name, "score-200k", "recforge"), _records(by_name, "score-200k", "RecBole 1.2.1")
-    score_fl = _records(by_name, "score-200k", "raw PyTorch floor")
+    rf, rb, fl = (records_of(by_name, "bpr", label) for label in ("recforge", "RecBole 1.2.1", "raw PyTorch floor"))
+    big_rf, big_rb = records_of(by_name, "load-5m", "recforge"), records_of(by_name, "load-5m", "RecBole 1.2.1")
+    score_rf, score_rb = (
+        records_of(by_name, "score-200k", "recforge"),
+        records_of(by_name, "score-200k", "RecBole 1.2.1"),
+    )
+    score_fl = records_of(by_name, "score-200k", "raw PyTorch floor")
     graph_rows = []
     for scenario, model in (("lightgcn", "LightGCN"), ("ncl", "NCL")):
-        ours, peer = _records(by_name, scenario, "recforge"), _records(by_name, scenario, "RecBole 1.2.1")
-        half = _records(by_name, scenario, "recforge, bf16")
+        ours, peer = records_of(by_name, scenario, "recforge"), records_of(by_name, scenario, "RecBole 1.2.1")
+        half = records_of(by_name, scenario, "recforge, bf16")
         graph_rows += [
             target_row(
                 f"{model} train epoch, recforge / RecBole",
-                _div(med(ours, "epoch"), med(peer, "epoch")),
+                div(med(ours, "epoch"), med(peer, "epoch")),
                 0.2,
                 "ml-100k, 5 epochs",
             ),
             target_row(
                 f"{model} test NDCG@10, recforge / RecBole",
-                _div(_metric(ours, "ndcg@10"), _metric(peer, "ndcg@10")),
+                div(metric(ours, "ndcg@10"), metric(peer, "ndcg@10")),
                 0.95,
                 "medians over the repetitions' seeds",
                 at_least=True,
             ),
-            _report_row(
+            report_row(
                 f"{model} bf16 epoch / fp32 epoch, recforge",
-                _div(med(half, "epoch"), med(ours, "epoch")),
+                div(med(half, "epoch"), med(ours, "epoch")),
                 "reported, no target; RecBole cannot train it in bf16",
             ),
         ]
@@ -338,72 +286,58 @@ def _targets(by_name: dict[str, Scenario]) -> list[str]:
         "| ratio | target | measured | | floor / RecBole | basis |",
         "|---|---|---|---|---|---|",
         target_row(
-            "load + processing, recforge / RecBole", _div(med(rf, "load"), med(rb, "load")), 0.33, "BPR, ml-100k"
+            "load + processing, recforge / RecBole", div(med(rf, "load"), med(rb, "load")), 0.33, "BPR, ml-100k"
         ),
         target_row(
             "BPR train epoch, recforge / RecBole",
-            _div(med(rf, "epoch"), med(rb, "epoch")),
+            div(med(rf, "epoch"), med(rb, "epoch")),
             0.2,
             "ml-100k",
-            _div(med(fl, "epoch"), med(rb, "epoch")),
+            div(med(fl, "epoch"), med(rb, "epoch")),
         ),
         target_row(
             "full-ranking evaluation, recforge / RecBole",
-            _div(med(rf, "eval"), med(rb, "eval")),
+            div(med(rf, "eval"), med(rb, "eval")),
             0.2,
             "validation, ml-100k",
-            _div(med(fl, "eval"), med(rb, "eval")),
+            div(med(fl, "eval"), med(rb, "eval")),
         ),
         target_row(
             "peak RSS, recforge / RecBole",
-            _div(med(rf, "peak_rss_mb"), med(rb, "peak_rss_mb")),
+            div(med(rf, "peak_rss_mb"), med(rb, "peak_rss_mb")),
             0.6,
             "BPR run, ml-100k",
-            _div(med(fl, "peak_rss_mb"), med(rb, "peak_rss_mb")),
+            div(med(fl, "peak_rss_mb"), med(rb, "peak_rss_mb")),
         ),
-        target_row("BPR train epoch, recforge / floor", _div(med(rf, "epoch"), med(fl, "epoch")), 1.3, "ml-100k"),
+        target_row("BPR train epoch, recforge / floor", div(med(rf, "epoch"), med(fl, "epoch")), 1.3, "ml-100k"),
         target_row(
             "evaluation, recforge / floor (matmul + top-k)",
-            _div(med(rf, "eval"), med(fl, "eval")),
+            div(med(rf, "eval"), med(fl, "eval")),
             1.3,
             "validation users, ml-100k",
         ),
         target_row(
             "5M load + processing, recforge / RecBole",
-            _div(med(big_rf, "load"), med(big_rb, "load")),
+            div(med(big_rf, "load"), med(big_rb, "load")),
             0.2,
             "synthetic 5M",
         ),
-        target_row("5M peak RSS, recforge (GB)", _div(med(big_rf, "peak_rss_mb"), 1024), 4.0, "synthetic 5M"),
+        target_row("5M peak RSS, recforge (GB)", div(med(big_rf, "peak_rss_mb"), 1024), 4.0, "synthetic 5M"),
         target_row(
             "200k x 50k scoring, recforge / RecBole",
-            _div(med(score_rf, "test"), med(score_rb, "test")),
+            div(med(score_rf, "test"), med(score_rb, "test")),
             1.0,
             "no target given; ≤ 1 means faster",
         ),
         target_row(
             "200k x 50k scoring, recforge / floor",
-            _div(med(score_rf, "test"), med(score_fl, "test")),
+            div(med(score_rf, "test"), med(score_fl, "test")),
             1.3,
             "the evaluation floor target, at scale",
         ),
         *graph_rows,
         "",
     ]
-
-
-def _report_row(what: str, value: float | None, note: str) -> str:
-    """A targets-table row that only reports a measurement."""
-    return f"| {what} | — | {'not measured' if value is None else f'{value:.2f}'} | | | {note} |"
-
-
-def _metric(records: list[dict], key: str) -> float | None:
-    values = [r["metrics"][key] for r in records if key in (r.get("metrics") or {})]
-    return statistics.median(values) if values else None
-
-
-def _div(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
 
 
 def _equality(by_name: dict[str, Scenario]) -> list[str]:
@@ -423,15 +357,15 @@ def _equality(by_name: dict[str, Scenario]) -> list[str]:
         ("pop-exact", "recforge, torch.topk ties"),
     ]
     for scenario, label in pairs:
-        ours = _records(by_name, scenario, label)
-        peer = _records(by_name, scenario, "RecBole 1.2.1" if scenario != "pop-exact" else "RecBole 1.2.1, fixed Pop")
+        ours = records_of(by_name, scenario, label)
+        peer = records_of(by_name, scenario, "RecBole 1.2.1" if scenario != "pop-exact" else "RecBole 1.2.1, fixed Pop")
         if not ours or not peer or not ours[0].get("metrics") or not peer[0].get("metrics"):
             continue
         a, b = ours[0]["metrics"], peer[0]["metrics"]
         fmt = lambda m: " / ".join(f"{m[k]:.4f}" for k in sorted(m))  # noqa: E731
         equal = all(round(a[k], 4) == round(b[k], 4) for k in a)
         lines.append(f"| {scenario} ({label}) | {fmt(a)} | {fmt(b)} | {'yes' if equal else '**no**'} |")
-    rf, rb = _records(by_name, "bpr", "recforge"), _records(by_name, "bpr", "RecBole 1.2.1")
+    rf, rb = records_of(by_name, "bpr", "recforge"), records_of(by_name, "bpr", "RecBole 1.2.1")
     if rf and rb:
         lines += [
             "",

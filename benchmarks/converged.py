@@ -1,4 +1,4 @@
-"""Converged quality of the general models on ml-100k: each trained until early stopping, recforge and RecBole 1.2.1.
+"""Converged quality on ml-100k: each model trained until early stopping, recforge and RecBole 1.2.1.
 
 Settings (the peer's, ../shared/peer/recbole_run.py): RS 0.8/0.1/0.1 by user, RO order, full ranking, valid
 MRR@10, stopping_step 10, at most 300 epochs, batch 2048, Adam lr 0.001, every model's defaults. RecBole's rows
@@ -7,6 +7,8 @@ are read from JSON lines its harness wrote (``recbole_run.py --epochs 300 --out 
     python benchmarks/converged.py --data-path ../shared/datasets \
         --recbole ../shared/peer/results-ml100k-converged-2026-11-29.jsonl --recbole more.jsonl \
         --out benchmarks/results/converged-2026-11-29.md
+    python benchmarks/converged.py --models "BPR;CKE;KGAT;..." --raw benchmarks/results/converged-knowledge.jsonl \
+        --out benchmarks/results/converged-knowledge-2026-11-29.md
 """
 
 from __future__ import annotations
@@ -84,13 +86,13 @@ def read_recbole(paths: list[Path]) -> dict[str, dict]:
     return found
 
 
-def render(ours: dict[str, dict], theirs: dict[str, dict]) -> str:
+def render(ours: dict[str, dict], theirs: dict[str, dict], models: list[str]) -> str:
     lines = [
         "| model | recforge NDCG@10 | recforge recall@10 / MRR@10 | epochs (best) | RecBole NDCG@10 | RecBole "
         "recall@10 / MRR@10 | RecBole epochs |",
         "|---|---|---|---|---|---|---|",
     ]
-    for model in MODELS:
+    for model in models:
         a, b = ours.get(model), theirs.get(model)
         if a is None and b is None:
             continue
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.raw, "a") as handle:
             handle.write(json.dumps(ours[model]) + "\n")
         print(model, ours[model]["test"], ours[model]["epochs_run"], flush=True)
-    table = render(ours, read_recbole(args.recbole))
+    table = render(ours, read_recbole(args.recbole), args.models.split(";"))
     print(table)
     if args.out:
         args.out.write_text(table)

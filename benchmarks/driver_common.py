@@ -25,6 +25,11 @@ def parse(description: str, argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-train", action="store_true", help="evaluate the freshly initialised model only")
     parser.add_argument("--load-only", action="store_true", help="stop after create_dataset + data_preparation")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--dgl-shim",
+        action="store_true",
+        help="RecBole only: let RecBole's KGAT call dgl >= 1.0 with its dgl-0.x keywords (no effect on recforge)",
+    )
     return parser.parse_args(argv)
 
 

@@ -27,6 +27,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from driver_common import base_record, experiment, parse, peak_rss_mb, time_method  # noqa: E402
 
 
+def install_dgl_shim() -> None:
+    """RecBole 1.2.1's KGAT calls ``dgl.edge_subgraph(..., preserve_nodes=True)`` and
+    ``graph.adjacency_matrix(transpose=..., scipy_fmt=...)``, keywords dgl 1.x dropped; translate them at run time
+    (RecBole's files are not touched), so that KGAT's cost can be measured with the only dgl that installs beside
+    torch 2.13."""
+    import dgl
+
+    edge_subgraph = dgl.edge_subgraph
+
+    def edge_subgraph_0x(graph, edges, *args, preserve_nodes=None, **kwargs):
+        if preserve_nodes is not None:
+            kwargs.setdefault("relabel_nodes", not preserve_nodes)
+        return edge_subgraph(graph, edges, *args, **kwargs)
+
+    adjacency_matrix = dgl.DGLGraph.adjacency_matrix
+
+    def adjacency_matrix_0x(self, transpose=None, ctx=None, scipy_fmt=None, etype=None):
+        if transpose is None and ctx is None and scipy_fmt is None:
+            return adjacency_matrix(self, etype=etype)
+        options = {"transpose": bool(transpose), "scipy_fmt": scipy_fmt, "etype": etype}
+        return self.adj_external(**options, **({"ctx": ctx} if ctx is not None else {}))
+
+    dgl.edge_subgraph = edge_subgraph_0x
+    dgl.DGLGraph.adjacency_matrix = adjacency_matrix_0x
+
+
 def main(argv=None) -> None:
     args = parse(__doc__.splitlines()[0], argv)
     sys.argv = sys.argv[:1]
@@ -42,6 +68,8 @@ def main(argv=None) -> None:
     from recbole.utils import get_model, get_trainer, init_seed
 
     imported = time.perf_counter() - STARTED
+    if args.dgl_shim:
+        install_dgl_shim()
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}

@@ -1,0 +1,255 @@
+"""KGIN: knowledge graph-based intent network (Wang et al., WWW 2021), RecBole 1.2.1's ``KGIN``."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recforge.config.types import Float, Int, Key, Str
+from recforge.errors import ConfigError
+from recforge.models.base import InputType
+from recforge.models.graph import propagate, training_edges, with_values
+from recforge.models.init import xavier_uniform_initialization
+from recforge.models.knowledge.base import KnowledgeRecommender
+from recforge.models.losses import bpr_loss
+from recforge.registry import register_model
+
+INDEPENDENCE = ("cosine", "distance", "mi")
+
+
+def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+    """A float32 CSR tensor from entries already sorted by (row, col), without repeats (int32 indices)."""
+    crow = np.zeros(shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=crow[1:])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(crow.astype(np.int32)),
+            torch.from_numpy(np.asarray(cols).astype(np.int32)),
+            torch.from_numpy(np.asarray(values, dtype=np.float32)),
+            shape,
+            check_invariants=False,
+        )
+
+
+def independence_loss(weights: torch.Tensor, kind: str, temperature: float) -> torch.Tensor:
+    """The independence of the intents' relation weights ``weights`` [n_factors, n_relations] (float32):
+    'cosine': sum over pairs i < j of cos(w_i, w_j)^2; 'distance': sum over pairs of the distance correlation of
+    w_i and w_j (the relations as samples); 'mi': -sum_i log softmax_j(cos(w_i, w_j) / temperature)_i."""
+    if kind == "mi":
+        unit = F.normalize(weights, dim=1)
+        return -torch.log_softmax(unit @ unit.T / temperature, dim=1).diagonal().sum()
+    if kind == "cosine":
+        unit = F.normalize(weights, dim=1)
+        return (unit @ unit.T).triu(1).pow(2).sum()
+    # Distance correlation: per intent the double-centred distance matrix of its entries, [n_factors, C, C].
+    channels = weights.shape[1]
+    column, row = weights.unsqueeze(2), weights.unsqueeze(1)
+    distance = torch.sqrt(torch.clamp(column**2 - 2 * column * row + row**2, min=0) + 1e-8)
+    centred = (
+        distance
+        - distance.mean(dim=1, keepdim=True)
+        - distance.mean(dim=2, keepdim=True)
+        + distance.mean(dim=(1, 2), keepdim=True)
+    )
+    products = torch.einsum("ikl,jkl->ij", centred, centred) / channels**2
+    dcov = torch.sqrt(torch.clamp(products, min=0) + 1e-8)  # [n_factors, n_factors]
+    own = dcov.diagonal()
+    return (dcov / torch.sqrt(own[:, None] * own[None, :] + 1e-8)).triu(1).sum()
+
+
+@register_model
+class KGIN(KnowledgeRecommender):
+    """Users' intents over the knowledge graph's relations, propagated along relational paths.
+
+    Each of ``n_factors`` intents is a vector ``softmax(W_p) @ R`` [n_factors, d] over the relation embeddings
+    R [n_relations, d] (W [n_factors, n_relations]). Per hop, from entity embeddings E [n_entities, d] and user
+    embeddings U [n_users, d]:
+
+    - entities: ``E'_h = mean over the triples (h, r, t) of E_t * R_r`` (0 for entities that head no triple);
+    - users: ``U'_u = (1 + softmax(U_u @ L^T) @ intents) * (sum over u's distinct items i of E_i / deg(u))``, the
+      attention of user u over the intents from its current embedding and the intent embeddings L [n_factors, d];
+
+    then message dropout and L2 normalisation of every row; the output is the sum of the layer-0 embeddings and the
+    ``context_hops`` layers. score(u, i) = <U_u, E_i> (entity i is item i), [B] or [B, n_items].
+
+    Loss (a tuple whose sum is RecBole's): BPR on those scores, ``reg_weight`` x RecBole's EmbLoss of the batch's
+    propagated user / positive / negative vectors, ``sim_regularity`` x the independence loss of W (``ind``).
+    While training, node dropout keeps a uniform random subset of ``int(T * (1 - node_dropout_rate))`` of the T
+    triples (RecBole's edge sampling) and drops each user-item entry with probability ``node_dropout_rate``,
+    scaling the kept ones by ``1 / (1 - node_dropout_rate)``; predictions use the whole graph.
+
+    Deviations from RecBole (bugs there): RecBole also samples the triples when it predicts (evaluation scores
+    are random); it drops the user-item entries at ``mess_dropout_rate`` instead (a typo: its default 0 never
+    drops); its edge sampling keeps ``int(T * node_dropout_rate)`` triples, the inverse of a dropout rate (the
+    same number at the default 0.5). The 'mi' loss is computed through log-softmax (equal, never overflows).
+    Graph structures are index tensors and CSR matrices (no torch_scatter); the intents are computed once per
+    forward pass instead of once per hop (the same values).
+    """
+
+    input_type = InputType.PAIRWISE
+    uses_kg_batches = False
+    hyper_parameters = (
+        Key("embedding_size", Int(minimum=1), 64, "Dimension of user, entity, relation and intent embeddings."),
+        Key("reg_weight", Float(minimum=0.0), 1e-05, "Weight of the L2 norms of the batch's propagated vectors."),
+        Key("node_dropout_rate", Float(minimum=0.0, maximum=1.0), 0.5, "Share of triples and interactions dropped."),
+        Key("mess_dropout_rate", Float(minimum=0.0, maximum=1.0), 0.0, "Dropout of each hop's output embeddings."),
+        Key("sim_regularity", Float(minimum=0.0), 1e-04, "Weight of the intents' independence loss."),
+        Key("context_hops", Int(minimum=0), 2, "Number of propagation hops."),
+        Key("n_factors", Int(minimum=1), 4, "Number of user intents."),
+        Key("ind", Str(choices=INDEPENDENCE), "cosine", "Independence loss of the intents: cosine, distance or mi."),
+        Key("temperature", Float(minimum=0.0, exclusive_minimum=True), 0.2, "Temperature of the 'mi' loss."),
+    )
+
+    def __init__(self, config, dataset) -> None:
+        super().__init__(config, dataset)
+        dataset = getattr(dataset, "dataset", dataset)
+        self.embedding_size: int = config["embedding_size"]
+        self.reg_weight: float = config["reg_weight"]
+        self.node_dropout_rate: float = config["node_dropout_rate"]
+        self.mess_dropout_rate: float = config["mess_dropout_rate"]
+        self.sim_decay: float = config["sim_regularity"]
+        self.context_hops: int = config["context_hops"]
+        self.n_factors: int = config["n_factors"]
+        self.ind: str = config["ind"]
+        self.temperature: float = config["temperature"]
+        if self.node_dropout_rate >= 1:
+            raise ConfigError(f"config key 'node_dropout_rate': {self.node_dropout_rate} must be below 1")
+
+        # Knowledge graph: one edge per triple (repeats included), aggregated at its head. After hop 0 only the
+        # entities that head a triple have non-zero embeddings (a mean over no edge is 0, and so is its
+        # normalisation), so hops 1.. run on the rows of those heads ("slots"; slot n_heads is a zero row).
+        heads, relations, tails = self.triples(dataset)
+        head_ids, head_slot = torch.unique(heads, return_inverse=True)
+        self.n_heads: int = len(head_ids)
+        slot_of = torch.full((self.n_entities,), self.n_heads, dtype=torch.int64)
+        slot_of[head_ids] = torch.arange(self.n_heads)
+        self.register_buffer("kg_head_slot", head_slot, persistent=False)
+        self.register_buffer("kg_tail", tails, persistent=False)
+        self.register_buffer("kg_tail_slot", slot_of[tails], persistent=False)
+        self.register_buffer("kg_relation", relations, persistent=False)
+        self.register_buffer("item_slot", slot_of[: self.n_items].clone(), persistent=False)
+        # User-item matrix [n_users, n_items] over distinct training pairs, row-normalised (1 / deg(u)), and its
+        # transpose (the gradient's matrix); values_t = values[transpose_order].
+        users, items = training_edges(dataset)
+        values = 1.0 / np.bincount(users, minlength=self.n_users)[users]
+        order = np.lexsort((users, items))
+        self.register_buffer("interactions", _csr(users, items, values, (self.n_users, self.n_items)), False)
+        self.register_buffer(
+            "interactions_t", _csr(items[order], users[order], values[order], (self.n_items, self.n_users)), False
+        )
+        self.register_buffer("transpose_order", torch.from_numpy(order), persistent=False)
+
+        self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
+        self.entity_embedding = nn.Embedding(self.n_entities, self.embedding_size)
+        self.latent_embedding = nn.Embedding(self.n_factors, self.embedding_size)
+        self.relation_embedding = nn.Embedding(self.n_relations, self.embedding_size)
+        self.disen_weight_att = nn.Parameter(torch.empty(self.n_factors, self.n_relations))
+        self.mess_dropout = nn.Dropout(p=self.mess_dropout_rate)
+        self.apply(xavier_uniform_initialization)
+        nn.init.xavier_uniform_(self.disen_weight_att)
+        self._propagated: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # -- graph --------------------------------------------------------------------------------------
+    def graph(self) -> tuple[torch.Tensor, ...]:
+        """The triples used, as (head slots, tails, tail slots, relations), and the user-item matrix with its
+        transpose: all of them in evaluation; while training with node dropout, a random subset of the triples
+        and of the matrix's entries."""
+        triples = (self.kg_head_slot, self.kg_tail, self.kg_tail_slot, self.kg_relation)
+        if not self.training or self.node_dropout_rate == 0:
+            return *triples, self.interactions, self.interactions_t
+        keep = 1.0 - self.node_dropout_rate
+        n_triples = self.kg_tail.shape[0]
+        kept = torch.randperm(n_triples, device=self.kg_tail.device)[: int(n_triples * keep)]
+        values = self.interactions.values()
+        values = values * (torch.rand(values.shape, device=values.device) >= self.node_dropout_rate) / keep
+        return (
+            *(t[kept] for t in triples),
+            with_values(self.interactions, values),
+            with_values(self.interactions_t, values[self.transpose_order]),
+        )
+
+    def propagate_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Users [n_users, d] and items [n_items, d] after ``context_hops`` hops, with residual sums (float32)."""
+        head_slot, tails, tail_slot, relations, interactions, interactions_t = self.graph()
+        relation_e = self.relation_embedding.weight.float()
+        edge_relation_e = relation_e.index_select(0, relations)  # [T, d]
+        intents = torch.softmax(self.disen_weight_att, dim=-1) @ self.relation_embedding.weight  # [F, d]
+        latent_e = self.latent_embedding.weight
+        inverse_count = 1.0 / torch.bincount(head_slot, minlength=self.n_heads).clamp(min=1).unsqueeze(1)
+        user_e, entity_0 = self.user_embedding.weight, self.entity_embedding.weight.float()
+        user_sum = user_e.float()
+        head_sum = entity_0.new_zeros(self.n_heads, self.embedding_size)  # the heads' hops 1..
+        neighbours, item_e = entity_0.index_select(0, tails), entity_0[: self.n_items]
+        for hop in range(self.context_hops):
+            if hop > 0:  # the previous hop's heads, the zero row for every other entity
+                padded = F.pad(head_e, (0, 0, 0, 1))
+                neighbours, item_e = padded.index_select(0, tail_slot), padded.index_select(0, self.item_slot)
+            messages = neighbours * edge_relation_e
+            entity_agg = messages.new_zeros(self.n_heads, self.embedding_size).index_add_(0, head_slot, messages)
+            attention = torch.softmax(user_e @ latent_e.T, dim=1)  # [n_users, F]
+            user_agg = propagate(interactions, item_e, interactions_t)
+            user_agg = (attention @ intents) * user_agg + user_agg
+            head_e = F.normalize(self.mess_dropout(entity_agg * inverse_count))
+            user_e = F.normalize(self.mess_dropout(user_agg.float()))
+            head_sum = head_sum + head_e
+            user_sum = user_sum + user_e
+        return user_sum, entity_0[: self.n_items] + F.pad(head_sum, (0, 0, 0, 1)).index_select(0, self.item_slot)
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.propagate_embeddings()
+
+    # -- training -----------------------------------------------------------------------------------
+    def intent_independence(self) -> torch.Tensor:
+        """The independence loss of the intents' relation weights (float32, autocast off)."""
+        with torch.autocast(device_type=self.disen_weight_att.device.type, enabled=False):
+            return independence_loss(self.disen_weight_att.float(), self.ind, self.temperature)
+
+    def calculate_loss(self, interaction) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self._propagated = None
+        user_all, item_all = self.propagate_embeddings()
+        user_e = user_all[interaction[self.USER_ID]]
+        pos_e = item_all[interaction[self.ITEM_ID]]
+        neg_e = item_all[interaction[self.NEG_ITEM_ID]]  # [B, d] or [B, N, d]
+        pos_scores = (user_e * pos_e).sum(-1)
+        neg_scores = (user_e.unsqueeze(1) * neg_e).sum(-1) if neg_e.dim() == 3 else (user_e * neg_e).sum(-1)
+        regular = sum(torch.linalg.vector_norm(e) for e in (user_e, pos_e, neg_e)) / user_e.shape[0]
+        return (
+            bpr_loss(pos_scores, neg_scores),
+            self.reg_weight * regular,
+            self.sim_decay * self.intent_independence(),
+        )
+
+    # -- prediction ---------------------------------------------------------------------------------
+    def _evaluation_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Users [n_users, d] and items [n_items, d] of the whole graph without dropout, computed once per
+        evaluation (dropped when the model switches mode or loads weights)."""
+        if self.training:
+            self.eval()
+            try:
+                return self._evaluation_embeddings()
+            finally:
+                self.train()
+        if self._propagated is None:
+            self._propagated = self.propagate_embeddings()
+        return self._propagated
+
+    def train(self, mode: bool = True):
+        self._propagated = None
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self._propagated = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def predict(self, interaction) -> torch.Tensor:
+        users, items = self._evaluation_embeddings()
+        return (users[interaction[self.USER_ID]] * items[interaction[self.ITEM_ID]]).sum(-1)
+
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        users, items = self._evaluation_embeddings()
+        return users[interaction[self.USER_ID]] @ items.T
