@@ -241,4 +241,13 @@ class Dataset(AtomicLoading, FeatureValues):
     __repr__ = __str__
 
 
+def __getattr__(name: str) -> Any:
+    """RecBole's ``recbole.data.dataset.KnowledgeBasedDataset`` path (defined in ``recforge.data.knowledge``)."""
+    if name == "KnowledgeBasedDataset":
+        from recforge.data.knowledge import KnowledgeBasedDataset
+
+        return KnowledgeBasedDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["PAD", "PROCESSING_KEYS", "Dataset", "take"]

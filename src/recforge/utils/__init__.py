@@ -1,6 +1,6 @@
 """Small helpers shared across the package, and RecBole's ``recbole.utils`` names::
 
-    from recforge.utils import init_seed, init_logger, get_model, get_trainer, InputType, ModelType
+    from recforge.utils import init_seed, init_logger, get_model, get_trainer, InputType, ModelType, KGDataLoaderState
 
 ``get_model`` and ``get_trainer`` live in ``recforge.registry`` (above this package) and are looked up on first use.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recforge.utils.enum_type import InputType, ModelType
+from recforge.utils.enum_type import InputType, KGDataLoaderState, ModelType
 from recforge.utils.log import init_logger
 from recforge.utils.seed import init_seed
 
@@ -33,4 +33,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'recforge.utils' has no attribute {name!r}")
 
 
-__all__ = ["InputType", "ModelType", "get_model", "get_trainer", "init_logger", "init_seed", "set_color"]
+__all__ = [
+    "InputType",
+    "KGDataLoaderState",
+    "ModelType",
+    "get_model",
+    "get_trainer",
+    "init_logger",
+    "init_seed",
+    "set_color",
+]
