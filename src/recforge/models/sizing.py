@@ -3,7 +3,6 @@ and an impossible size is one clear error instead of an allocation failure deep 
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 from collections.abc import Mapping
@@ -36,16 +35,25 @@ def available_memory(device: torch.device) -> int | None:
         return None
 
 
-def parameter_bytes(model_class: type, config: Mapping[str, Any], dataset: Any) -> int | None:
-    """The bytes of a model's parameters and buffers, measured by building it on the meta device (None when the
-    model cannot be built there)."""
+def parameter_bytes(model_class: type, config: Mapping[str, Any], dataset: Any) -> tuple[int, int] | None:
+    """The bytes of a model's (parameters, buffers), measured by building it on the meta device (None when the model
+    cannot be built there). A sparse tensor counts its stored entries, not its dense size."""
     try:
         with torch.device("meta"):
             probe = model_class(config, dataset)
     except Exception:  # a model that does real work in __init__: no estimate, build it for real
         return None
-    tensors = itertools.chain(probe.parameters(), probe.buffers())
-    return sum(t.numel() * t.element_size() for t in tensors if t.is_meta)
+    params = sum(_bytes(t) for t in probe.parameters() if t.is_meta)
+    return params, sum(_bytes(t) for t in probe.buffers() if t.is_meta)
+
+
+def _bytes(tensor: torch.Tensor) -> int:
+    if tensor.layout == torch.strided:
+        return tensor.numel() * tensor.element_size()
+    try:  # sparse: values and indices of the stored entries
+        return tensor._nnz() * (tensor.element_size() + 2 * 8)
+    except (RuntimeError, NotImplementedError):
+        return 0
 
 
 def create_model(model_class: type, config: Mapping[str, Any], dataset: Any) -> torch.nn.Module:
@@ -54,10 +62,11 @@ def create_model(model_class: type, config: Mapping[str, Any], dataset: Any) -> 
     Raises:
         ConfigError: naming the model's size keys and the memory needed and available.
     """
-    size = parameter_bytes(model_class, config, dataset)
-    available = available_memory(torch.device(config["device"])) if size else None
+    sizes = parameter_bytes(model_class, config, dataset)
+    size, buffers = sizes or (0, 0)
+    available = available_memory(torch.device(config["device"])) if size + buffers else None
     trainable = getattr(model_class, "trainable", True)
-    needed = size * (TRAINING_COPIES if trainable else 1) if size else 0
+    needed = size * (TRAINING_COPIES if trainable else 1) + buffers
     if available is not None and needed > available:
         keys = ", ".join(
             f"{key.name}: {config[key.name]}"
@@ -66,7 +75,9 @@ def create_model(model_class: type, config: Mapping[str, Any], dataset: Any) -> 
         )
         raise ConfigError(
             f"{model_class.__name__} would need {needed / 2**30:,.1f} GiB ({size / 2**30:,.1f} GiB of parameters"
-            f"{', x' + str(TRAINING_COPIES) + ' to train' if trainable else ''}) on {config['device']}, which has "
+            f"{', x' + str(TRAINING_COPIES) + ' to train' if trainable else ''}"
+            f"{f', + {buffers / 2**30:,.1f} GiB of buffers' if buffers >= 2**30 / 10 else ''}) on {config['device']}, "
+            "which has "
             f"{available / 2**30:,.1f} GiB free; lower the model's sizes" + (f" ({keys})" if keys else "")
         )
     return model_class(config, dataset)
