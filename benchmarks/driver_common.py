@@ -30,6 +30,11 @@ def parse(description: str, argv=None) -> argparse.Namespace:
         action="store_true",
         help="RecBole only: let RecBole's KGAT call dgl >= 1.0 with its dgl-0.x keywords (no effect on recforge)",
     )
+    parser.add_argument(
+        "--scatter-shim",
+        action="store_true",
+        help="RecBole only: torch_scatter's scatter_mean / scatter_softmax for KGIN and MCCLK (no effect on recforge)",
+    )
     return parser.parse_args(argv)
 
 

@@ -3,8 +3,10 @@ settings, recforge in fp32 and bf16 against RecBole 1.2.1, and their target rows
 
 RecBole's KGAT needs dgl, whose releases that install beside torch 2.13 reject RecBole's dgl-0.x calls; it runs with
 the driver's ``--dgl-shim`` (a run-time translation of two calls), so its time is an estimate of KGAT with a
-working dgl. RecBole's RippleNet takes minutes per epoch: its scenario allows an hour. Each scenario runs once
-(seed 2020): RecBole's slow models make repetitions cost hours; the epoch time is the median of the run's 5 epochs.
+working dgl. KGIN and MCCLK need torch_scatter, which has no wheel for torch 2.13; they run with ``--scatter-shim``
+(its two functions written with torch's index_add_ / scatter_reduce). RecBole's RippleNet takes minutes per epoch:
+its scenario allows an hour. Each scenario runs once (seed 2020): RecBole's slow models make repetitions cost
+hours; the epoch time is the median of the run's 5 epochs.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def knowledge_scenarios(data: list[str]) -> list[Scenario]:
     scenarios = []
     for model in KNOWLEDGE_MODELS:
         args = ["--model", model, *data]
-        peer = [*args, "--dgl-shim"] if model == "KGAT" else args
+        shim = {"KGAT": ["--dgl-shim"], "KGIN": ["--scatter-shim"], "MCCLK": ["--scatter-shim"]}.get(model, [])
+        peer = [*args, *shim]
         scenarios.append(
             Scenario(
                 model.lower(),

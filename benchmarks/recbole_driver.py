@@ -53,6 +53,36 @@ def install_dgl_shim() -> None:
     dgl.DGLGraph.adjacency_matrix = adjacency_matrix_0x
 
 
+def install_scatter_shim() -> None:
+    """RecBole 1.2.1's KGIN and MCCLK import ``scatter_mean`` / ``scatter_softmax`` from torch_scatter, which has no
+    wheel for torch 2.13; provide the two functions (dimension 0, as RecBole calls them) with torch's own
+    ``index_add_`` / ``scatter_reduce`` as a module named torch_scatter, so that their cost can be measured."""
+    import types
+
+    import torch
+
+    def scatter_mean(src, index, dim=0, dim_size=None):
+        size = int(index.max()) + 1 if dim_size is None else dim_size
+        total = torch.zeros((size, *src.shape[1:]), dtype=src.dtype, device=src.device).index_add_(0, index, src)
+        count = torch.zeros(size, dtype=src.dtype, device=src.device).index_add_(
+            0, index, torch.ones_like(index, dtype=src.dtype)
+        )
+        return total / count.clamp(min=1).view(-1, *([1] * (src.dim() - 1)))
+
+    def scatter_softmax(src, index, dim=0):
+        size = int(index.max()) + 1
+        expanded = index.view(-1, *([1] * (src.dim() - 1))).expand_as(src)
+        peak = torch.full((size, *src.shape[1:]), float("-inf"), dtype=src.dtype, device=src.device)
+        peak = peak.scatter_reduce(0, expanded, src, reduce="amax", include_self=True)
+        exponentials = (src - peak.gather(0, expanded)).exp()
+        total = torch.zeros_like(peak).index_add_(0, index, exponentials)
+        return exponentials / total.gather(0, expanded)
+
+    module = types.ModuleType("torch_scatter")
+    module.scatter_mean, module.scatter_softmax = scatter_mean, scatter_softmax
+    sys.modules["torch_scatter"] = module
+
+
 def main(argv=None) -> None:
     args = parse(__doc__.splitlines()[0], argv)
     sys.argv = sys.argv[:1]
@@ -70,6 +100,8 @@ def main(argv=None) -> None:
     imported = time.perf_counter() - STARTED
     if args.dgl_shim:
         install_dgl_shim()
+    if args.scatter_shim:
+        install_scatter_shim()
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
