@@ -87,7 +87,7 @@ def test_key_of_another_model_is_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="recforge"):
         config = Config("BPR", config_dict={"k": 50})
     assert "k" not in config
-    assert "k (config_dict): hyper-parameter of ItemKNN, not of BPR" in caplog.text
+    assert "k (config_dict): hyper-parameter of ItemKNN, MCCLK, not of BPR" in caplog.text
 
 
 def test_ignored_recbole_keys_warn(caplog):

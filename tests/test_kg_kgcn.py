@@ -13,7 +13,7 @@ from recforge.models.knowledge.kgcn import sample_neighbours
 from recforge.registry import get_model_class, get_trainer
 from test_models import blocks_config, blocks_path, check_contract  # noqa: F401
 
-SETTINGS = {"learning_rate": 0.05, "epochs": 40, "train_batch_size": 16}
+SETTINGS = {"learning_rate": 0.05, "epochs": 15, "train_batch_size": 32}
 
 
 @pytest.mark.parametrize("name", ["KGCN", "KGNNLS"])
@@ -93,7 +93,11 @@ def test_kgcn_loss_and_scores_equal_recbole_formula(blocks_path, aggregator, n_i
     with torch.no_grad():
         user_rows, terms, pos_rows, neg_rows = [], [], [], []
         for u, p, n in zip(users.tolist(), positives.tolist(), negatives.tolist(), strict=True):
-            e_u, v_p, v_n = model.user_embedding.weight[u], reference_item_vector(model, u, p), reference_item_vector(model, u, n)
+            e_u, v_p, v_n = (
+                model.user_embedding.weight[u],
+                reference_item_vector(model, u, p),
+                reference_item_vector(model, u, n),
+            )
             terms += [bce_with_logits(float(e_u @ v_p), 1), bce_with_logits(float(e_u @ v_n), 0)]
             user_rows.append(e_u), pos_rows.append(v_p), neg_rows.append(v_n)
         norms = sum(float(torch.stack(rows).pow(2).sum().sqrt()) for rows in (user_rows, pos_rows, neg_rows))
@@ -166,19 +170,13 @@ def test_neighbour_table_samples_the_undirected_graph_uniformly():
     assert (adj_relation[n + 1] == torch.where(middle == n, 2, 3)).all()
     # The entity without an edge has itself, with the padding relation 0.
     assert adj_entity[n + 3].tolist() == [n + 3] * k and adj_relation[n + 3].tolist() == [0] * k
-    # With replacement the k draws are independent: over many small entities repeats appear as often as expected.
-    many = sample_neighbours(
-        torch.arange(0, 6000, 3), torch.ones(2000, dtype=torch.long), torch.arange(1, 6000, 3), 6000, 4,
-        torch.Generator().manual_seed(1),
-    )[0]  # fmt: skip
-    distinct = torch.tensor([len(set(row)) for row in many[0:6000:3].tolist()])
-    assert (distinct == 1).all()  # a head with one edge
+    # With replacement the k draws are independent: in a chain (2 edges each) all k are one neighbour 2 / 2^k.
     chain = sample_neighbours(
         torch.arange(0, 3000), torch.ones(3000, dtype=torch.long), torch.arange(1, 3001), 3001, 4,
         torch.Generator().manual_seed(2),
     )[0][1:3000]  # fmt: skip
     all_same = (chain == chain[:, :1]).all(dim=1).float().mean()
-    assert abs(float(all_same) - 2 * 0.5**4) < 0.03  # each of the two neighbours 4 times: 1/8
+    assert abs(float(all_same) - 2 * 0.5**4) < 0.03
 
 
 def test_tables_are_seeded_buffers_that_follow_the_knowledge_graph(blocks_path):  # noqa: F811

@@ -111,8 +111,8 @@ def test_every_unknown_key_in_one_error_with_close_suggestions_only():
 
 
 def test_recbole_model_recforge_lacks_is_named_as_such():
-    with pytest.raises(ConfigError, match="KGAT is a RecBole model that recforge does not implement yet"):
-        Config("kgat", cmd_args=[])
+    with pytest.raises(ConfigError, match="GRU4Rec is a RecBole model that recforge does not implement yet"):
+        Config("gru4rec", cmd_args=[])
     with pytest.raises(ConfigError, match=r"unknown model 'BRP' \(did you mean 'BPR'\?\)"):
         Config("BRP", cmd_args=[])
 

@@ -19,7 +19,6 @@ Processing, in RecBole 1.2.1's order:
    triples); the other entities follow from ``item_num`` on. With ``kg_reverse_r`` every triple is added reversed
    under a relation ``<name>_r`` (ids shifted by the number of relations); the last relation id is
    ``[UI-Relation]``, the user-item relation of the collaborative knowledge graph.
-
 ``kg_feat`` holds the triples as id arrays; ``kg_graph`` / ``ckg_graph`` give them as SciPy sparse matrices.
 """
 
@@ -112,8 +111,7 @@ class KnowledgeBasedDataset(Dataset):
         return {entity: item for item, entity in self.item2entity.items()}
 
     def kg_graph(self, form: str = "coo", value_field: str | None = None):
-        """The entity x entity matrix of the triples (SciPy, [entity_num, entity_num]): 1 per triple, or the
-        triple's ``value_field`` (the relation) when given; repeated triples add up."""
+        """[entity_num, entity_num] SciPy matrix of the triples: 1 or ``value_field`` per triple (repeats add up)."""
         import scipy.sparse as sp
 
         heads, tails = self.head_entities, self.tail_entities

@@ -1,13 +1,15 @@
 """Knowledge-aware models: interactions plus a knowledge graph over the items (``KnowledgeBasedDataset``)."""
 
-import importlib
-import pkgutil
-
 from recforge.models.knowledge.base import KnowledgeRecommender
+from recforge.models.knowledge.cfkg import CFKG
 from recforge.models.knowledge.cke import CKE
+from recforge.models.knowledge.kgat import KGAT
+from recforge.models.knowledge.kgcn import KGCN
+from recforge.models.knowledge.kgin import KGIN
+from recforge.models.knowledge.kgnnls import KGNNLS
+from recforge.models.knowledge.ktup import KTUP
+from recforge.models.knowledge.mcclk import MCCLK
+from recforge.models.knowledge.mkr import MKR
+from recforge.models.knowledge.ripplenet import RippleNet
 
-# While the family is being written, every module of the package registers its model on import.
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
-
-__all__ = ["CKE", "KnowledgeRecommender"]
+__all__ = ["CFKG", "CKE", "KGAT", "KGCN", "KGIN", "KGNNLS", "KTUP", "MCCLK", "MKR", "KnowledgeRecommender", "RippleNet"]

@@ -1,4 +1,4 @@
-"""KGAT: knowledge graph attention network (Wang et al., KDD 2019), RecBole's KGAT without DGL."""
+"""KGAT: knowledge graph attention network (Wang, He, Cao, Liu and Chua, KDD 2019), RecBole's KGAT without DGL."""
 
 from __future__ import annotations
 
@@ -17,7 +17,22 @@ from recforge.models.knowledge.base import KnowledgeRecommender
 from recforge.models.losses import bpr_loss, embedding_loss
 from recforge.registry import register_model
 
-BLOCK = 256  # rows per block of the batched per-relation projection in update_attentive_A
+BLOCK = 256  # rows per block of the per-relation projections in update_attentive_A
+KG_BLOCK = 32  # triples per block of the per-relation projections of a triple batch
+
+
+def relation_blocks(relation: torch.Tensor, n_relations: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A layout of rows in blocks of ``block`` slots that each hold rows of one relation: the slot of every row
+    [len(relation)] and the relation of every block [n_blocks] (relation by relation; unused slots are padding)."""
+    counts = torch.bincount(relation, minlength=n_relations)
+    blocks = (counts + block - 1) // block
+    order = torch.argsort(relation, stable=True)
+    rank = torch.empty_like(relation)
+    rank[order] = (
+        torch.arange(len(relation), device=relation.device) - (torch.cumsum(counts, 0) - counts)[relation[order]]
+    )
+    slot = (torch.cumsum(blocks, 0) - blocks)[relation] * block + rank
+    return slot, torch.repeat_interleave(torch.arange(n_relations, device=relation.device), blocks)
 
 
 def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
@@ -49,13 +64,9 @@ def ckg_structure(heads: torch.Tensor, tails: torch.Tensor, relations: torch.Ten
         torch.cat([t_relation * n_nodes + t_head, t_relation * n_nodes + t_tail]), return_inverse=True
     )
     end_relation, end_node = ends // n_nodes, ends % n_nodes
-    per_relation = torch.bincount(end_relation, minlength=n_relations)
-    blocks = (per_relation + BLOCK - 1) // BLOCK
-    block_start = torch.cumsum(blocks, 0) - blocks
-    rank = torch.arange(len(ends)) - (torch.cumsum(per_relation, 0) - per_relation)[end_relation]
-    slot = block_start[end_relation] * BLOCK + rank
-    n_slots = int(blocks.sum()) * BLOCK
-    slot_node = torch.zeros(n_slots, dtype=torch.long)
+    slot, block_relation = relation_blocks(end_relation, n_relations, BLOCK)
+    n_slots = len(block_relation) * BLOCK
+    slot_node = end_node.new_zeros(n_slots)
     slot_node[slot] = end_node
     head_slot, tail_slot = slot[end_of[: len(triple_keys)]], slot[end_of[len(triple_keys) :]]
     order = torch.argsort(head_slot * n_slots + tail_slot)  # the SDDMM's CSR order (rows: head slots)
@@ -68,8 +79,8 @@ def ckg_structure(heads: torch.Tensor, tails: torch.Tensor, relations: torch.Ten
     # RecBole's initial A: sum over relations of D_r^-1 A_r (D_r: out-degrees counted with multiplicity).
     count = triple_count.double()
     head_relation, group = torch.unique(t_relation * n_nodes + t_head, return_inverse=True)
-    degree = torch.zeros(len(head_relation), dtype=torch.float64).index_add_(0, group, count)
-    initial = torch.zeros(len(pairs), dtype=torch.float64).index_add_(0, triple_pair, count / degree[group])
+    degree = count.new_zeros(len(head_relation)).index_add_(0, group, count)
+    initial = count.new_zeros(len(pairs)).index_add_(0, triple_pair, count / degree[group])
     index = torch.int32
     return {
         "adj_crow": _crow(rows, n_nodes).to(index),
@@ -78,7 +89,7 @@ def ckg_structure(heads: torch.Tensor, tails: torch.Tensor, relations: torch.Ten
         "adj_t_col": rows[adj_t_order].to(index),
         "adj_t_order": adj_t_order,
         "slot_node": slot_node,
-        "block_relation": torch.repeat_interleave(torch.arange(n_relations), blocks),
+        "block_relation": block_relation,
         "sddmm_crow": _crow(head_slot, n_slots).to(index),
         "sddmm_col": tail_slot.to(index),
         "triple_head": t_head,
@@ -134,10 +145,13 @@ class KGAT(KnowledgeRecommender):
 
     Differences from RecBole (on purpose): an edge repeated or two relations between the same head and tail get
     the sum of their softmax weights (the paper's and the original code's attention); RecBole's
-    ``torch.sparse.softmax`` coalesces the repeated entries first and so takes the softmax of the *summed* scores
-    (4,661 of 249,303 ml-100k edges). A is a saved buffer, so a checkpoint restores the attention its weights
-    were evaluated with (RecBole keeps A outside the state dict: its best model is tested with the last epoch's A).
+    ``torch.sparse.softmax`` coalesces the repeated entries first and so takes one softmax entry of the *summed*
+    scores (ml-100k: 8,814 of 249,303 edges, in 4,153 pairs, change the rows of 1,778 heads). A is a saved buffer,
+    so a checkpoint restores the attention its weights were evaluated with (RecBole keeps A outside the state
+    dict: its best model is tested with the last epoch's A).
     In training only the batch's rows of the last layer are computed (the loss reads no other row).
+
+    Wang, He, Cao, Liu, Chua: "KGAT: Knowledge Graph Attention Network for Recommendation", KDD 2019.
     """
 
     input_type = InputType.PAIRWISE
@@ -200,7 +214,7 @@ class KGAT(KnowledgeRecommender):
             ends = self.ego_embeddings().float()[self.slot_node].view(-1, BLOCK, d)
             projection = self.trans_w.weight.float()[self.block_relation].view(-1, d, k)
             projected = torch.bmm(ends, projection)  # W_r e for every (node, relation) end [blocks, BLOCK, k]
-            context = torch.tanh(projected + self.relation_embedding.weight.float()[self.block_relation].unsqueeze(1))
+            context = (projected + self.relation_embedding.weight.float()[self.block_relation].unsqueeze(1)).tanh_()
             pattern = _csr(
                 self.sddmm_crow, self.sddmm_col, projected.new_zeros(len(self.sddmm_col)), len(self.slot_node)
             )
@@ -223,18 +237,19 @@ class KGAT(KnowledgeRecommender):
         """The final embeddings [len(nodes), d + sum(layers)] of ``nodes`` (all N nodes when None); the last layer
         is computed on these rows only."""
         ego = self.ego_embeddings()
-        pick = (lambda x: x) if nodes is None else (lambda x: x.index_select(0, nodes))
-        parts = [pick(ego)]
+        picked = ego if nodes is None else ego.index_select(0, nodes)
+        parts = [picked]
         if self.aggregator_layers:
             adjacency, transposed = self.adjacency()
         last = len(self.aggregator_layers) - 1
         for depth, aggregator in enumerate(self.aggregator_layers):
             side = propagate(adjacency, ego, transposed)
-            if depth == last and nodes is not None:
-                parts.append(F.normalize(aggregator(pick(ego), pick(side)), p=2, dim=1))
-                break
-            ego = aggregator(ego, side)
-            parts.append(F.normalize(pick(ego), p=2, dim=1))
+            if depth == last and nodes is not None:  # the rows of ``nodes`` only
+                picked = aggregator(picked, side.index_select(0, nodes))
+            else:
+                ego = aggregator(ego, side)
+                picked = ego if nodes is None else ego.index_select(0, nodes)
+            parts.append(F.normalize(picked, p=2, dim=1))
         return torch.cat([part.float() for part in parts], dim=1)
 
     def _evaluation_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -248,7 +263,8 @@ class KGAT(KnowledgeRecommender):
         if self._evaluation is None:
             with torch.no_grad():
                 final = self.embeddings().float()
-            self._evaluation = (final[: self.n_users], final[self.n_users : self.n_users + self.n_items])
+            items = final[self.n_users : self.n_users + self.n_items]
+            self._evaluation = (final[: self.n_users].clone(), items.clone())  # the entity rows are freed
         return self._evaluation
 
     def train(self, mode: bool = True):
@@ -264,7 +280,10 @@ class KGAT(KnowledgeRecommender):
         user, pos, neg = interaction[self.USER_ID], interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]
         batch = len(user)
         nodes = torch.cat([user, pos + self.n_users, neg.reshape(-1) + self.n_users])
-        user_e, pos_e, neg_e = self.embeddings(nodes).split([batch, batch, neg.numel()])
+        # Each distinct node once: one dropout draw per node, as in RecBole's forward over the whole graph.
+        distinct, position = torch.unique(nodes, return_inverse=True)
+        final = self.embeddings(distinct).index_select(0, position)
+        user_e, pos_e, neg_e = final.split([batch, batch, neg.numel()])
         pos_scores = (user_e * pos_e).sum(-1)
         if neg.dim() == 2:
             neg_e = neg_e.view(batch, neg.shape[1], -1)
@@ -275,14 +294,24 @@ class KGAT(KnowledgeRecommender):
 
     def calculate_kg_loss(self, interaction) -> torch.Tensor:
         head, relation, pos_tail, neg_tail = self.kg_batch(interaction)
-        projection = self.trans_w(relation).view(-1, self.embedding_size, self.kg_embedding_size)
         entities = self.entity_embedding(torch.stack([head, pos_tail, neg_tail], dim=1))  # [B, 3, d]
-        h_e, pos_t_e, neg_t_e = torch.bmm(entities, projection).unbind(1)
+        h_e, pos_t_e, neg_t_e = self.project(entities, relation).unbind(1)
         r_e = self.relation_embedding(relation)
         pos_score = ((h_e + r_e - pos_t_e) ** 2).sum(dim=1)
         neg_score = ((h_e + r_e - neg_t_e) ** 2).sum(dim=1)
         kg_loss = F.softplus(pos_score - neg_score).mean()
         return kg_loss + self.reg_weight * embedding_loss(h_e, r_e, pos_t_e, neg_t_e)
+
+    def project(self, entities: torch.Tensor, relation: torch.Tensor) -> torch.Tensor:
+        """TransR projections e W_r of ``entities`` [B, m, d] by their rows' relations [B]: [B, m, k]. Computed
+        block by block (each block one relation's rows), so each relation's matrix is read once per block rather
+        than copied per row (RecBole's bmm of gathered [B, d, k] matrices)."""
+        m, d = entities.shape[1:]
+        slot, block_relation = relation_blocks(relation, self.n_relations, KG_BLOCK)
+        rows = entities.new_zeros(len(block_relation) * KG_BLOCK, m, d).index_copy(0, slot, entities)
+        matrices = self.trans_w.weight.index_select(0, block_relation).view(-1, d, self.kg_embedding_size)
+        projected = torch.bmm(rows.view(len(block_relation), KG_BLOCK * m, d), matrices)
+        return projected.view(-1, m, self.kg_embedding_size).index_select(0, slot)
 
     # -- scores --------------------------------------------------------------------------------------
     def predict(self, interaction) -> torch.Tensor:

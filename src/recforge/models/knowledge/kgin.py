@@ -22,7 +22,9 @@ INDEPENDENCE = ("cosine", "distance", "mi")
 
 
 def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
-    """A float32 CSR tensor from entries already sorted by (row, col), without repeats (int32 indices)."""
+    """A float32 CSR tensor from entries sorted by (row, col), without repeats (int32 indices). Built on the CPU
+    also under a ``torch.device("meta")`` context (the size probe of ``create_model`` would count a meta sparse
+    tensor at its dense size)."""
     crow = np.zeros(shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=shape[0]), out=crow[1:])
     with warnings.catch_warnings():
@@ -32,8 +34,47 @@ def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[in
             torch.from_numpy(np.asarray(cols).astype(np.int32)),
             torch.from_numpy(np.asarray(values, dtype=np.float32)),
             shape,
+            device="cpu",
             check_invariants=False,
         )
+
+
+class SparseOperator(nn.Module):
+    """A sparse matrix A [n_rows, n_cols] with a fixed pattern, as CSR buffers (A and its transpose, not saved):
+    ``op(x)`` is A @ x, ``op(x, values)`` the product with other values (in A's entry order), in float32 through
+    ``propagate`` (gradient A^T @ g with the stored transpose)."""
+
+    def __init__(self, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> None:
+        """Entries (rows[k], cols[k]) sorted by (row, col), without repeats."""
+        super().__init__()
+        order = np.lexsort((rows, cols))
+        self.register_buffer("matrix", _csr(rows, cols, values, shape), persistent=False)
+        self.register_buffer(
+            "transposed", _csr(cols[order], rows[order], values[order], (shape[1], shape[0])), persistent=False
+        )
+        self.register_buffer("transpose_order", torch.from_numpy(order), persistent=False)
+
+    @property
+    def nnz(self) -> int:
+        return self.matrix.values().shape[0]
+
+    def values(self) -> torch.Tensor:
+        return self.matrix.values()
+
+    def forward(self, x: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+        if values is None:
+            return propagate(self.matrix, x, self.transposed)
+        matrix, transposed = (
+            with_values(self.matrix, values),
+            with_values(self.transposed, values[self.transpose_order]),
+        )
+        return propagate(matrix, x, transposed)
+
+
+def _entries(rows: np.ndarray, cols: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (row, col) pairs of edges, sorted: (rows, cols, multiplicities, entry of each edge)."""
+    keys, entry, counts = np.unique(rows * n_cols + cols, return_inverse=True, return_counts=True)
+    return keys // n_cols, keys % n_cols, counts, entry
 
 
 def independence_loss(weights: torch.Tensor, kind: str, temperature: float) -> torch.Tensor:
@@ -64,7 +105,9 @@ def independence_loss(weights: torch.Tensor, kind: str, temperature: float) -> t
 
 @register_model
 class KGIN(KnowledgeRecommender):
-    """Users' intents over the knowledge graph's relations, propagated along relational paths.
+    """Users' intents over the knowledge graph's relations, propagated along relational paths (Wang, Huang, Wang,
+    Yuan, Liu, He and Chua, "Learning Intents behind Interactions with Knowledge Graph for Recommendation",
+    WWW 2021).
 
     Each of ``n_factors`` intents is a vector ``softmax(W_p) @ R`` [n_factors, d] over the relation embeddings
     R [n_relations, d] (W [n_factors, n_relations]). Per hop, from entity embeddings E [n_entities, d] and user
@@ -75,7 +118,8 @@ class KGIN(KnowledgeRecommender):
       attention of user u over the intents from its current embedding and the intent embeddings L [n_factors, d];
 
     then message dropout and L2 normalisation of every row; the output is the sum of the layer-0 embeddings and the
-    ``context_hops`` layers. score(u, i) = <U_u, E_i> (entity i is item i), [B] or [B, n_items].
+    ``context_hops`` layers. score(u, i) = <U_u, E_i> (entity i is item i), [B] or [B, n_items], from embeddings
+    propagated once per evaluation without dropout.
 
     Loss (a tuple whose sum is RecBole's): BPR on those scores, ``reg_weight`` x RecBole's EmbLoss of the batch's
     propagated user / positive / negative vectors, ``sim_regularity`` x the independence loss of W (``ind``).
@@ -87,8 +131,11 @@ class KGIN(KnowledgeRecommender):
     are random); it drops the user-item entries at ``mess_dropout_rate`` instead (a typo: its default 0 never
     drops); its edge sampling keeps ``int(T * node_dropout_rate)`` triples, the inverse of a dropout rate (the
     same number at the default 0.5). The 'mi' loss is computed through log-softmax (equal, never overflows).
-    Graph structures are index tensors and CSR matrices (no torch_scatter); the intents are computed once per
-    forward pass instead of once per hop (the same values).
+
+    Computation (the same values, no torch_scatter): the mean over a head's triples is sum_r R_r * (sum of its
+    tails E_t under r) / c_h, sparse products over the distinct (head, relation) pairs in float32; hops after the
+    first run on the rows of the entities that head a triple (every other entity is 0 there); the intents are
+    computed once per pass instead of once per hop.
     """
 
     input_type = InputType.PAIRWISE
@@ -120,29 +167,37 @@ class KGIN(KnowledgeRecommender):
         if self.node_dropout_rate >= 1:
             raise ConfigError(f"config key 'node_dropout_rate': {self.node_dropout_rate} must be below 1")
 
-        # Knowledge graph: one edge per triple (repeats included), aggregated at its head. After hop 0 only the
-        # entities that head a triple have non-zero embeddings (a mean over no edge is 0, and so is its
-        # normalisation), so hops 1.. run on the rows of those heads ("slots"; slot n_heads is a zero row).
-        heads, relations, tails = self.triples(dataset)
-        head_ids, head_slot = torch.unique(heads, return_inverse=True)
+        # Knowledge graph, one edge per triple (repeats included), aggregated at its head: E'_h = (1 / c_h) x
+        # sum_r R_r * (sum of E_t over h's triples with relation r), the inner sums a sparse product over the
+        # distinct (head, relation) pairs. After hop 0 only the entities that head a triple are non-zero (a mean
+        # over no edge is 0, and so is its normalisation): hops run on those "head slots" only.
+        heads, relations, tails = (t.numpy() for t in self.triples(dataset))
+        head_ids, head_slot = np.unique(heads, return_inverse=True)
         self.n_heads: int = len(head_ids)
-        slot_of = torch.full((self.n_entities,), self.n_heads, dtype=torch.int64)
-        slot_of[head_ids] = torch.arange(self.n_heads)
-        self.register_buffer("kg_head_slot", head_slot, persistent=False)
-        self.register_buffer("kg_tail", tails, persistent=False)
-        self.register_buffer("kg_tail_slot", slot_of[tails], persistent=False)
-        self.register_buffer("kg_relation", relations, persistent=False)
-        self.register_buffer("item_slot", slot_of[: self.n_items].clone(), persistent=False)
-        # User-item matrix [n_users, n_items] over distinct training pairs, row-normalised (1 / deg(u)), and its
-        # transpose (the gradient's matrix); values_t = values[transpose_order].
+        slot_of = np.full(self.n_entities, self.n_heads, dtype=np.int64)  # n_heads: not a head
+        slot_of[head_ids] = np.arange(self.n_heads)
+        pairs, pair_of_triple = np.unique(head_slot * self.n_relations + relations, return_inverse=True)
+        n_pairs, pair_head = len(pairs), pairs // self.n_relations
+        self.register_buffer("pair_relation", torch.from_numpy(pairs % self.n_relations), persistent=False)
+        self.register_buffer("kg_head_slot", torch.from_numpy(head_slot), persistent=False)
+        self.register_buffer("head_count", torch.from_numpy(np.bincount(head_slot).astype(np.float32)), False)
+        self.register_buffer("item_slot", torch.from_numpy(slot_of[: self.n_items].copy()), persistent=False)
+        # [pairs, entities]: hop 0's tails; [pairs, heads]: later hops' tails that head triples (the rest are 0).
+        rows, cols, counts, entry = _entries(pair_of_triple, tails, self.n_entities)
+        self.tails_of_pairs = SparseOperator(rows, cols, counts, (n_pairs, self.n_entities))
+        self.register_buffer("triple_entry", torch.from_numpy(entry), persistent=False)
+        tail_slot = slot_of[tails]
+        is_head = tail_slot < self.n_heads
+        rows, cols, counts, entry = _entries(pair_of_triple[is_head], tail_slot[is_head], self.n_heads)
+        self.head_tails_of_pairs = SparseOperator(rows, cols, counts, (n_pairs, self.n_heads))
+        head_entry = np.full(len(tails), len(rows), dtype=np.int64)  # len(rows): dropped
+        head_entry[is_head] = entry
+        self.register_buffer("triple_head_entry", torch.from_numpy(head_entry), persistent=False)
+        self.pair_sum = SparseOperator(pair_head, np.arange(n_pairs), np.ones(n_pairs), (self.n_heads, n_pairs))
+        # User-item matrix [n_users, n_items] over distinct training pairs, row-normalised (1 / deg(u)).
         users, items = training_edges(dataset)
-        values = 1.0 / np.bincount(users, minlength=self.n_users)[users]
-        order = np.lexsort((users, items))
-        self.register_buffer("interactions", _csr(users, items, values, (self.n_users, self.n_items)), False)
-        self.register_buffer(
-            "interactions_t", _csr(items[order], users[order], values[order], (self.n_items, self.n_users)), False
-        )
-        self.register_buffer("transpose_order", torch.from_numpy(order), persistent=False)
+        degree = np.bincount(users, minlength=self.n_users)
+        self.interactions = SparseOperator(users, items, 1.0 / degree[users], (self.n_users, self.n_items))
 
         self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
         self.entity_embedding = nn.Embedding(self.n_entities, self.embedding_size)
@@ -155,50 +210,51 @@ class KGIN(KnowledgeRecommender):
         self._propagated: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- graph --------------------------------------------------------------------------------------
-    def graph(self) -> tuple[torch.Tensor, ...]:
-        """The triples used, as (head slots, tails, tail slots, relations), and the user-item matrix with its
-        transpose: all of them in evaluation; while training with node dropout, a random subset of the triples
-        and of the matrix's entries."""
-        triples = (self.kg_head_slot, self.kg_tail, self.kg_tail_slot, self.kg_relation)
+    def graph_values(self) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """Values of the triple matrices (hop 0, later hops), the heads' triple counts and the user-item values:
+        the whole graph in evaluation (None: the stored values); while training with node dropout, a uniform
+        random subset of the triples and of the user-item entries."""
         if not self.training or self.node_dropout_rate == 0:
-            return *triples, self.interactions, self.interactions_t
+            return None, None, self.head_count, None
         keep = 1.0 - self.node_dropout_rate
-        n_triples = self.kg_tail.shape[0]
-        kept = torch.randperm(n_triples, device=self.kg_tail.device)[: int(n_triples * keep)]
+        n_triples = self.kg_head_slot.shape[0]
+        kept = self.head_count.new_zeros(n_triples)
+        kept[torch.randperm(n_triples, device=kept.device)[: int(n_triples * keep)]] = 1.0
+        tail_values = kept.new_zeros(self.tails_of_pairs.nnz).index_add_(0, self.triple_entry, kept)
+        head_values = kept.new_zeros(self.head_tails_of_pairs.nnz + 1).index_add_(0, self.triple_head_entry, kept)
+        counts = kept.new_zeros(self.n_heads).index_add_(0, self.kg_head_slot, kept)
         values = self.interactions.values()
         values = values * (torch.rand(values.shape, device=values.device) >= self.node_dropout_rate) / keep
-        return (
-            *(t[kept] for t in triples),
-            with_values(self.interactions, values),
-            with_values(self.interactions_t, values[self.transpose_order]),
-        )
+        return tail_values, head_values[:-1], counts, values
 
     def propagate_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Users [n_users, d] and items [n_items, d] after ``context_hops`` hops, with residual sums (float32)."""
-        head_slot, tails, tail_slot, relations, interactions, interactions_t = self.graph()
-        relation_e = self.relation_embedding.weight.float()
-        edge_relation_e = relation_e.index_select(0, relations)  # [T, d]
+        tail_values, head_values, counts, user_values = self.graph_values()
+        inverse_count = 1.0 / counts.clamp(min=1).unsqueeze(1)  # [n_heads, 1]
+        pair_relation_e = self.relation_embedding.weight.float().index_select(0, self.pair_relation)
         intents = torch.softmax(self.disen_weight_att, dim=-1) @ self.relation_embedding.weight  # [F, d]
         latent_e = self.latent_embedding.weight
-        inverse_count = 1.0 / torch.bincount(head_slot, minlength=self.n_heads).clamp(min=1).unsqueeze(1)
-        user_e, entity_0 = self.user_embedding.weight, self.entity_embedding.weight.float()
+        user_e, entity_0 = self.user_embedding.weight, self.entity_embedding.weight
+        item_e = entity_0[: self.n_items]
         user_sum = user_e.float()
-        head_sum = entity_0.new_zeros(self.n_heads, self.embedding_size)  # the heads' hops 1..
-        neighbours, item_e = entity_0.index_select(0, tails), entity_0[: self.n_items]
-        for hop in range(self.context_hops):
-            if hop > 0:  # the previous hop's heads, the zero row for every other entity
-                padded = F.pad(head_e, (0, 0, 0, 1))
-                neighbours, item_e = padded.index_select(0, tail_slot), padded.index_select(0, self.item_slot)
-            messages = neighbours * edge_relation_e
-            entity_agg = messages.new_zeros(self.n_heads, self.embedding_size).index_add_(0, head_slot, messages)
+        head_sum = item_e.new_zeros(self.n_heads, self.embedding_size, dtype=torch.float32)  # hops 1.. of heads
+        head_e: torch.Tensor | None = None  # the previous hop's heads [n_heads, d]; every other entity is 0
+        for _ in range(self.context_hops):
+            if head_e is None:
+                tails = self.tails_of_pairs(entity_0, tail_values)  # [n_pairs, d]
+            else:
+                tails = self.head_tails_of_pairs(head_e, head_values)
+                item_e = F.pad(head_e, (0, 0, 0, 1)).index_select(0, self.item_slot)
+            entity_agg = self.pair_sum(tails * pair_relation_e) * inverse_count  # [n_heads, d]
             attention = torch.softmax(user_e @ latent_e.T, dim=1)  # [n_users, F]
-            user_agg = propagate(interactions, item_e, interactions_t)
+            user_agg = self.interactions(item_e, user_values)
             user_agg = (attention @ intents) * user_agg + user_agg
-            head_e = F.normalize(self.mess_dropout(entity_agg * inverse_count))
+            head_e = F.normalize(self.mess_dropout(entity_agg))
             user_e = F.normalize(self.mess_dropout(user_agg.float()))
             head_sum = head_sum + head_e
             user_sum = user_sum + user_e
-        return user_sum, entity_0[: self.n_items] + F.pad(head_sum, (0, 0, 0, 1)).index_select(0, self.item_slot)
+        items = entity_0[: self.n_items].float() + F.pad(head_sum, (0, 0, 0, 1)).index_select(0, self.item_slot)
+        return user_sum, items
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.propagate_embeddings()

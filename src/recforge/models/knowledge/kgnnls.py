@@ -110,7 +110,7 @@ class KGNNLS(KGCN):
                 torch.where(
                     reset[hop],
                     labels[hop],
-                    (weights[hop].float() * labels[hop + 1].unflatten(-1, (-1, k))).mean(-1),
+                    (weights[hop] * labels[hop + 1].unflatten(-1, (-1, k))).sum(-1),  # weights: pi / k
                 )
                 for hop in range(self.n_iter - t)
             ]

@@ -13,7 +13,8 @@ from recforge.models.knowledge.base import KnowledgeRecommender
 from recforge.models.losses import bpr_loss
 from recforge.registry import register_model
 
-SCORE_CHUNK = 1 << 24  # elements of one [users, items, d] block of the general full-ranking path
+SCORE_CHUNK = 1 << 22  # elements of one [users, items, d] block of the general full-ranking path
+PREFERENCE_CHUNK = 1 << 20  # elements of one [R, users, items] block of preference logits
 
 
 def transh_projection(x: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
@@ -33,15 +34,17 @@ def norm_margin_loss(*embeddings: torch.Tensor) -> torch.Tensor:
 
 @register_model
 class KTUP(KnowledgeRecommender):
-    """TransH between users and items over induced preferences, jointly trained with TransH on the knowledge graph.
+    """KTUP (Cao et al., "Unifying Knowledge Graph Learning and Recommendation: Towards a Better Understanding of
+    User Preferences", WWW 2019): TransH between users and items over induced preferences, trained jointly with
+    TransH on the knowledge graph.
 
     Preferences share the relations' ids: each relation ``r`` has a preference translation ``p_r`` and normal
     ``q_r``; a pair (user u [d], item v = v_item + e_entity [d]) attends over them with
-    ``a = (u + v) (p + w)^T / 2`` [R] (``w``, ``n``: the relations' TransH translations and normals), used raw or,
-    with ``use_st_gumbel``, as a straight-through Gumbel-softmax one-hot (forward: the argmax of a + Gumbel noise;
-    backward: the softmax's gradient). The pair's translation is ``r = a (p + w) / 2`` and its normal
-    ``m = a (q + n) / 2``; the score is ``-|P(u) + r - P(v)|`` (squared L2, or L1 with ``L1_flag``), ``P`` the
-    projection ``x - (x . m) m``.
+    ``a = (u + v) (p + w)^T / 2`` [R] (``w``, ``n`` [R, d]: the relations' TransH translations and normals), used
+    raw (no softmax, as RecBole and the authors' code) or, with ``use_st_gumbel``, as a straight-through
+    Gumbel-softmax one-hot (forward: the argmax of a + Gumbel noise; backward: the softmax's gradient). The pair's
+    translation is ``r = a (p + w) / 2`` [d] and its normal ``m = a (q + n) / 2`` [d]; the score is
+    ``-|P(u) + r - P(v)|`` (squared L2, or L1 with ``L1_flag``), ``P`` the projection ``x - (x . m) m``.
 
     ``calculate_loss`` (interaction batches) returns (BPR of the positive against the negative item's score, the
     orthogonality of the preferences ``sum_r (q_r . p_r)^2 / |p_r|^2``, ``align_weight`` x the mean distance of
@@ -142,26 +145,27 @@ class KTUP(KnowledgeRecommender):
         """v_item + e_entity of item ids of any shape (entity i is item i)."""
         return self.item_embedding(items) + self.entity_embedding(items)
 
-    def align_distance(self, entities: torch.Tensor) -> torch.Tensor:
-        """Item-entity distances of item ids [B] -> [B]."""
-        return self.distance(self.item_embedding(entities) - self.entity_embedding(entities))
-
     # -- losses ---------------------------------------------------------------------------------------------------
+    # One lookup per table and step: every lookup of a dense embedding adds a full-table gradient in backward.
 
     def calculate_loss(self, interaction) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         users = interaction[self.USER_ID]
-        pos_items, neg_items = interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]
+        items = torch.cat([interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]])  # positives, then negatives
         user_e = self.user_embedding(users)
-        pos_score = self.pair_scores(user_e, self.item_vectors(pos_items), sample=True)
-        neg_score = self.pair_scores(user_e, self.item_vectors(neg_items), sample=True)
+        item_rows, entity_rows = self.item_embedding(items), self.entity_embedding(items)
+        # One pass over the 2B pairs: the Gumbel draws are the positives' [B, R] then the negatives' (RecBole's order).
+        scores = self.pair_scores(user_e.repeat(2, 1), item_rows + entity_rows, sample=True)
+        pos_score, neg_score = scores.split(len(users))
         rec_loss = bpr_loss(pos_score, neg_score)
         orth = orthogonal_loss(self.pref_embedding.weight, self.pref_norm_embedding.weight)
-        align = self.align_weight * self.align_distance(torch.cat([pos_items, neg_items])).mean()
+        align = self.align_weight * self.distance(item_rows - entity_rows).mean()
         return rec_loss, orth, align
 
     def calculate_kg_loss(self, interaction) -> tuple[torch.Tensor, torch.Tensor]:
         heads, relations, pos_tails, neg_tails = self.kg_batch(interaction)
-        head_e, pos_e, neg_e = self.entity_embedding(torch.stack([heads, pos_tails, neg_tails])).unbind(0)
+        entities = torch.cat([heads, pos_tails, neg_tails])
+        entity_rows = self.entity_embedding(entities)
+        head_e, pos_e, neg_e = entity_rows.view(3, len(heads), -1).unbind(0)
         relation_e = self.relation_embedding(relations)
         norm_e = self.relation_norm_embedding(relations)
         head_p = transh_projection(head_e, norm_e)
@@ -171,9 +175,9 @@ class KTUP(KnowledgeRecommender):
         constraints = orthogonal_loss(relation_e, norm_e) + norm_margin_loss(head_e, pos_e, neg_e, relation_e)
         loss = self.kg_weight * (ranking + constraints)
         # Alignment over the batch's entities that are items (a masked mean: no data-dependent shapes).
-        entities = torch.cat([heads, pos_tails, neg_tails])
         is_item = (entities < self.n_items).to(pos_score.dtype)
-        distances = self.align_distance(entities.clamp(max=self.n_items - 1))
+        item_rows = self.item_embedding(entities.clamp(max=self.n_items - 1))
+        distances = self.distance(item_rows - entity_rows)
         align = self.align_weight * (distances * is_item).sum() / is_item.sum().clamp(min=1)
         return loss, align
 
@@ -183,15 +187,18 @@ class KTUP(KnowledgeRecommender):
         user_e = self.user_embedding(interaction[self.USER_ID])
         return self.pair_scores(user_e, self.item_vectors(interaction[self.ITEM_ID]), sample=False)
 
+    @torch.no_grad()
     def full_sort_predict(self, interaction) -> torch.Tensor:
-        """Scores [B, n_items] of every item, equal to ``predict`` on every pair, in float32.
+        """Scores [B, n_items] of every item, equal to ``predict`` on every pair, in float32 (no gradient).
 
-        Default (one-hot preferences, squared L2): with the pair's preference k = argmax_k (u . W_k + v . W_k),
-        r = W_k / 2, m = M_k / 2, D = u - v and a = D . m, the score is
-        ``-(|D|^2 + |r|^2 + a^2 (|m|^2 - 2) + 2 D . r - 2 a (r . m))``: every term is a user-relation or
-        item-relation product gathered at k, or u . v, so the [B, n_items, R] argmax is the largest tensor
-        (no [B, n_items, d] block). Raw attention or L1 distances: the pairwise formula on [users, items, d]
-        blocks of at most ``SCORE_CHUNK`` elements.
+        Default (one-hot preferences, squared L2): with t_k = (p_k + w_k) / 2 and m_k = (q_k + n_k) / 2, the pair's
+        preference is k = argmax_k (u . t_k + v . t_k), and expanding the squared distance,
+        ``|P(u) + t_k - P(v)|^2 = U[u, k] + V[v, k] - 2 c_k (u . m_k)(v . m_k) - 2 u . v`` with
+        ``c_k = |m_k|^2 - 2``, ``U = |u|^2 + c_k (u . m_k)^2 + |t_k|^2 + 2 u . t_k - 2 (t_k . m_k)(u . m_k)`` and
+        ``V = |v|^2 + c_k (v . m_k)^2 - 2 v . t_k + 2 (t_k . m_k)(v . m_k)``: [B, R] and [n_items, R] tables
+        gathered at k, and one product u . v. The largest tensor is a [R, users, n_items] block of logits of at most
+        ``PREFERENCE_CHUNK`` elements (no [B, n_items, d] tensor). Raw attention or L1 distances: the pairwise
+        formula on [users, n_items, d] blocks of at most ``SCORE_CHUNK`` elements.
         """
         with torch.autocast(device_type=self.user_embedding.weight.device.type, enabled=False):
             user_e = self.user_embedding(interaction[self.USER_ID]).float()
@@ -205,15 +212,39 @@ class KTUP(KnowledgeRecommender):
             return torch.cat(blocks)
 
     def _one_hot_l2_scores(self, user_e: torch.Tensor, item_e: torch.Tensor) -> torch.Tensor:
-        table, norm_table = (t.float() for t in self.preference_tables())
-        half_table, half_norm = table / 2, norm_table / 2
-        user_w, item_w = user_e @ half_table.T, item_e @ half_table.T  # [B, R], [N, R]: the logits' two halves
-        user_m, item_m = user_e @ half_norm.T, item_e @ half_norm.T
-        pref = (user_w[:, None, :] + item_w[None, :, :]).argmax(-1)  # [B, N]
-        r_sq = (half_table**2).sum(1)[pref]
-        m_sq = (half_norm**2).sum(1)[pref]
-        r_dot_m = (half_table * half_norm).sum(1)[pref]
-        d_dot_r = user_w.gather(1, pref) - item_w.T.gather(0, pref)
-        a = user_m.gather(1, pref) - item_m.T.gather(0, pref)
-        d_sq = (user_e**2).sum(1, keepdim=True) + (item_e**2).sum(1) - 2 * user_e @ item_e.T
-        return -(d_sq + r_sq + a**2 * (m_sq - 2) + 2 * d_dot_r - 2 * a * r_dot_m)
+        """The default full ranking (see ``full_sort_predict``) of user vectors [B, d] against items [N, d]."""
+        table, norm_table = (t.float() / 2 for t in self.preference_tables())  # t_k, m_k: [R, d]
+        n_pref, n_items = len(table), len(item_e)
+        c = (norm_table**2).sum(1) - 2
+        w_dot_m = (table * norm_table).sum(1)
+        user_w, user_m = user_e @ table.T, user_e @ norm_table.T  # [B, R]
+        item_w, item_m = item_e @ table.T, item_e @ norm_table.T  # [N, R]
+        user_part = (user_e**2).sum(1, keepdim=True) + c * user_m**2 + (table**2).sum(1) + 2 * user_w
+        user_part -= 2 * w_dot_m * user_m
+        user_cross = -2 * c * user_m
+        item_part = (item_e**2).sum(1, keepdim=True) + c * item_m**2 - 2 * item_w + 2 * w_dot_m * item_m
+        # Item tables as [R, N] (gathered along R); the user logits as [R, B] (sliced per block).
+        item_part, item_cross, item_logits = (x.T.contiguous() for x in (item_part, item_m, item_w))
+        user_logits = user_w.T.contiguous()
+        rows = max(1, PREFERENCE_CHUNK // (n_pref * n_items))
+        buffer = torch.empty(n_pref * min(rows, len(user_e)) * n_items, device=user_e.device)
+        scores = torch.empty(len(user_e), n_items, device=user_e.device)
+        for start in range(0, len(user_e), rows):
+            block = slice(start, min(start + rows, len(user_e)))
+            logits = buffer[: n_pref * (block.stop - start) * n_items].view(n_pref, -1, n_items)
+            torch.add(user_logits[:, block, None], item_logits[:, None, :], out=logits)
+            pref = self._argmax_first_dim(logits)  # [rows, N]
+            base = user_part[block].gather(1, pref) + item_part.gather(0, pref)
+            out = scores[block]
+            torch.addmm(base, user_e[block], item_e.T, alpha=-2, out=out)
+            out.addcmul_(user_cross[block].gather(1, pref), item_cross.gather(0, pref))
+        return scores.neg_()
+
+    @staticmethod
+    def _argmax_first_dim(values: torch.Tensor) -> torch.Tensor:
+        """``values.argmax(0)`` of a contiguous [R, ...] tensor (the first maximum), as a max-pooling over R of a
+        channels-last view: a vectorised kernel (torch's argmax over a small dimension is several times slower)."""
+        n_pref, shape = values.shape[0], values.shape[1:]
+        pooled = values.reshape(1, n_pref, 1, -1).permute(0, 3, 1, 2)  # [1, C, R, 1] with C contiguous
+        _, index = F.max_pool2d(pooled, (n_pref, 1), return_indices=True)
+        return index.reshape(shape)

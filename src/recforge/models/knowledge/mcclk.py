@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recforge.config.types import Bool, Float, Int, Key, Str
+from recforge.errors import ConfigError
 from recforge.models.base import InputType
 from recforge.models.graph import training_edges
 from recforge.models.init import xavier_normal_initialization
@@ -66,15 +67,19 @@ class MCCLK(KnowledgeRecommender):
     returns (BPR or BCE, ``reg_weight`` x EmbLoss of the batch's [B, 2d] user / positive / negative vectors,
     ``beta`` x (``alpha`` x local + (1 - ``alpha``) x global)), where the local loss contrasts v_sem with v_cf and
     the global one u_kg with u_cf and v_kg with v_sem + v_cf (InfoNCE with intra-view negatives at
-    ``temperature``, through the projection heads fc1, fc2, fc3). While training, the knowledge graph keeps
-    int(``node_dropout_rate`` x n_triples) random triples and the user-item mean matrix drops values at
-    ``mess_dropout_rate`` (RecBole's use of the two rates), separately for the graph builder's aggregation.
+    ``temperature``, through the projection heads fc1, fc2, fc3). While training, node dropout keeps a random
+    int(n_triples x (1 - ``node_dropout_rate``)) of the triples (drawn anew for the graph builder) and drops each
+    user-item entry of the users' mean with probability ``node_dropout_rate`` (the kept ones scaled by 1 / (1 -
+    rate)); hop outputs get dropout at ``mess_dropout_rate``. Predictions use the whole graphs, no dropout.
 
-    Deviations from RecBole (on purpose): (1) the k-NN graph joins items, as the paper's item-item semantic graph,
-    not all entities: RecBole's 34,629 x 34,629 similarity on ml-100k (4.8 GB per build, two builds per batch)
-    becomes 1,598 x 1,598 (``knn_over_entities: true`` restores RecBole's graph, built block by block);
-    (2) evaluation samples no triples (RecBole's ``edge_sampling`` also runs in eval mode, so its scores are
-    random); (3) the contrastive losses give repeated batch rows once, weighted by their count (same value).
+    Deviations from RecBole (on purpose): (1) the k-NN graph joins items, the paper's item-item semantic graph,
+    not all entities as RecBole and the authors' code do: ml-100k's 34,629 x 34,629 similarity (4.8 GB, two
+    builds per batch) becomes 1,598 x 1,598 (``knn_over_entities: true`` restores RecBole's graph, built in row
+    blocks); (2) evaluation samples no triples (RecBole's ``edge_sampling`` also runs in eval mode: its scores are
+    random); (3) RecBole drops user-item entries at ``mess_dropout_rate`` (a typo: the authors' code uses
+    ``node_dropout_rate``) and keeps int(n_triples x ``node_dropout_rate``) triples (the same number at the
+    default 0.5), as KGIN here; (4) the contrastive losses take repeated batch rows once, weighted by their count
+    (the same value, O(distinct^2) instead of O(B^2)).
 
     Zou, Wei, Wang, Mao, Zhu, Zhu, Lin: "Multi-level Cross-view Contrastive Learning for Knowledge-aware
     Recommender System", SIGIR 2022.
@@ -85,8 +90,8 @@ class MCCLK(KnowledgeRecommender):
         Key("embedding_size", Int(minimum=1), 64, "Dimension d of user, entity and relation embeddings."),
         Key("reg_weight", Float(minimum=0.0), 1e-5, "Weight of the L2 norm of the batch's final vectors."),
         Key("n_hops", Int(minimum=0), 2, "Aggregation hops over the knowledge graph."),
-        Key("node_dropout_rate", Float(minimum=0.0, maximum=1.0), 0.5, "Fraction of triples kept per step (0: all)."),
-        Key("mess_dropout_rate", Float(minimum=0.0, maximum=0.99), 0.1, "Dropout of hop outputs and user-item edges."),
+        Key("node_dropout_rate", Float(minimum=0.0, maximum=1.0), 0.5, "Share of triples and interactions dropped."),
+        Key("mess_dropout_rate", Float(minimum=0.0, maximum=1.0), 0.1, "Dropout of the hops' outputs."),
         Key("lightgcn_layer", Int(minimum=0), 2, "Layers of the collaborative (LightGCN) view."),
         Key("item_agg_layer", Int(minimum=0), 1, "Layers of the semantic view over the k-NN item graph."),
         Key("alpha", Float(minimum=0.0, maximum=1.0), 0.2, "Weight of the local-level contrastive loss."),
@@ -109,6 +114,8 @@ class MCCLK(KnowledgeRecommender):
             setattr(self, name, config[name])
         self.build_graph_separately: bool = config["build_graph_separately"]
         self.loss_type: str = config["loss_type"]
+        if self.node_dropout_rate >= 1:
+            raise ConfigError(f"config key 'node_dropout_rate': {self.node_dropout_rate} must be below 1")
         self.knn_nodes: int = self.n_entities if config["knn_over_entities"] else self.n_items
         users, items = (torch.from_numpy(a) for a in training_edges(dataset))
         self._register_pair("cf_graph", mean_graph(users, items, self.n_users, self.n_items))
@@ -136,7 +143,7 @@ class MCCLK(KnowledgeRecommender):
         return self.training and self.node_dropout_rate > 0.0
 
     def kg_edges(self) -> Edges:
-        """The triples, a random int(node_dropout_rate x n_triples) of them while training."""
+        """The triples, a random int(n_triples x (1 - node_dropout_rate)) of them while training."""
         edges = Edges(self.kg_head, self.kg_relation, self.kg_tail)
         return edges.sample(self.node_dropout_rate) if self._dropping() else edges
 
@@ -150,7 +157,7 @@ class MCCLK(KnowledgeRecommender):
         edges = self.kg_edges()
         user_items = self._pair("user_items")
         if self._dropping():
-            user_items = sparse_dropout(user_items, self.mess_dropout_rate)
+            user_items = sparse_dropout(user_items, self.node_dropout_rate)
         users, entities = self.user_embedding.weight, self.entity_embedding.weight
         user_layers, entity_layers = [users], [entities]
         for _ in range(self.n_hops):

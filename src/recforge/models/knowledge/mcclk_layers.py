@@ -85,9 +85,9 @@ class Edges(NamedTuple):
     relation: torch.Tensor
     tail: torch.Tensor
 
-    def sample(self, rate: float) -> Edges:
-        """RecBole's ``edge_sampling``: ``int(E x rate)`` edges drawn without replacement (torch's generator)."""
-        keep = torch.randperm(len(self.head), device=self.head.device)[: int(len(self.head) * rate)]
+    def sample(self, dropout_rate: float) -> Edges:
+        """Edge dropout: ``int(E x (1 - dropout_rate))`` edges drawn without replacement (torch's generator)."""
+        keep = torch.randperm(len(self.head), device=self.head.device)[: int(len(self.head) * (1 - dropout_rate))]
         return Edges(self.head[keep], self.relation[keep], self.tail[keep])
 
 

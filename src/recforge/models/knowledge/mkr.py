@@ -62,6 +62,12 @@ class MKR(KnowledgeRecommender):
     is negative by design: MKR's KGE task maximises the true triples' scores (no negative tails), so it lies in
     [-B, 0) plus the L2 term.
 
+    Kept from RecBole (which replaced the original's relu activations by sigmoids): the MLP tower's score is a
+    sigmoid output that BCE with logits passes through a second sigmoid (predicted probabilities in (0.5, 0.73)),
+    and with ``low_layers_num`` >= 1 the tails are sigmoid outputs, so <t, t_pred> is about d / 3 and the KG score
+    starts saturated at 1 in float32 (ml-100k: the first KG epoch's score term is exactly -91,631, the number of
+    triples); the KG task then trains through its L2 term only.
+
     ``full_sort_predict`` computes the item side (cross&compress of every item with its entity, which does not
     depend on the user) once per call, then scores [B, n_items] (a product for the inner product; for the MLP the
     first layer is split into a user part and an item part). It applies no dropout (evaluation mode).
@@ -77,7 +83,7 @@ class MKR(KnowledgeRecommender):
         Key("embedding_size", Int(minimum=1), 64, "Dimension d of user, item, entity and relation embeddings."),
         Key("kg_embedding_size", Int(minimum=1), 64, "Declared by RecBole's MKR.yaml; unused there and here."),
         Key("low_layers_num", Int(minimum=0), 1, "L: cross&compress units and layers of the user and tail MLPs."),
-        Key("high_layers_num", Int(minimum=1), 1, "H: the RS and KG towers have H - 1 layers of size 2d."),
+        Key("high_layers_num", Int(minimum=0), 1, "H: the RS and KG towers have H - 1 layers of size 2d (0: none)."),
         Key("reg_weight", Float(minimum=0.0), 1e-6, "Weight of the L2 terms (sum of squares / 2)."),
         Key("use_inner_product", Bool(), True, "Score by <u, v> (else by the RS MLP tower)."),
         Key("kge_interval", Int(minimum=1), 3, "Epochs between KG-task epochs (from epoch 0)."),
