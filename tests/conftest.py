@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from recforge.config import Config
 
@@ -56,6 +57,15 @@ TINY_INTER = [
     ("u4", "i5", 2, 4),
     ("u4", "i6", 1, 5),
 ]
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one thread (two threads spin against each other when the shared machine is busy)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -17,10 +17,6 @@ from test_models import blocks_config, blocks_path, check_contract  # noqa: F401
 SETTINGS = {"learning_rate": 0.02, "epochs": 3, "train_batch_size": 32}
 
 
-def test_contract(blocks_path):  # noqa: F811
-    check_contract(blocks_path, "KGAT", **SETTINGS)
-
-
 def build(path, perturb=True, **settings):
     config = blocks_config(path, "KGAT", **settings)
     train, valid, _ = data_preparation(config, create_dataset(config))

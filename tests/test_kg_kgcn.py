@@ -16,11 +16,6 @@ from test_models import blocks_config, blocks_path, check_contract  # noqa: F401
 SETTINGS = {"learning_rate": 0.05, "epochs": 15, "train_batch_size": 32}
 
 
-@pytest.mark.parametrize("name", ["KGCN", "KGNNLS"])
-def test_contract(blocks_path, name):  # noqa: F811
-    check_contract(blocks_path, name, **SETTINGS)
-
-
 def build(path, name, **settings):
     config = blocks_config(path, name, show_progress=False, **settings)
     train, valid, _ = data_preparation(config, create_dataset(config))

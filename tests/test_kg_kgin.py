@@ -17,10 +17,6 @@ SETTINGS = {"learning_rate": 0.05, "epochs": 8, "train_batch_size": 32}
 EXACT = {"node_dropout_rate": 0.0, "mess_dropout_rate": 0.0}
 
 
-def test_contract(blocks_path):  # noqa: F811
-    check_contract(blocks_path, "KGIN", **SETTINGS)
-
-
 def build(path, **settings):
     config = blocks_config(path, "KGIN", **settings)
     train, valid, _ = data_preparation(config, create_dataset(config))

@@ -26,10 +26,6 @@ SETTINGS = {"learning_rate": 0.05, "epochs": 10, "train_batch_size": 32}
 EXACT = {"node_dropout_rate": 0.0, "mess_dropout_rate": 0.0, "train_batch_size": 64}
 
 
-def test_contract(blocks_path):  # noqa: F811
-    check_contract(blocks_path, "MCCLK", **SETTINGS)
-
-
 def build(path, **settings):
     config = blocks_config(path, "MCCLK", **settings)
     train, valid, _ = data_preparation(config, create_dataset(config))

@@ -15,23 +15,13 @@ SETTINGS = {"learning_rate": 0.01, "epochs": 20, "train_batch_size": 32}
 TOWERS = {"low_layers_num": 2, "high_layers_num": 2, "use_inner_product": False}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids OpenMP's spinning on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def setup(path, **settings):
     config = blocks_config(path, "MKR", **settings)
     train, valid, test = data_preparation(config, create_dataset(config))
     return config, get_model_class("MKR")(config, train.dataset), train, valid
-
-
-def test_contract(blocks_path):  # noqa: F811
-    check_contract(blocks_path, "MKR", **SETTINGS)
 
 
 def recbole_cc(unit, v, e):

@@ -17,23 +17,13 @@ from test_models import blocks_config, blocks_path, check_contract  # noqa: F401
 SETTINGS = {"learning_rate": 0.01, "epochs": 40, "train_batch_size": 32}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids OpenMP's spinning on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def setup(path, **settings):
     config = blocks_config(path, "RippleNet", **settings)
     train, valid, test = data_preparation(config, create_dataset(config))
     return config, get_model_class("RippleNet")(config, train.dataset), train, valid
-
-
-def test_contract(blocks_path):  # noqa: F811
-    check_contract(blocks_path, "RippleNet", **SETTINGS)
 
 
 def recbole_loss(model, batch):

@@ -10,6 +10,7 @@ from recforge.data.interaction import Interaction
 from recforge.models import model_names
 from recforge.models.general.itemknn import item_similarity
 from recforge.registry import get_model_class, get_trainer
+from recforge.utils import init_seed
 
 FAST = {"learning_rate": 0.05, "epochs": 40, "train_batch_size": 16}
 TRAINING = {
@@ -20,6 +21,15 @@ TRAINING = {
     "SGL": {**FAST, "ssl_weight": 0.005},
     "SimGCL": {**FAST, "lambda": 0.05},
     "NCL": {**FAST, "num_clusters": 4, "warm_up_step": 5},
+    "CFKG": {"learning_rate": 0.02, "epochs": 8, "train_batch_size": 16},
+    "KGAT": {"learning_rate": 0.02, "epochs": 3, "train_batch_size": 32},
+    "KGCN": {"learning_rate": 0.05, "epochs": 15, "train_batch_size": 32},
+    "KGNNLS": {"learning_rate": 0.05, "epochs": 15, "train_batch_size": 32},
+    "KGIN": {"learning_rate": 0.05, "epochs": 8, "train_batch_size": 32},
+    "KTUP": {"learning_rate": 0.02, "epochs": 15, "train_batch_size": 16},
+    "MCCLK": {"learning_rate": 0.05, "epochs": 10, "train_batch_size": 32},
+    "MKR": {"learning_rate": 0.01, "epochs": 20, "train_batch_size": 32},
+    "RippleNet": {"learning_rate": 0.01, "epochs": 40, "train_batch_size": 32},
 }
 
 
@@ -62,7 +72,7 @@ def blocks_config(path, model, **extra):
 
 
 @pytest.mark.parametrize("name", model_names())
-def test_model_contract(blocks_path, name):
+def test_model_contract(blocks_path, name, one_thread):
     check_contract(blocks_path, name)
 
 
@@ -71,6 +81,7 @@ def check_contract(blocks_path, name, **settings):
     and (personalised models) it ranks a user's own community above the other."""
     config = blocks_config(blocks_path, name, **settings)
     train, valid, test = data_preparation(config, create_dataset(config))
+    init_seed(config["seed"])  # the model's initial weights, as RecBole's quick start
     model = get_model_class(name)(config, train.dataset)
     trainer = get_trainer(type(model))(config, model, run_dir=blocks_path / "run")
     trainer.fit(train, valid, verbose=False, saved=False)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from recforge.models.base import GeneralRecommender
+from recforge.models.tables import ScoreTables
 from recforge.utils.arrays import unique_sorted
 
 DEGREE_EPSILON = 1e-7  # RecBole's: isolated nodes (the padding ids) get a finite normaliser
@@ -121,13 +122,12 @@ def with_values(adjacency: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         )
 
 
-class GraphRecommender(GeneralRecommender):
+class GraphRecommender(ScoreTables, GeneralRecommender):
     """A model over the normalised user-item graph of the training split.
 
     Subclasses implement ``propagated()`` -> (user embeddings [n_users, d], item embeddings [n_items, d]). The
     adjacency is a buffer that is not saved (it is rebuilt from the data); ``full_sort_predict`` and ``predict``
-    propagate once per evaluation and reuse the result for every batch (the cache is dropped whenever the model
-    switches between training and evaluation or loads weights).
+    propagate once per evaluation (``ScoreTables``).
     """
 
     def __init__(self, config, dataset) -> None:
@@ -137,7 +137,6 @@ class GraphRecommender(GeneralRecommender):
         self.register_buffer(
             "adjacency", normalized_adjacency(users, items, self.n_users, self.n_items), persistent=False
         )
-        self._propagated: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def propagated(self) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -146,29 +145,5 @@ class GraphRecommender(GeneralRecommender):
         """Node embeddings [n_users + n_items, d] as (users, items)."""
         return embeddings[: self.n_users], embeddings[self.n_users :]
 
-    def _evaluation_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.training:  # predictions never carry training-time noise (dropout, node dropout)
-            self.eval()
-            try:
-                return self._evaluation_embeddings()
-            finally:
-                self.train()
-        if self._propagated is None:
-            self._propagated = self.propagated()
-        return self._propagated
-
-    def train(self, mode: bool = True):
-        self._propagated = None
-        return super().train(mode)
-
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
-        self._propagated = None
-        super()._load_from_state_dict(*args, **kwargs)
-
-    def predict(self, interaction) -> torch.Tensor:
-        users, items = self._evaluation_embeddings()
-        return (users[interaction[self.USER_ID]] * items[interaction[self.ITEM_ID]]).sum(-1)
-
-    def full_sort_predict(self, interaction) -> torch.Tensor:
-        users, items = self._evaluation_embeddings()
-        return users[interaction[self.USER_ID]] @ items.T
+    def compute_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.propagated()

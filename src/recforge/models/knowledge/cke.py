@@ -9,7 +9,7 @@ from torch import nn
 from recforge.config.types import Float, Int, Key, ListOf
 from recforge.models.base import InputType
 from recforge.models.init import xavier_normal_initialization
-from recforge.models.knowledge.base import KnowledgeRecommender
+from recforge.models.knowledge.base import KnowledgeRecommender, project_by_relation
 from recforge.models.losses import bpr_loss, embedding_loss
 from recforge.registry import register_model
 
@@ -48,19 +48,24 @@ class CKE(KnowledgeRecommender):
         """v_i + x_i for item ids of any shape (entity i is item i)."""
         return self.item_embedding(items) + self.entity_embedding(items)
 
-    def transr(self, head, relation, pos_tail, neg_tail) -> tuple[torch.Tensor, ...]:
-        """Heads and tails projected by the relation's matrix, and the relation vector, each L2-normalised [B, k]."""
-        projection = self.trans_w(relation).view(-1, self.embedding_size, self.kg_embedding_size)
-        entities = self.entity_embedding(torch.stack([head, pos_tail, neg_tail], dim=1))  # [B, 3, d]
-        h_e, pos_e, neg_e = F.normalize(torch.bmm(entities, projection), p=2, dim=2).unbind(1)
+    def transr(self, entities: torch.Tensor, relation: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Head, positive and negative tail vectors [B, 3, d] projected by their relation's matrix, and the
+        relation vector, each L2-normalised: (h [B, k], r [B, k], t+ [B, k], t- [B, k])."""
+        matrices = self.trans_w.weight.view(self.n_relations, self.embedding_size, self.kg_embedding_size)
+        h_e, pos_e, neg_e = F.normalize(project_by_relation(entities, relation, matrices), p=2, dim=2).unbind(1)
         return h_e, F.normalize(self.relation_embedding(relation), p=2, dim=1), pos_e, neg_e
 
     def calculate_loss(self, interaction) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         user_e = self.user_embedding(interaction[self.USER_ID])
-        pos_e = self.item_vectors(interaction[self.ITEM_ID])
-        neg_e = self.item_vectors(interaction[self.NEG_ITEM_ID])
+        pos, neg = interaction[self.ITEM_ID], interaction[self.NEG_ITEM_ID]
+        head, relation, pos_tail, neg_tail = self.kg_batch(interaction)
+        # One lookup per table: each lookup's backward writes a gradient the size of the whole table.
+        items = torch.cat([pos, neg])
+        entities = self.entity_embedding(torch.cat([items, torch.stack([head, pos_tail, neg_tail], dim=1).view(-1)]))
+        item_e = self.item_embedding(items) + entities[: len(items)]
+        pos_e, neg_e = item_e.split([len(pos), len(neg)])
         rec_loss = bpr_loss((user_e * pos_e).sum(-1), (user_e * neg_e).sum(-1))
-        h_e, r_e, pos_t_e, neg_t_e = self.transr(*self.kg_batch(interaction))
+        h_e, r_e, pos_t_e, neg_t_e = self.transr(entities[len(items) :].view(len(head), 3, -1), relation)
         pos_distance = ((h_e + r_e - pos_t_e) ** 2).sum(dim=1)
         neg_distance = ((h_e + r_e - neg_t_e) ** 2).sum(dim=1)
         kg_loss = bpr_loss(neg_distance, pos_distance)

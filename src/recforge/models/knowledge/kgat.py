@@ -13,26 +13,13 @@ from recforge.config.types import Float, Int, Key, ListOf, Str
 from recforge.models.base import InputType
 from recforge.models.graph import propagate
 from recforge.models.init import xavier_normal_initialization
-from recforge.models.knowledge.base import KnowledgeRecommender
+from recforge.models.knowledge.base import KnowledgeRecommender, project_by_relation, relation_blocks
 from recforge.models.losses import bpr_loss, embedding_loss
+from recforge.models.tables import ScoreTables
 from recforge.registry import register_model
 
 BLOCK = 256  # rows per block of the per-relation projections in update_attentive_A
 KG_BLOCK = 32  # triples per block of the per-relation projections of a triple batch
-
-
-def relation_blocks(relation: torch.Tensor, n_relations: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A layout of rows in blocks of ``block`` slots that each hold rows of one relation: the slot of every row
-    [len(relation)] and the relation of every block [n_blocks] (relation by relation; unused slots are padding)."""
-    counts = torch.bincount(relation, minlength=n_relations)
-    blocks = (counts + block - 1) // block
-    order = torch.argsort(relation, stable=True)
-    rank = torch.empty_like(relation)
-    rank[order] = (
-        torch.arange(len(relation), device=relation.device) - (torch.cumsum(counts, 0) - counts)[relation[order]]
-    )
-    slot = (torch.cumsum(blocks, 0) - blocks)[relation] * block + rank
-    return slot, torch.repeat_interleave(torch.arange(n_relations, device=relation.device), blocks)
 
 
 def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
@@ -127,7 +114,7 @@ class Aggregator(nn.Module):
 
 
 @register_model
-class KGAT(KnowledgeRecommender):
+class KGAT(ScoreTables, KnowledgeRecommender):
     """Embeddings propagated over the collaborative knowledge graph (CKG) with knowledge-aware attention.
 
     CKG: users (ids 0..n_users-1) then entities (shifted by n_users; entity i is item i), user <-> item edges of
@@ -195,7 +182,6 @@ class KGAT(KnowledgeRecommender):
             for i, o in zip(self.layers[:-1], self.layers[1:], strict=True)
         )
         self.apply(xavier_normal_initialization)
-        self._evaluation: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- the graph ---------------------------------------------------------------------------------
     def adjacency(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,7 +212,7 @@ class KGAT(KnowledgeRecommender):
             totals = scores.new_zeros(self.n_nodes).index_add_(0, self.triple_head, weights)
             weights = weights / totals[self.triple_head]
             self.attention.copy_(torch.zeros_like(self.attention).index_add_(0, self.triple_pair, weights))
-        self._evaluation = None
+        self.forget_tables()
 
     # -- embeddings --------------------------------------------------------------------------------
     def ego_embeddings(self) -> torch.Tensor:
@@ -252,28 +238,11 @@ class KGAT(KnowledgeRecommender):
             parts.append(F.normalize(picked, p=2, dim=1))
         return torch.cat([part.float() for part in parts], dim=1)
 
-    def _evaluation_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(users [n_users, D], items [n_items, D]) without dropout, computed once per evaluation."""
-        if self.training:
-            self.eval()
-            try:
-                return self._evaluation_embeddings()
-            finally:
-                self.train()
-        if self._evaluation is None:
-            with torch.no_grad():
-                final = self.embeddings().float()
-            items = final[self.n_users : self.n_users + self.n_items]
-            self._evaluation = (final[: self.n_users].clone(), items.clone())  # the entity rows are freed
-        return self._evaluation
-
-    def train(self, mode: bool = True):
-        self._evaluation = None
-        return super().train(mode)
-
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
-        self._evaluation = None
-        super()._load_from_state_dict(*args, **kwargs)
+    def compute_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(users [n_users, D], items [n_items, D]): the final embeddings' rows (the entity rows are freed)."""
+        with torch.no_grad():
+            final = self.embeddings().float()
+        return final[: self.n_users].clone(), final[self.n_users : self.n_users + self.n_items].clone()
 
     # -- losses --------------------------------------------------------------------------------------
     def calculate_loss(self, interaction) -> torch.Tensor:
@@ -306,18 +275,5 @@ class KGAT(KnowledgeRecommender):
         """TransR projections e W_r of ``entities`` [B, m, d] by their rows' relations [B]: [B, m, k]. Computed
         block by block (each block one relation's rows), so each relation's matrix is read once per block rather
         than copied per row (RecBole's bmm of gathered [B, d, k] matrices)."""
-        m, d = entities.shape[1:]
-        slot, block_relation = relation_blocks(relation, self.n_relations, KG_BLOCK)
-        rows = entities.new_zeros(len(block_relation) * KG_BLOCK, m, d).index_copy(0, slot, entities)
-        matrices = self.trans_w.weight.index_select(0, block_relation).view(-1, d, self.kg_embedding_size)
-        projected = torch.bmm(rows.view(len(block_relation), KG_BLOCK * m, d), matrices)
-        return projected.view(-1, m, self.kg_embedding_size).index_select(0, slot)
-
-    # -- scores --------------------------------------------------------------------------------------
-    def predict(self, interaction) -> torch.Tensor:
-        users, items = self._evaluation_embeddings()
-        return (users[interaction[self.USER_ID]] * items[interaction[self.ITEM_ID]]).sum(-1)
-
-    def full_sort_predict(self, interaction) -> torch.Tensor:
-        users, items = self._evaluation_embeddings()
-        return users[interaction[self.USER_ID]] @ items.T
+        matrices = self.trans_w.weight.view(self.n_relations, self.embedding_size, self.kg_embedding_size)
+        return project_by_relation(entities, relation, matrices, KG_BLOCK)

@@ -16,6 +16,7 @@ from recforge.models.graph import propagate, training_edges, with_values
 from recforge.models.init import xavier_uniform_initialization
 from recforge.models.knowledge.base import KnowledgeRecommender
 from recforge.models.losses import bpr_loss
+from recforge.models.tables import ScoreTables
 from recforge.registry import register_model
 
 INDEPENDENCE = ("cosine", "distance", "mi")
@@ -104,7 +105,7 @@ def independence_loss(weights: torch.Tensor, kind: str, temperature: float) -> t
 
 
 @register_model
-class KGIN(KnowledgeRecommender):
+class KGIN(ScoreTables, KnowledgeRecommender):
     """Users' intents over the knowledge graph's relations, propagated along relational paths (Wang, Huang, Wang,
     Yuan, Liu, He and Chua, "Learning Intents behind Interactions with Knowledge Graph for Recommendation",
     WWW 2021).
@@ -207,7 +208,6 @@ class KGIN(KnowledgeRecommender):
         self.mess_dropout = nn.Dropout(p=self.mess_dropout_rate)
         self.apply(xavier_uniform_initialization)
         nn.init.xavier_uniform_(self.disen_weight_att)
-        self._propagated: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- graph --------------------------------------------------------------------------------------
     def graph_values(self) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
@@ -266,7 +266,6 @@ class KGIN(KnowledgeRecommender):
             return independence_loss(self.disen_weight_att.float(), self.ind, self.temperature)
 
     def calculate_loss(self, interaction) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        self._propagated = None
         user_all, item_all = self.propagate_embeddings()
         user_e = user_all[interaction[self.USER_ID]]
         pos_e = item_all[interaction[self.ITEM_ID]]
@@ -281,31 +280,5 @@ class KGIN(KnowledgeRecommender):
         )
 
     # -- prediction ---------------------------------------------------------------------------------
-    def _evaluation_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Users [n_users, d] and items [n_items, d] of the whole graph without dropout, computed once per
-        evaluation (dropped when the model switches mode or loads weights)."""
-        if self.training:
-            self.eval()
-            try:
-                return self._evaluation_embeddings()
-            finally:
-                self.train()
-        if self._propagated is None:
-            self._propagated = self.propagate_embeddings()
-        return self._propagated
-
-    def train(self, mode: bool = True):
-        self._propagated = None
-        return super().train(mode)
-
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
-        self._propagated = None
-        super()._load_from_state_dict(*args, **kwargs)
-
-    def predict(self, interaction) -> torch.Tensor:
-        users, items = self._evaluation_embeddings()
-        return (users[interaction[self.USER_ID]] * items[interaction[self.ITEM_ID]]).sum(-1)
-
-    def full_sort_predict(self, interaction) -> torch.Tensor:
-        users, items = self._evaluation_embeddings()
-        return users[interaction[self.USER_ID]] @ items.T
+    def compute_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.propagate_embeddings()

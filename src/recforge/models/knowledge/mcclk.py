@@ -31,6 +31,7 @@ from recforge.models.knowledge.mcclk_layers import (
     user_mean_matrix,
 )
 from recforge.models.losses import bpr_loss, distinct, embedding_loss
+from recforge.models.tables import ScoreTables
 from recforge.registry import register_model
 
 
@@ -50,7 +51,7 @@ def _projection(size: int) -> nn.Sequential:
 
 
 @register_model
-class MCCLK(KnowledgeRecommender):
+class MCCLK(ScoreTables, KnowledgeRecommender):
     """Three views of users and items (embeddings e_u, e_v [d], relations r [d]):
 
     - structural: ``n_hops`` of relation-aware attention over the knowledge graph (each head averages
@@ -127,7 +128,6 @@ class MCCLK(KnowledgeRecommender):
         self.relation_embedding = nn.Embedding(self.n_relations, size)
         self.fc1, self.fc2, self.fc3 = _projection(size), _projection(size), _projection(size)
         self.apply(xavier_normal_initialization)
-        self._tables: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- graphs ------------------------------------------------------------------------------------------------
     def _register_pair(self, name: str, pair: SparsePair) -> None:
@@ -250,33 +250,8 @@ class MCCLK(KnowledgeRecommender):
         return rec_loss, reg_loss, contrastive
 
     # -- evaluation --------------------------------------------------------------------------------------------
-    def _evaluation_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The score tables without dropout or triple sampling, computed once per evaluation."""
-        if self.training:
-            self.eval()
-            try:
-                return self._evaluation_tables()
-            finally:
-                self.train()
-        if self._tables is None:
-            self._tables = self.score_tables(self.views())
-        return self._tables
+    def compute_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.score_tables(self.views())
 
-    def train(self, mode: bool = True):
-        self._tables = None
-        return super().train(mode)
-
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
-        self._tables = None
-        super()._load_from_state_dict(*args, **kwargs)
-
-    def _output(self, scores: torch.Tensor) -> torch.Tensor:
+    def score_output(self, scores: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(scores) if self.loss_type == "BCE" else scores
-
-    def predict(self, interaction) -> torch.Tensor:
-        users, items = self._evaluation_tables()
-        return self._output((users[interaction[self.USER_ID]] * items[interaction[self.ITEM_ID]]).sum(-1))
-
-    def full_sort_predict(self, interaction) -> torch.Tensor:
-        users, items = self._evaluation_tables()
-        return self._output(users[interaction[self.USER_ID]] @ items.T)

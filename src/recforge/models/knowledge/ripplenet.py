@@ -12,7 +12,7 @@ from torch import nn
 from recforge.config.types import Float, Int, Key
 from recforge.models.base import InputType
 from recforge.models.init import xavier_normal_initialization
-from recforge.models.knowledge.base import KnowledgeRecommender
+from recforge.models.knowledge.base import KnowledgeRecommender, project_by_relation
 from recforge.registry import register_model
 
 logger = logging.getLogger("recforge")
@@ -161,24 +161,10 @@ class RippleNet(KnowledgeRecommender):
     def relation_products(self, heads: torch.Tensor, relations: torch.Tensor, transposed: bool) -> torch.Tensor:
         """[N, d] rows R_r h (and, with ``transposed``, [N, 2d]: R_r h then h^T R_r) for head vectors [N, d]
         and relation ids [N]. The rows are laid out by relation in blocks of ``RELATION_BLOCK`` rows (a relation's
-        last block padded with zeros), so that one batched product of each block with its relation's matrix does
-        it all: a few operations whatever the number of relations, and no d x d matrix gathered per row."""
+        last block padded with zeros; ``project_by_relation``): no d x d matrix gathered per row."""
         matrices = self.relation_matrices()
         matrices = torch.cat([matrices.transpose(1, 2), matrices], dim=2) if transposed else matrices.transpose(1, 2)
-        counts = torch.bincount(relations, minlength=self.n_relations)
-        blocks = (counts + RELATION_BLOCK - 1) // RELATION_BLOCK  # per relation
-        first_block = torch.cumsum(blocks, 0) - blocks
-        order = torch.argsort(relations)
-        rank = torch.empty_like(order)  # position of each row among its relation's rows
-        rank[order] = (
-            torch.arange(len(order), device=order.device) - (torch.cumsum(counts, 0) - counts)[relations[order]]
-        )
-        slots = first_block[relations] * RELATION_BLOCK + rank
-        n_blocks = int(blocks.sum())
-        padded = heads.new_zeros(n_blocks * RELATION_BLOCK, heads.shape[1]).index_copy(0, slots, heads)
-        block_relation = torch.repeat_interleave(torch.arange(self.n_relations, device=counts.device), blocks)
-        products = torch.bmm(padded.view(n_blocks, RELATION_BLOCK, -1), matrices[block_relation])
-        return products.view(n_blocks * RELATION_BLOCK, -1).index_select(0, slots)
+        return project_by_relation(heads.unsqueeze(1), relations, matrices, RELATION_BLOCK).squeeze(1)
 
     def memories(self, users: torch.Tensor, transposed: bool = False) -> tuple[torch.Tensor, ...]:
         """For users [U], hop-major: R h [H, U, M, d] (with ``transposed`` also h^T R), tails t [H, U, M, d],
