@@ -5,8 +5,11 @@ RecBole's KGAT needs dgl, whose releases that install beside torch 2.13 reject R
 the driver's ``--dgl-shim`` (a run-time translation of two calls), so its time is an estimate of KGAT with a
 working dgl. KGIN and MCCLK need torch_scatter, which has no wheel for torch 2.13; they run with ``--scatter-shim``
 (its two functions written with torch's index_add_ / scatter_reduce). RecBole's RippleNet takes minutes per epoch:
-its scenario allows an hour. Each scenario runs once (seed 2020): RecBole's slow models make repetitions cost
-hours; the epoch time is the median of the run's 5 epochs.
+its scenario allows an hour. RecBole scores MKR and KTUP pair by pair (no ``full_sort_predict``): they run with
+RecBole's stock ``eval_batch_size`` (4096 cells: 2 users of ml-100k per batch), since with all 943 users in one
+batch its MKR materialises [1.5M, d, d] cross&compress matrices and is killed at 24 GB (measured). Each scenario
+runs once (seed 2020): RecBole's slow models make repetitions cost hours; the epoch time is the median of the run's
+5 epochs.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ def knowledge_scenarios(data: list[str]) -> list[Scenario]:
     for model in KNOWLEDGE_MODELS:
         args = ["--model", model, *data]
         shim = {"KGAT": ["--dgl-shim"], "KGIN": ["--scatter-shim"], "MCCLK": ["--scatter-shim"]}.get(model, [])
-        peer = [*args, *shim]
+        # RecBole's stock eval_batch_size for its pair-by-pair scorers (4096 cells: 2 ml-100k users per batch).
+        pairwise = ["--eval-users", "2"] if model in ("MKR", "KTUP") else []
+        peer = [*args, *shim, *pairwise]
         scenarios.append(
             Scenario(
                 model.lower(),
