@@ -241,6 +241,12 @@ def render(all_scenarios: list[Scenario], repeats: int, recbole_python: str | No
         "test metrics side by side:",
         "",
         *_table_of(HERE / "results" / "converged-2026-11-29.md"),
+        "",
+        "- [Knowledge-aware models: what the measurements show](../benchmarks/results/knowledge-2026-11-29.md), and "
+        "their [converged quality](../benchmarks/results/converged-knowledge-2026-11-29.md) next to BPR's "
+        "(recforge, trained until early stopping with the settings above):",
+        "",
+        *_table_of(HERE / "results" / "converged-knowledge-2026-11-29.md"),
     ]
     return "\n".join(lines) + "\n"
 
