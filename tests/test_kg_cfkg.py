@@ -8,31 +8,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recforge import Config, create_dataset, data_preparation, init_seed
+from recforge import create_dataset, data_preparation, init_seed
 from recforge.data.interaction import Interaction
 from recforge.errors import ConfigError
 from recforge.models.knowledge.cfkg import CFKG
 from recforge.registry import get_trainer
-from test_models import blocks_path, check_contract  # noqa: F401
+from test_models import blocks_config, blocks_path, check_contract  # noqa: F401
 
 SETTINGS = {"learning_rate": 0.02, "epochs": 8, "train_batch_size": 16}
 
 
 def blocks_model(path, **overrides):
-    config = Config(
-        "CFKG",
-        "blocks",
-        config_dict={
-            "data_path": str(path),
-            "checkpoint_dir": str(path / "saved"),
-            "show_progress": False,
-            "eval_args": {"split": {"RS": [0.8, 0.0, 0.2]}, "order": "RO"},
-            "topk": [3],
-            "valid_metric": "Recall@3",
-            **SETTINGS,
-            **overrides,
-        },
-    )
+    config = blocks_config(path, "CFKG", **{**SETTINGS, **overrides})
     train, valid, _ = data_preparation(config, create_dataset(config))
     init_seed(config["seed"])
     return config, CFKG(config, train.dataset), train, valid

@@ -7,32 +7,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recforge import Config, create_dataset, data_preparation, init_seed
+from recforge import create_dataset, data_preparation, init_seed
 from recforge.data.interaction import Interaction
 from recforge.models.knowledge import ktup
 from recforge.models.knowledge.ktup import KTUP
 from recforge.registry import get_trainer
 from recforge.trainer.objectives import Cycle
-from test_models import blocks_path, check_contract  # noqa: F401
+from test_models import blocks_config, blocks_path, check_contract  # noqa: F401
 
 SETTINGS = {"learning_rate": 0.02, "epochs": 15, "train_batch_size": 16}
 
 
 def blocks_model(path, **overrides):
-    config = Config(
-        "KTUP",
-        "blocks",
-        config_dict={
-            "data_path": str(path),
-            "checkpoint_dir": str(path / "saved"),
-            "show_progress": False,
-            "eval_args": {"split": {"RS": [0.8, 0.0, 0.2]}, "order": "RO"},
-            "topk": [3],
-            "valid_metric": "Recall@3",
-            **SETTINGS,
-            **overrides,
-        },
-    )
+    config = blocks_config(path, "KTUP", **{**SETTINGS, **overrides})
     train, valid, _ = data_preparation(config, create_dataset(config))
     init_seed(config["seed"])
     return config, KTUP(config, train.dataset), train, valid
