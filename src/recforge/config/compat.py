@@ -28,7 +28,7 @@ logger = logging.getLogger("recforge")
 _SEQUENTIAL = "sequential models are not implemented"
 _DISTRIBUTED = "distributed training is not implemented yet"
 _KNOWLEDGE = "the .kg and .link files are read for knowledge-aware models only"
-_CONTEXT = "context-aware feature models are not implemented yet"
+_CONTEXT = "float features are embedded as value x vector (numerical_features); bucketing is not implemented"
 
 # RecBole settings (overall.yaml, dataset/*.yaml, quick_start_config/*.yaml) that recforge accepts without effect.
 NO_EFFECT: dict[str, str] = {
@@ -45,7 +45,6 @@ NO_EFFECT: dict[str, str] = {
     "additional_feat_suffix": "extra atomic files are not read",
     "benchmark_filename": "pre-split benchmark files are not supported; use eval_args.split",
     "discretization": _CONTEXT,
-    "numerical_features": _CONTEXT,
     "ITEM_LIST_LENGTH_FIELD": _SEQUENTIAL,
     "LIST_SUFFIX": _SEQUENTIAL,
     "MAX_ITEM_LIST_LENGTH": _SEQUENTIAL,

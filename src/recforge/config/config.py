@@ -35,7 +35,7 @@ from recforge.config.compat import (
     no_effect_reason,
     setting_keys,
 )
-from recforge.config.families import KNOWLEDGE_SUFFIXES, knowledge_defaults
+from recforge.config.families import KNOWLEDGE_SUFFIXES, context_defaults, knowledge_defaults
 from recforge.config.keys import PACKAGE_KEYS
 from recforge.config.machine import resolve_device
 from recforge.config.sources import parse_command_line, read_yaml_file, script_arguments
@@ -121,6 +121,9 @@ class Config(Mapping):
             base.append(_Layer(f"{dataset_name} defaults", data_defaults))
         if self.knowledge_aware:
             base.append(_Layer("knowledge-aware defaults", knowledge_defaults([layer.values for layer in base])))
+        if getattr(model_class, "type", None) in (ModelType.CONTEXT, ModelType.DECISIONTREE):
+            user_eval_args = [layer.values["eval_args"] for layer in layers if "eval_args" in layer.values]
+            base.append(_Layer("context-aware defaults", context_defaults(dataset_name, user_eval_args)))
         raw, sources = self._collect(base + layers)
 
         values: dict[str, Any] = {}

@@ -372,6 +372,12 @@ PACKAGE_KEYS: list[Key] = [
             "Id field -> float / float_seq field of the same file: an id-indexed matrix (Dataset.get_preload_weight).",
         ),
         ("normalize_field", Optional(ListOf(Str())), None, "Float columns min-max scaled to [0, 1]."),
+        (
+            "numerical_features",
+            Optional(ListOf(Str())),
+            [],
+            "Float / float_seq columns that context-aware models use as features (embedded as value x vector).",
+        ),
         ("normalize_all", Optional(Bool()), None, "Min-max scale every float column (not with normalize_field)."),
         (
             "data_cache",

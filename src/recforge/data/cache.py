@@ -56,7 +56,7 @@ class DatasetCache:
         from recforge.data.dataset import PROCESSING_KEYS
 
         files = {p.name: file_digest(p) for p in dataset.source_files() if p.exists()}
-        settings = {k: dataset.config[k] for k in PROCESSING_KEYS}
+        settings = {k: dataset.config.get(k) for k in PROCESSING_KEYS}
         blob = json.dumps({"format": FORMAT_VERSION, "files": files, "settings": settings}, sort_keys=True, default=str)
         key = hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
         return cls(cache_root() / dataset.dataset_name / f"{key}.npz")
@@ -90,6 +90,7 @@ class DatasetCache:
                         )
                 setattr(dataset, f"{name}_feat", table)
             dataset._preloaded_weight = {field: arrays[f"preload/{field}"] for field in meta["preloaded"]}
+            dataset.derived = {name: arrays[f"derived/{name}"] for name in meta.get("derived", [])}
             dataset.processing_log = list(meta["processing_log"])
             if set(meta["tables"]) != set(dataset.cached_tables):
                 raise KeyError(f"tables {sorted(meta['tables'])}, expected {sorted(dataset.cached_tables)}")
@@ -143,6 +144,8 @@ class DatasetCache:
                     tables[name][field] = "array"
         for field, matrix in dataset._preloaded_weight.items():
             arrays[f"preload/{field}"] = matrix
+        for name, array in dataset.derived.items():
+            arrays[f"derived/{name}"] = array
         meta = {
             "field2type": dataset.field2type,
             "field2source": dataset.field2source,
@@ -150,6 +153,7 @@ class DatasetCache:
             "vocabularies": sorted(set(field2vocab.values())),
             "tables": tables,
             "preloaded": sorted(dataset._preloaded_weight),
+            "derived": sorted(dataset.derived),
             "processing_log": dataset.processing_log,
         }
         arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)

@@ -64,6 +64,8 @@ PROCESSING_KEYS = (
     "relation_kg_num_interval",
     "alias_of_entity_id",
     "alias_of_relation_id",
+    "convert_token_to_onehot",  # the feature matrices of tree models (``derived``)
+    "token_num_threhold",
 )
 
 
@@ -100,6 +102,7 @@ class Dataset(AtomicLoading, FeatureValues):
         self.user_feat: dict[str, Column] | None = None
         self.item_feat: dict[str, Column] | None = None
         self._preloaded_weight: dict[str, np.ndarray] = {}
+        self.derived: dict[str, np.ndarray] = {}  # arrays computed from the processed data, cached with it
         self._token2id_cache: dict[str, dict[str, int]] = {}
         self._removed_so_far: dict[str, int] = {}
         self.processing_log: list[str] = []
@@ -108,8 +111,18 @@ class Dataset(AtomicLoading, FeatureValues):
         cache = DatasetCache.for_dataset(self) if config["data_cache"] else None
         if cache is None or not cache.restore(self):
             self._build()
+            self._derive()
             if cache is not None:
                 cache.save(self)
+
+    def _derive(self) -> None:
+        """Arrays later steps need that are worth caching: the user / item feature matrices of tree models."""
+        from recforge.utils.enum_type import ModelType
+
+        if self.config.get("MODEL_TYPE") == ModelType.DECISIONTREE:
+            from recforge.data.feature_matrix import FeatureEncoder
+
+            FeatureEncoder(self, self.config)  # stores its id blocks in ``derived``
 
     # -- public API --------------------------------------------------------------------------------
     @property

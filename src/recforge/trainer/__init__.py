@@ -30,6 +30,7 @@ from recforge.trainer.objectives import (
 )
 from recforge.trainer.run_folder import RunFolder
 from recforge.trainer.trainer import AbstractTrainer, Trainer
+from recforge.trainer.tree import DecisionTreeTrainer, LightGBMTrainer, XGBoostTrainer
 
 __all__ = [
     "AbstractTrainer",
@@ -39,6 +40,7 @@ __all__ = [
     "Callback",
     "Checkpoints",
     "Cycle",
+    "DecisionTreeTrainer",
     "EarlyStopping",
     "EpochHook",
     "EpochHooks",
@@ -46,6 +48,7 @@ __all__ = [
     "Every",
     "KGATTrainer",
     "KGTrainer",
+    "LightGBMTrainer",
     "MKRTrainer",
     "NCLTrainer",
     "Objective",
@@ -58,6 +61,7 @@ __all__ = [
     "SchedulerStep",
     "TensorBoardLog",
     "Trainer",
+    "XGBoostTrainer",
     "get_trainer",
     "register_trainer",
 ]
