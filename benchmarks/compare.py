@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from context_bench import context_scenarios, context_section  # noqa: E402
 from knowledge_bench import knowledge_scenarios, knowledge_section  # noqa: E402
 from machine import describe  # noqa: E402
 from report_tools import Run, Scenario, cell, div, med, metric, records_of, report_row, target_row  # noqa: E402
@@ -84,6 +85,7 @@ def scenarios(data_path: Path, work: Path) -> list[Scenario]:
             repeats=1,
         ),
         *knowledge_scenarios(ml),
+        *context_scenarios(ml),
         Scenario(
             "load-5m",
             "Loading the synthetic 5,000,000-interaction file (100k users, 50k items): create_dataset + "
@@ -226,6 +228,7 @@ def render(all_scenarios: list[Scenario], repeats: int, recbole_python: str | No
         lines.append("")
     lines += _targets(by_name)
     lines += knowledge_section(by_name)
+    lines += context_section(by_name)
     lines += _equality(by_name)
     lines += [
         "",

@@ -26,6 +26,11 @@ def parse(description: str, argv=None) -> argparse.Namespace:
     parser.add_argument("--load-only", action="store_true", help="stop after create_dataset + data_preparation")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument(
+        "--labeled",
+        action="store_true",
+        help="RecBole's context-aware ml-100k settings: labels rating >= 4, labelled evaluation, AUC / LogLoss",
+    )
+    parser.add_argument(
         "--dgl-shim",
         action="store_true",
         help="RecBole only: let RecBole's KGAT call dgl >= 1.0 with its dgl-0.x keywords (no effect on recforge)",
@@ -81,8 +86,29 @@ def base_record(system: str, args: argparse.Namespace, imported: float, load: fl
     }
 
 
+# RecBole's quick_start_config/context-aware.yaml and context-aware_ml-100k.yaml (context-aware and tree models).
+LABELED = {
+    "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "group_by": None, "order": "RO", "mode": "labeled"},
+    "threshold": {"rating": 4},
+    "train_neg_sample_args": None,
+    "metrics": ["AUC", "LogLoss"],
+    "valid_metric": "AUC",
+    "load_col": {
+        "inter": ["user_id", "item_id", "rating", "timestamp"],
+        "user": ["user_id", "age", "gender", "occupation"],
+        "item": ["item_id", "release_year", "class"],
+    },
+}
+
+
 def experiment(args: argparse.Namespace, overrides: dict) -> dict:
     """The settings both systems run with (RecBole's key names, which recforge shares), then ``--set`` overrides."""
+    if args.labeled:
+        return {**_common(args), **LABELED, **overrides}
+    return {**_common(args), **overrides}
+
+
+def _common(args: argparse.Namespace) -> dict:
     return {
         "data_path": args.data_path,
         "seed": args.seed,
@@ -97,5 +123,4 @@ def experiment(args: argparse.Namespace, overrides: dict) -> dict:
         "metrics": ["Recall", "MRR", "NDCG", "Hit", "Precision"],
         "topk": [10],
         "valid_metric": "MRR@10",
-        **overrides,
     }

@@ -9,7 +9,10 @@ evaluation), ``peak_rss_mb`` and the test ``metrics``.
 
 RecBole quirks handled here: it parses ``sys.argv`` as config (cleared first); it ignores ``data_path`` for
 ml-100k (set again after Config); its checkpoints pickle the Config, which torch >= 2.6 refuses to load
-(``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``); ``eval_batch_size`` counts user x item cells (set from ``--eval-users``).
+(``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``); ``eval_batch_size`` counts user x item cells (set from ``--eval-users``);
+its tree models' defaults are in lower-case files (lightgbm.yaml, xgboost.yaml) that Config does not find by itself.
+For trees, ``features`` times one build of the training and validation matrices (``_interaction_to_sparse``) and
+``epoch`` one ``_train_at_once`` (matrices + boosting run).
 """
 
 from __future__ import annotations
@@ -105,9 +108,14 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    import recbole
+
+    # Config reads properties/model/<model>.yaml case-sensitively; LightGBM / XGBoost ship lightgbm.yaml / xgboost.yaml.
+    model_yaml = Path(recbole.__file__).parent / "properties" / "model" / f"{args.model.lower()}.yaml"
     config = Config(
         model=args.model,
         dataset=args.dataset,
+        config_file_list=[str(model_yaml)] if args.model in ("LightGBM", "XGBoost") else None,
         config_dict={**experiment(args, overrides), "gpu_id": "", "checkpoint_dir": os.path.join(workdir, "saved")},
     )
     config["data_path"] = os.path.join(args.data_path, args.dataset)
@@ -125,7 +133,12 @@ def main(argv=None) -> None:
         model = get_model(config["model"])(config, train._dataset).to(config["device"])
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
         epochs, evals = [], []
-        time_method(trainer, "_train_epoch", epochs)
+        if hasattr(trainer, "_interaction_to_sparse"):  # trees: one build of the training + validation matrices
+            started = time.perf_counter()
+            trainer._interaction_to_sparse(train)
+            trainer._interaction_to_sparse(valid)
+            record["features"] = time.perf_counter() - started
+        time_method(trainer, "_train_at_once" if hasattr(trainer, "_train_at_once") else "_train_epoch", epochs)
         time_method(trainer, "_valid_epoch", evals)
         fit = 0.0
         if not args.skip_train:

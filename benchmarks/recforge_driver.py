@@ -52,6 +52,14 @@ def main(argv=None) -> None:
     init_seed(config["seed"], config["reproducibility"])
     model = get_model_class(config["model"])(config, train.dataset)
 
+    if hasattr(model, "encoder"):  # trees: one build of the training + validation matrices, as for RecBole
+        from recforge.data.feature_matrix import FeatureEncoder
+
+        started = time.perf_counter()
+        encoder = FeatureEncoder(train.dataset, config)
+        encoder.matrix(train.dataset.inter_feat)
+        encoder.matrix(valid.dataset.inter_feat)
+        record["features"] = time.perf_counter() - started
     epochs: list[float] = []
     evals: list[float] = []
     trainer = get_trainer(type(model))(config, model)  # NCL: NCLTrainer, as RecBole's get_trainer picks

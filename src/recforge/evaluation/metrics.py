@@ -168,8 +168,6 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """AUC = P(score of a positive > score of a negative), ties counting one half (the area under the ROC
     curve, trapezoidal). With average ranks r of the positives: (sum r - P(P+1)/2) / (P N). NaN, with a warning,
     when there are no positives or no negatives."""
-    from scipy.stats import rankdata
-
     positive = labels > 0.5
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
@@ -177,7 +175,9 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
             "AUC is undefined without both positive and negative labels (%d / %d); reported as NaN", n_pos, n_neg
         )
         return math.nan
-    ranks = rankdata(scores)
+    order = np.argsort(scores, kind="stable")
+    ranks = np.empty(len(scores))
+    ranks[order] = average_ranks_in_groups(np.zeros(len(scores), dtype=np.int8), scores[order])
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 

@@ -92,8 +92,8 @@ class FieldEmbedding(nn.Module):
         self.register_buffer("token_offsets", torch.tensor([0, *np.cumsum(token_dims)[:-1]], dtype=torch.long))
         self.token_seq = nn.ModuleList(nn.Embedding(dims[f.name], size) for f in fields if f.type == "token_seq")
         n_float = sum(f.type == "float" for f in fields)
-        self.float = nn.Embedding(2 * n_float, size) if n_float else None  # RecBole's table: row 2f + 1 is used
-        self.float_seq = nn.ModuleList(nn.Embedding(2, size) for f in fields if f.type == "float_seq")
+        self.numeric = nn.Embedding(2 * n_float, size) if n_float else None  # RecBole's table: row 2f + 1 is used
+        self.numeric_seq = nn.ModuleList(nn.Embedding(2, size) for f in fields if f.type == "float_seq")
         self.seq_pool = seq_pool
 
     def forward(self, values: list) -> torch.Tensor:
@@ -110,14 +110,14 @@ class FieldEmbedding(nn.Module):
         if by_kind["token"]:
             ids = torch.stack(by_kind["token"], dim=1) + self.token_offsets
             parts.append(self.token(ids))
-        for table, (value, mask) in zip(self.float_seq, by_kind["float_seq"], strict=True):
+        for table, (value, mask) in zip(self.numeric_seq, by_kind["float_seq"], strict=True):
             weights = (value * mask).unsqueeze(-1)
             pooled = (weights * table.weight[1]).sum(1) / (mask.sum(1, keepdim=True) + 1e-8)
             parts.append(pooled.unsqueeze(1))
         if by_kind["float"]:
             value = torch.stack(by_kind["float"], dim=1).unsqueeze(-1)  # [B, n_float, 1]
             rows = torch.arange(len(by_kind["float"]), device=value.device) * 2 + 1
-            parts.append(value * self.float.weight[rows])
+            parts.append(value * self.numeric.weight[rows])
         return torch.cat(parts, dim=1)
 
 
