@@ -250,6 +250,9 @@ def render(all_scenarios: list[Scenario], repeats: int, recbole_python: str | No
         "(recforge, trained until early stopping with the settings above):",
         "",
         *_table_of(HERE / "results" / "converged-knowledge-2026-11-29.md"),
+        "",
+        "- [Trees and context-aware models: what the measurements show](../benchmarks/results/context-2026-11-30.md) "
+        "(why recforge's tree AUC is higher with the same library and parameters, and DCNV2 over four seeds).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -270,3 +270,38 @@ def test_quality_on_ml100k_with_recbole_settings(tmp_path, model, floor):
         verbose=False,
     )
     assert result["test_result"]["auc"] >= floor
+
+
+def test_cli_runs_a_tree_and_evaluates_its_checkpoint(tmp_path, capsys, one_thread):
+    from recforge.cli import main
+
+    write_feature_data(tmp_path)
+    args = [
+        "run",
+        "--model",
+        "lightgbm",
+        "--dataset",
+        "feat",
+        "--data_path",
+        str(tmp_path),
+        "--checkpoint_dir",
+        str(tmp_path / "saved"),
+        "--threshold",
+        "{rating: 3}",
+        "--load_col",
+        "~",
+        "--epochs",
+        "2",
+        "--lgb_num_boost_round",
+        "10",
+        "--lgb_params",
+        "{objective: binary, num_leaves: 8, min_data_in_leaf: 5}",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    test_auc = next(line for line in out.splitlines() if line.startswith("auc ")).split()[2]
+    (run_dir,) = (tmp_path / "saved").iterdir()
+    assert main(["evaluate", "--checkpoint", str(run_dir / "checkpoints" / "best.pth"), "--quiet"]) == 0
+    again = capsys.readouterr().out
+    assert next(line for line in again.splitlines() if line.startswith("auc ")).split()[2] == test_auc

@@ -14,7 +14,7 @@ from torch import nn
 from recforge.config.types import Float, Int, Key, ListOf
 from recforge.data.context import feature_fields
 from recforge.models.base import Recommender
-from recforge.models.context.fields import FieldEmbedding, FieldInputs
+from recforge.models.context.fields import FieldEmbedding, FieldInputs, mlp_layers
 from recforge.models.init import xavier_normal_initialization
 from recforge.utils.enum_type import InputType, ModelType
 
@@ -57,6 +57,18 @@ class ContextRecommender(Recommender):
         self.first_order = FieldEmbedding(fields, dims, 1, seq_pool="sum")
         self.first_order_bias = nn.Parameter(torch.zeros(1))
         self.loss_fn = nn.BCEWithLogitsLoss()
+
+    def build_deep_part(self, config, activation: str = "relu") -> None:
+        """``mlp`` over the concatenated field embeddings (``mlp_hidden_size``, ``dropout_prob``) and
+        ``deep_predict_layer`` from its last layer to one logit (``deep_logit``)."""
+        hidden = config["mlp_hidden_size"]
+        sizes = [self.num_feature_field * self.embedding_size, *hidden]
+        self.mlp = mlp_layers(sizes, config["dropout_prob"], activation)
+        self.deep_predict_layer = nn.Linear(hidden[-1], 1)
+
+    def deep_logit(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """[B] logit of the deep part for [B, F, d] embeddings."""
+        return self.deep_predict_layer(self.mlp(embeddings.flatten(1))).squeeze(-1)
 
     def embed(self, interaction) -> torch.Tensor:
         """[B, F, d] embeddings of the batch's fields."""

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from recforge.models.context.base import EMBEDDING_KEY, ContextRecommender, mlp_keys
-from recforge.models.context.fields import mlp_layers
 from recforge.registry import register_model
 
 
@@ -18,14 +16,11 @@ class WideDeep(ContextRecommender):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        hidden = config["mlp_hidden_size"]
-        self.mlp = mlp_layers([self.num_feature_field * self.embedding_size, *hidden], config["dropout_prob"])
-        self.deep_predict_layer = nn.Linear(hidden[-1], 1)
+        self.build_deep_part(config)
         self.init_weights()
 
     def logit(self, interaction) -> torch.Tensor:
-        deep = self.deep_predict_layer(self.mlp(self.embed(interaction).flatten(1))).squeeze(-1)
-        return self.first_order_linear(interaction) + deep
+        return self.first_order_linear(interaction) + self.deep_logit(self.embed(interaction))
 
 
 @register_model
@@ -36,11 +31,8 @@ class FNN(ContextRecommender):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        hidden = config["mlp_hidden_size"]
-        size = self.num_feature_field * self.embedding_size
-        self.mlp = mlp_layers([size, *hidden], config["dropout_prob"], "tanh")
-        self.predict_layer = nn.Linear(hidden[-1], 1)
+        self.build_deep_part(config, activation="tanh")
         self.init_weights()
 
     def logit(self, interaction) -> torch.Tensor:
-        return self.predict_layer(self.mlp(self.embed(interaction).flatten(1))).squeeze(-1)
+        return self.deep_logit(self.embed(interaction))

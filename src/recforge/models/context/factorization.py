@@ -47,15 +47,12 @@ class DeepFM(ContextRecommender):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        hidden = config["mlp_hidden_size"]
-        self.mlp = mlp_layers([self.num_feature_field * self.embedding_size, *hidden], config["dropout_prob"])
-        self.deep_predict_layer = nn.Linear(hidden[-1], 1)
+        self.build_deep_part(config)
         self.init_weights()
 
     def logit(self, interaction) -> torch.Tensor:
         embeddings = self.embed(interaction)
-        deep = self.deep_predict_layer(self.mlp(embeddings.flatten(1))).squeeze(-1)
-        return self.first_order_linear(interaction) + fm_interaction(embeddings) + deep
+        return self.first_order_linear(interaction) + fm_interaction(embeddings) + self.deep_logit(embeddings)
 
 
 @register_model
