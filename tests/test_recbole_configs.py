@@ -73,7 +73,7 @@ def test_stock_ml100k_yaml_loads_silently_and_is_used(caplog):
 
 def test_ignored_keys_are_reported_together_with_their_reasons(caplog):
     values = {
-        "nproc": 4,
+        "local_rank": 3,
         "repeatable": True,
         "hidden_dropout_prob": 0.2,
         "n_layers": 3,
@@ -84,14 +84,14 @@ def test_ignored_keys_are_reported_together_with_their_reasons(caplog):
         config = Config("BPR", config_dict=values, cmd_args=[])
     (record,) = config_warnings(caplog)
     message = record.getMessage()
-    assert "nproc (config_dict): distributed training is not implemented yet" in message
+    assert "local_rank (config_dict): each process reads its rank from the launcher's environment" in message
     assert "repeatable (config_dict): only the general (non-sequential) setting exists" in message
     assert "hidden_dropout_prob (config_dict): hyper-parameter of RecBole's" in message
     assert "n_layers (config_dict): hyper-parameter of LightGCN, NCL, SGL, SimGCL, not of BPR" in message
     assert "ml-1m (config_dict): a download address from RecBole's dataset/url.yaml" in message
     assert "worker" not in message  # RecBole's own default asks for nothing
-    assert set(config.ignored_keys) == {"nproc", "repeatable", "hidden_dropout_prob", "n_layers", "ml-1m"}
-    assert "nproc" not in config
+    assert set(config.ignored_keys) == {"local_rank", "repeatable", "hidden_dropout_prob", "n_layers", "ml-1m"}
+    assert "local_rank" not in config
 
 
 def test_every_unknown_key_in_one_error_with_close_suggestions_only():

@@ -80,12 +80,24 @@ def register_module_classes(module) -> None:
             TRAINERS.add(value.__name__, value)
 
 
-def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
+def _cmd_run(args: argparse.Namespace, extra: list[str], argv: Sequence[str] = ()) -> int:
     from recforge.quick_start import run
+    from recforge.trainer import distributed
 
     config_files = [f for spec in args.config_files or [] for f in spec.split()]
     if args.no_cache:
         extra = [*extra, "--data_cache", "false"]
+    if not distributed.started_as_rank():
+        from recforge.config import Config
+        from recforge.quick_start import machine_independent
+        from recforge.trainer.checkpoint import load_checkpoint
+
+        base = machine_independent(load_checkpoint(args.resume)["config"]) if args.resume else None
+        config = Config(args.model, args.dataset, config_files or None, cmd_args=extra, base_config=base)
+        total = config["world_size"] if (config["world_size"] or -1) > 0 else None
+        if config["nproc"] > 1 or (total or 1) > 1:
+            nproc = config["nproc"]
+            return distributed.launch(_rank_main, argv, nproc, total, config["ip"], config["port"], config["offset"])
     result = run(
         model=args.model,
         dataset=args.dataset,
@@ -98,6 +110,8 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
 
     import yaml
 
+    if not distributed.is_main_process():
+        return 0  # rank 0 prints the results
     places = yaml.safe_load((Path(result["run_dir"]) / "config.yaml").read_text())["metric_decimal_place"]
     print(f"\n{result['run_dir']}")
     print(_format_table({"valid": result["best_valid_result"], "test": result["test_result"]}, places))
@@ -219,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = [a for a in extra if a != "--debug"]
     try:
         import_modules(getattr(args, "imports", []))
+        if args.handler is _cmd_run:
+            return _cmd_run(args, extra, list(argv) if argv is not None else sys.argv[1:])
         return args.handler(args, extra)
     except TrainingInterrupted:
         return 130  # the trainer has reported it, with the checkpoint to resume from
@@ -236,6 +252,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"recforge: error: {message}", file=sys.stderr)
         return 2
+
+
+def _rank_main(argv: list[str]) -> None:
+    """One process of ``recforge run --nproc N`` (started by torch.distributed's launcher)."""
+    from recforge.trainer.distributed import finish_rank
+
+    try:
+        status = main(argv)
+    except Exception as exc:
+        finish_rank(exc)
+        raise
+    finish_rank(status)
 
 
 def resource_error(exc: BaseException) -> str | None:

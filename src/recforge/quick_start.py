@@ -12,11 +12,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from recforge.config import Config
 from recforge.data import create_dataset, data_preparation
 from recforge.errors import TrainingInterrupted
 from recforge.models.sizing import create_model
 from recforge.registry import get_model_class, get_trainer
+from recforge.trainer import distributed
 from recforge.trainer.checkpoint import load_checkpoint, load_model_state
 from recforge.utils.log import LOGGER_NAME, init_logger
 from recforge.utils.seed import init_seed
@@ -50,6 +53,7 @@ def run(
     base_config = machine_independent(load_checkpoint(resume)["config"]) if resume is not None else None
     config = Config(model, dataset, config_file_list, config_dict, cmd_args, base_config=base_config)
     logging.getLogger().setLevel(config["state"] if verbose else "WARNING")
+    distributed.setup(torch.device(config["device"]))  # a rank of several: join the group; only rank 0 logs
     init_seed(config["seed"], config["reproducibility"])
     data = create_dataset(config)
     logger.info("%s", data)
@@ -69,7 +73,8 @@ def run(
     except TrainingInterrupted:
         raise
     except Exception as exc:
-        logger.error("run failed: %s: %s", type(exc).__name__, exc)
+        if distributed.is_main_process() and not distributed.peer_failed(exc):
+            logger.error("run failed: %s: %s", type(exc).__name__, exc)
         raise
     if test_result is not None:
         places = config["metric_decimal_place"]
@@ -89,13 +94,18 @@ def run_recbole(
     config_file_list: Iterable[str | Path] | None = None,
     config_dict: Mapping[str, Any] | None = None,
     saved: bool = True,
-    **distributed: Any,
+    **options: Any,
 ) -> dict[str, Any]:
     """RecBole's name and signature for ``run``; its distributed arguments (queue, nproc, world_size, ip, port,
-    group_offset) are accepted, and single-process training is what runs."""
-    if int(distributed.get("nproc", 1) or 1) > 1:
+    group_offset) are accepted. Called in a process a launcher started as one rank (torchrun), it trains as that
+    rank; otherwise one process trains: start several with ``recforge run --nproc N`` or torchrun."""
+    if int(options.get("nproc", 1) or 1) > 1 and not distributed.started_as_rank():
         logger.warning(
-            "run_recbole: nproc=%s ignored; distributed training is not implemented yet", distributed["nproc"]
+            "run_recbole: nproc=%s: this call trains in one process; start several with recforge run --nproc %s "
+            "or torchrun --nproc_per_node %s",
+            options["nproc"],
+            options["nproc"],
+            options["nproc"],
         )
     return run(model, dataset, config_file_list, config_dict, saved=saved)
 

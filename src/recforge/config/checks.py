@@ -72,3 +72,18 @@ def check_config(values: Mapping[str, Any]) -> None:
             )
     if values["normalize_field"] and values["normalize_all"]:
         raise ConfigError("normalize_field and normalize_all cannot both be set; use one of them")
+
+
+def check_processes(values: Mapping[str, Any], model_class: type) -> None:
+    """Models fitted in one pass or by boosting have no gradients to share: they run in one process."""
+    from recforge.utils.enum_type import ModelType
+
+    processes = max(values["nproc"], values["world_size"] or 1)
+    if processes <= 1:
+        return
+    boosted = getattr(model_class, "type", None) == ModelType.DECISIONTREE
+    if boosted or not getattr(model_class, "trainable", True):
+        raise ConfigError(
+            f"{model_class.__name__} is fitted {'by boosting' if boosted else 'in one pass'}, not by gradient steps, "
+            f"so it cannot be trained by several processes (nproc {values['nproc']}); run it with nproc 1"
+        )

@@ -26,7 +26,7 @@ from recforge.registry import recbole_catalog
 logger = logging.getLogger("recforge")
 
 _SEQUENTIAL = "sequential models are not implemented"
-_DISTRIBUTED = "distributed training is not implemented yet"
+_DISTRIBUTED = "each process reads its rank from the launcher's environment (LOCAL_RANK, RANK)"
 _KNOWLEDGE = "the .kg and .link files are read for knowledge-aware models only"
 _CONTEXT = "float features are embedded as value x vector (numerical_features); bucketing is not implemented"
 
@@ -51,12 +51,7 @@ NO_EFFECT: dict[str, str] = {
     "POSITION_FIELD": _SEQUENTIAL,
     "SOURCE_ID_FIELD": "social models are not implemented",
     "TARGET_ID_FIELD": "social models are not implemented",
-    "nproc": _DISTRIBUTED,
     "local_rank": _DISTRIBUTED,
-    "world_size": _DISTRIBUTED,
-    "offset": _DISTRIBUTED,
-    "ip": _DISTRIBUTED,
-    "port": _DISTRIBUTED,
 }
 
 # load_col entries for files recforge does not read.

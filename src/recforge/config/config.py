@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from recforge.config.checks import check_config
+from recforge.config.checks import check_config, check_processes
 from recforge.config.compat import (
     LOAD_COL_NO_EFFECT,
     is_recbole_default,
@@ -139,6 +139,7 @@ class Config(Mapping):
         self._derived = self._derive()
         self._note_unread_files()
         check_config(self._values)
+        check_processes(self._values, self.model_class)
         self._resolve_machine_dependent()
         self._report_ignored()
 

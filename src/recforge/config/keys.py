@@ -193,6 +193,16 @@ PACKAGE_KEYS: list[Key] = [
         ("use_gpu", Bool(), True, "Use a CUDA device when one is available."),
         ("gpu_id", Anything(), 0, "CUDA device index used when use_gpu is true."),
         ("device", Optional(Str()), None, "Explicit torch device ('cpu', 'cuda:1'); overrides use_gpu/gpu_id."),
+        ("nproc", Int(minimum=1), 1, "Processes on this machine for distributed training (recforge run starts them)."),
+        (
+            "world_size",
+            Optional(Int(minimum=-1)),
+            None,
+            "Processes on all machines (none or -1: nproc); a multiple of nproc.",
+        ),
+        ("ip", Str(), "localhost", "Address of the machine running rank 0 (distributed training)."),
+        ("port", Int(minimum=1, maximum=65535), 5678, "Free TCP port on that machine for the process group."),
+        ("offset", Int(minimum=0), 0, "Rank of this machine's first process (machine index x nproc)."),
     ),
     *_keys(
         "training",

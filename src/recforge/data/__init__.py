@@ -9,7 +9,8 @@ from recforge.data.dataset import Dataset
 from recforge.data.interaction import Interaction
 from recforge.data.kg_loaders import KGDataLoader, KnowledgeBasedDataLoader
 from recforge.data.knowledge import KnowledgeBasedDataset
-from recforge.data.loaders import FullSortEvalDataLoader, TrainDataLoader, data_preparation
+from recforge.data.loaders import FullSortEvalDataLoader, TrainDataLoader
+from recforge.data.preparation import data_preparation
 
 
 def create_dataset(config: Mapping[str, Any]) -> Dataset:

@@ -22,7 +22,8 @@ from recforge.data.dataset import Dataset
 from recforge.data.history import UserHistory
 from recforge.data.interaction import Interaction
 from recforge.data.sampler import NegativeSampler
-from recforge.errors import ConfigError, DataError
+from recforge.errors import ConfigError
+from recforge.utils.arrays import shard_bounds
 
 EvalBatch = tuple[Interaction, Any, torch.Tensor, torch.Tensor]
 PHASE_SEEDS = {"valid": 1, "test": 2}
@@ -98,9 +99,27 @@ class TrainDataLoader(DatasetView):
         self.uid_field, self.iid_field = dataset.uid_field, dataset.iid_field
         self.columns = _columns(dataset)
         self.generator = torch.Generator().manual_seed(config["seed"])
+        self.rank, self.world = 0, 1
+
+    def shard(self, rank: int, world: int) -> None:
+        """Yield slice ``rank`` of ``world`` of every batch (distributed training): the batches, their order and
+        negatives stay those of one process, so the ranks together train on each whole batch. A last batch
+        with fewer positives than ``world`` is dropped (it cannot give every rank a row)."""
+        self.rank, self.world = rank, world
+
+    def _batch_bounds(self, n: int) -> Iterator[tuple[int, int]]:
+        """``[start, end)`` of this rank's part of every batch of an epoch of ``n`` positives."""
+        for start in range(0, n, self.step):
+            size = min(self.step, n - start)
+            if self.world > 1 and size < self.world:
+                continue
+            low, high = shard_bounds(size, self.rank, self.world)
+            yield start + low, start + high
 
     def __len__(self) -> int:
-        return math.ceil(self.dataset.inter_num / self.step)
+        n = self.dataset.inter_num
+        dropped = int(self.world > 1 and 0 < n % self.step < self.world)
+        return math.ceil(n / self.step) - dropped
 
     @property
     def sample_size(self) -> int:
@@ -119,10 +138,10 @@ class TrainDataLoader(DatasetView):
             negatives = self.sampler.sample(columns[self.uid_field], self.sample_num, self.generator)
             if not self.pointwise:
                 columns[self.neg_field] = negatives.squeeze(1) if self.sample_num == 1 else negatives
-        for start in range(0, len(order), self.step):
-            batch = {name: col[start : start + self.step] for name, col in columns.items()}
+        for start, end in self._batch_bounds(len(order)):
+            batch = {name: col[start:end] for name, col in columns.items()}
             if self.pointwise and negatives is not None:
-                batch = self._pointwise(batch, negatives[start : start + self.step])
+                batch = self._pointwise(batch, negatives[start:end])
             if self.join:
                 batch = self.dataset.join(batch)
             yield Interaction(batch)
@@ -174,7 +193,7 @@ class FullSortEvalDataLoader(DatasetView):
         self.item_counts = item_counts
         self.positives = UserHistory.from_datasets(dataset)
         self.history = history.minus(self.positives)
-        self.users = torch.nonzero(self.positives.lengths > 0).flatten()
+        self.users = self.all_users = torch.nonzero(self.positives.lengths > 0).flatten()
         self.batch_size: int = config["eval_batch_size"]
         self.uid_field = dataset.uid_field
         self.n_items = dataset.item_num
@@ -186,6 +205,13 @@ class FullSortEvalDataLoader(DatasetView):
     @property
     def user_count(self) -> int:
         return len(self.users)
+
+    def shard(self, rank: int, world: int) -> None:
+        """Evaluate block ``rank`` of ``world`` contiguous blocks of the users (distributed evaluation; the blocks
+        in rank order are the users in order)."""
+        low, high = shard_bounds(len(self.all_users), rank, world)
+        if len(self.users) != high - low or (len(self.users) and self.users[0] != self.all_users[low]):
+            self.users, self._batches = self.all_users[low:high], None
 
     def __iter__(self) -> Iterator[EvalBatch]:
         """The batches are the same at every evaluation: built on the first pass, then reused."""
@@ -287,86 +313,18 @@ class LabeledEvalDataLoader(DatasetView):
         self.batch_size: int = config["eval_batch_size"]
         self.join = join
         self.item_counts = None
+        self.rows = (0, dataset.inter_num)
+
+    def shard(self, rank: int, world: int) -> None:
+        """Score block ``rank`` of ``world`` contiguous blocks of the rows (distributed evaluation)."""
+        self.rows = shard_bounds(self.dataset.inter_num, rank, world)
 
     def __len__(self) -> int:
-        return math.ceil(self.dataset.inter_num / self.batch_size)
+        return math.ceil((self.rows[1] - self.rows[0]) / self.batch_size)
 
     def __iter__(self) -> Iterator[EvalBatch]:
-        for start in range(0, self.dataset.inter_num, self.batch_size):
-            batch = {name: col[start : start + self.batch_size] for name, col in self.columns.items()}
+        first, last = self.rows
+        for start in range(first, last, self.batch_size):
+            end = min(start + self.batch_size, last)
+            batch = {name: col[start:end] for name, col in self.columns.items()}
             yield Interaction(self.dataset.join(batch) if self.join else batch), None, None, None
-
-
-def training_sampler(config: Mapping[str, Any], train: Dataset, history: UserHistory) -> NegativeSampler | None:
-    """The training sampler the config asks for (popularity from the training split), or None."""
-    args = config["train_neg_sample_args"]
-    if not args:
-        return None
-    counts = train.item_counts if args["distribution"] == "popularity" else None
-    return NegativeSampler(history, args["distribution"], counts, args["alpha"])
-
-
-def _eval_loader(
-    config, phase: str, split: Dataset, before: UserHistory, item_counts: np.ndarray, seen_counts: np.ndarray
-):
-    """The loader of one evaluation phase; ``before`` holds the users' items of the earlier splits."""
-    mode = config["eval_args"]["mode"][phase]
-    if mode == "full":
-        loader = FullSortEvalDataLoader(config, split, before, item_counts)
-    elif mode == "labeled":
-        loader = LabeledEvalDataLoader(config, split)
-    else:
-        exclude = before.union(UserHistory.from_datasets(split))
-        distribution = "uniform" if mode.startswith("uni") else "popularity"
-        counts = seen_counts + split.item_counts if distribution == "popularity" else None
-        sampler = NegativeSampler(exclude, distribution, counts)
-        seed = config["seed"] * 1000 + PHASE_SEEDS[phase]
-        loader = SampledEvalDataLoader(config, split, exclude, int(mode[3:]), sampler, seed, item_counts)
-    loader.phase = phase
-    return loader
-
-
-def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[TrainDataLoader, Any, Any]:
-    """Split ``dataset`` and build ``(train_data, valid_data, test_data)``; an empty split gives None.
-
-    Evaluation follows ``eval_args.mode`` per phase: full ranking masks each user's items from earlier splits;
-    uniN / popN rank the positives against N sampled negatives each (drawn once); labeled scores each
-    interaction against its label.
-    """
-    from recforge.utils.enum_type import InputType, ModelType
-
-    model_class = getattr(config, "model_class", None)
-    if max(config["topk"]) > dataset.item_num - 1:
-        raise ConfigError(
-            f"config key 'topk': {max(config['topk'])} exceeds the number of items ({dataset.item_num - 1})"
-        )
-    train, valid, test = dataset.build()
-    train_history = UserHistory.from_datasets(train)
-    sampler = training_sampler(config, train, train_history)
-    pairwise = model_class is None or model_class.input_type == InputType.PAIRWISE
-    if pairwise and model_class is not None and sampler is None:
-        raise ConfigError(
-            f"{model_class.__name__} is trained on pairs (positive, negative) and needs negative sampling; "
-            "set train_neg_sample_args, e.g. {distribution: uniform, sample_num: 1}"
-        )
-    trains_on_rows = model_class is not None and getattr(model_class, "trainable", True)
-    loader_class = TrainDataLoader
-    if model_class is not None and model_class.type == ModelType.KNOWLEDGE:
-        from recforge.data.kg_loaders import KnowledgeBasedDataLoader
-
-        loader_class = KnowledgeBasedDataLoader
-    train_data = loader_class(config, train, sampler if trains_on_rows or pairwise else None, pointwise=not pairwise)
-    if not pairwise and sampler is None and trains_on_rows and config["LABEL_FIELD"] not in train.inter_feat:
-        raise DataError(
-            f"{model_class.__name__} is trained on labelled rows, but there is no {config['LABEL_FIELD']!r} column "
-            "and no negative sampling; set threshold (e.g. {rating: 4}) or train_neg_sample_args"
-        )
-    item_counts = train.item_counts
-    valid_data = test_data = None
-    if valid.inter_num:
-        valid_data = _eval_loader(config, "valid", valid, train_history, item_counts, item_counts)
-    if test.inter_num:
-        seen = train_history.union(UserHistory.from_datasets(valid)) if valid.inter_num else train_history
-        seen_counts = item_counts + (valid.item_counts if valid.inter_num else 0)
-        test_data = _eval_loader(config, "test", test, seen, item_counts, seen_counts)
-    return train_data, valid_data, test_data

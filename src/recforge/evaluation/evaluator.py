@@ -144,6 +144,27 @@ class Evaluator:
             )
         )
 
+    # -- distributed evaluation ----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """What was accumulated so far, as plain arrays (to be gathered from every rank)."""
+        return {
+            "per_user": {key: torch.cat(parts) for key, parts in self.per_user_values.items()},
+            "recommended": dict(self.recommended),
+            "gauc_parts": list(self.gauc_parts),
+            "labelled": list(self.labelled),
+        }
+
+    def load_states(self, states: list[dict[str, Any]]) -> None:
+        """Replace the accumulated values by those of ``states`` (one per rank), concatenated in order."""
+        self.reset()
+        for state in states:
+            for key, values in state["per_user"].items():
+                self.per_user_values.setdefault(key, []).append(values)
+            for k, counts in state["recommended"].items():
+                self.recommended[k] = self.recommended.get(k, 0) + counts
+            self.gauc_parts.extend(state["gauc_parts"])
+            self.labelled.extend(state["labelled"])
+
     # -- results -----------------------------------------------------------------------------------
     def per_user(self) -> dict[str, torch.Tensor]:
         """``{metric@k: [U] float64}`` for the per-user metrics, in evaluation order."""

@@ -115,9 +115,11 @@ class Optimization:
             divisor = self._accumulation_divisor(batch_idx, n_batches)
             step_now = self._step_due(batch_idx, n_batches)
             for i, objective in enumerate(group):
+                self.set_reduce_hook()  # distributed: this backward's gradients are averaged over the ranks
                 with self.precision.autocast():
                     losses = loss_fns[i](batch)
                 loss, values = self._combine(losses, part_masks[i])
+                loss = loss + self.sync_grad_loss()
                 self._check_finite(values, epoch_idx, batch_idx, objective.name)
                 self._backward(loss / divisor if divisor > 1 else loss)
                 pending.update(stepping[i])

@@ -6,6 +6,7 @@ the evaluator turns scores into metrics. Scores are computed in full precision, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,11 +23,13 @@ def score_loader(
     device: torch.device,
     label_field: str,
     show_progress: bool = False,
+    merge: Callable[[Evaluator], None] | None = None,
 ) -> dict[str, float]:
     """Evaluate ``model`` on every batch of ``eval_data`` and return ``{metric@k: value}``.
 
     ``eval_data.mode`` is "full" (rank every item), "sampled" (rank each user's candidates) or "labeled" (score
-    each row against its label in ``label_field``).
+    each row against its label in ``label_field``). ``merge`` (distributed evaluation) completes the evaluator
+    with the other ranks' values before the metrics are computed.
     """
     model.eval()
     evaluator.reset()
@@ -40,6 +43,8 @@ def score_loader(
             _score_sampled(model, evaluator, device, *batch)
         else:
             _score_full(model, evaluator, device, *batch)
+    if merge is not None:
+        merge(evaluator)
     return evaluator.result()
 
 

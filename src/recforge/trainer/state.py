@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from recforge.trainer import distributed
 from recforge.trainer.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from recforge.trainer.run_folder import RunFolder
 from recforge.utils.files import remove_leftovers
@@ -142,6 +143,8 @@ class TrainingState:
     # -- loaders -----------------------------------------------------------------------------------
     def _attach_loaders(self, train_data) -> None:
         self._train_data = train_data
+        if distributed.is_distributed() and hasattr(train_data, "shard"):
+            train_data.shard(distributed.rank(), distributed.world_size())
         if self._pending_loader_state is not None:
             for name, loader in self._loaders().items():
                 if name in self._pending_loader_state:

@@ -25,6 +25,8 @@ from recforge.errors import CheckpointError, TrainingInterrupted
 from recforge.evaluation.evaluator import Evaluator
 from recforge.models.base import Recommender
 from recforge.registry import register_trainer
+from recforge.trainer import distributed
+from recforge.trainer.abstract import AbstractTrainer
 from recforge.trainer.events import (
     Callback,
     Checkpoints,
@@ -47,20 +49,6 @@ from recforge.trainer.state import TrainingState
 from recforge.utils.log import detach_run_log
 
 logger = logging.getLogger("recforge")
-
-
-class AbstractTrainer:
-    """Base of all trainers: holds ``config`` and ``model``; ``fit`` and ``evaluate`` are abstract."""
-
-    def __init__(self, config: Mapping[str, Any], model: torch.nn.Module) -> None:
-        self.config = config
-        self.model = model
-
-    def fit(self, train_data):
-        raise NotImplementedError("a trainer must implement fit(train_data)")
-
-    def evaluate(self, eval_data):
-        raise NotImplementedError("a trainer must implement evaluate(eval_data)")
 
 
 @register_trainer
@@ -93,8 +81,10 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         hooks: list[EpochHook] | None = None,
     ) -> None:
         super().__init__(config, model)
-        self.device = torch.device(config["device"])
+        self.device = distributed.setup(torch.device(config["device"]))
         self.model.to(self.device)
+        if distributed.is_distributed() and next(model.parameters(), None) is not None:
+            self.distributed_model = distributed.wrap(self.model, self.device)
         self.epochs: int = config["epochs"]
         self.eval_step: int = config["eval_step"]
         self.stopping_step: int = config["stopping_step"]
@@ -202,6 +192,8 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         Raises:
             TrainingInterrupted: on Ctrl-C or SIGTERM; its ``checkpoint`` resumes the run exactly.
         """
+        if not distributed.is_main_process():  # rank 0 alone writes and logs
+            verbose, saved, show_progress = False, False, False
         self.verbose, self.saved, self.show_progress = verbose, saved, show_progress
         if saved and self.run_folder is None:
             check_checkpoint_dir(self.config["checkpoint_dir"])  # a file there fails now, not after an epoch
@@ -344,7 +336,14 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         elif model_file is not None:
             logger.warning("evaluate: model_file %s is ignored because load_best_model is False", model_file)
         label_field = self.config["LABEL_FIELD"]
-        result = score_loader(self.model, eval_data, self.evaluator, self.device, label_field, show_progress)
+        merge = None
+        if distributed.is_distributed():
+            distributed.broadcast_model(self.model)  # every rank scores rank 0's weights (its best model)
+            if hasattr(eval_data, "shard"):
+                eval_data.shard(distributed.rank(), distributed.world_size())
+                merge = distributed.merge_evaluators
+            show_progress = show_progress and distributed.is_main_process()
+        result = score_loader(self.model, eval_data, self.evaluator, self.device, label_field, show_progress, merge)
         self._emit("on_evaluate_end", getattr(eval_data, "phase", None), result)
         return result
 

@@ -25,3 +25,11 @@ def first_occurrences(values: np.ndarray) -> np.ndarray:
     if len(ordered) == 0:
         return order
     return order[np.r_[True, ordered[1:] != ordered[:-1]]]
+
+
+def shard_bounds(n: int, part: int, parts: int) -> tuple[int, int]:
+    """``[start, end)`` of block ``part`` of ``parts`` contiguous blocks of ``n`` items (sizes differ by at most
+    one, the larger first)."""
+    base, extra = divmod(n, parts)
+    start = part * base + min(part, extra)
+    return start, start + base + (1 if part < extra else 0)

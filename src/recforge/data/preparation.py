@@ -1,0 +1,99 @@
+"""``data_preparation``: a processed data set split into its training loader and evaluation loaders.
+
+Evaluation follows ``eval_args.mode`` per phase (full ranking, sampled ranking, labelled rows); the loaders are in
+``recforge.data.loaders`` (and ``recforge.data.kg_loaders`` for knowledge-aware models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from recforge.data.dataset import Dataset
+from recforge.data.history import UserHistory
+from recforge.data.loaders import (
+    PHASE_SEEDS,
+    FullSortEvalDataLoader,
+    LabeledEvalDataLoader,
+    SampledEvalDataLoader,
+    TrainDataLoader,
+)
+from recforge.data.sampler import NegativeSampler
+from recforge.errors import ConfigError, DataError
+
+
+def training_sampler(config: Mapping[str, Any], train: Dataset, history: UserHistory) -> NegativeSampler | None:
+    """The training sampler the config asks for (popularity from the training split), or None."""
+    args = config["train_neg_sample_args"]
+    if not args:
+        return None
+    counts = train.item_counts if args["distribution"] == "popularity" else None
+    return NegativeSampler(history, args["distribution"], counts, args["alpha"])
+
+
+def _eval_loader(
+    config, phase: str, split: Dataset, before: UserHistory, item_counts: np.ndarray, seen_counts: np.ndarray
+):
+    """The loader of one evaluation phase; ``before`` holds the users' items of the earlier splits."""
+    mode = config["eval_args"]["mode"][phase]
+    if mode == "full":
+        loader = FullSortEvalDataLoader(config, split, before, item_counts)
+    elif mode == "labeled":
+        loader = LabeledEvalDataLoader(config, split)
+    else:
+        exclude = before.union(UserHistory.from_datasets(split))
+        distribution = "uniform" if mode.startswith("uni") else "popularity"
+        counts = seen_counts + split.item_counts if distribution == "popularity" else None
+        sampler = NegativeSampler(exclude, distribution, counts)
+        seed = config["seed"] * 1000 + PHASE_SEEDS[phase]
+        loader = SampledEvalDataLoader(config, split, exclude, int(mode[3:]), sampler, seed, item_counts)
+    loader.phase = phase
+    return loader
+
+
+def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[TrainDataLoader, Any, Any]:
+    """Split ``dataset`` and build ``(train_data, valid_data, test_data)``; an empty split gives None.
+
+    Evaluation follows ``eval_args.mode`` per phase: full ranking masks each user's items from earlier splits;
+    uniN / popN rank the positives against N sampled negatives each (drawn once); labeled scores each
+    interaction against its label.
+    """
+    from recforge.utils.enum_type import InputType, ModelType
+
+    model_class = getattr(config, "model_class", None)
+    if max(config["topk"]) > dataset.item_num - 1:
+        raise ConfigError(
+            f"config key 'topk': {max(config['topk'])} exceeds the number of items ({dataset.item_num - 1})"
+        )
+    train, valid, test = dataset.build()
+    train_history = UserHistory.from_datasets(train)
+    sampler = training_sampler(config, train, train_history)
+    pairwise = model_class is None or model_class.input_type == InputType.PAIRWISE
+    if pairwise and model_class is not None and sampler is None:
+        raise ConfigError(
+            f"{model_class.__name__} is trained on pairs (positive, negative) and needs negative sampling; "
+            "set train_neg_sample_args, e.g. {distribution: uniform, sample_num: 1}"
+        )
+    trains_on_rows = model_class is not None and getattr(model_class, "trainable", True)
+    loader_class = TrainDataLoader
+    if model_class is not None and model_class.type == ModelType.KNOWLEDGE:
+        from recforge.data.kg_loaders import KnowledgeBasedDataLoader
+
+        loader_class = KnowledgeBasedDataLoader
+    train_data = loader_class(config, train, sampler if trains_on_rows or pairwise else None, pointwise=not pairwise)
+    if not pairwise and sampler is None and trains_on_rows and config["LABEL_FIELD"] not in train.inter_feat:
+        raise DataError(
+            f"{model_class.__name__} is trained on labelled rows, but there is no {config['LABEL_FIELD']!r} column "
+            "and no negative sampling; set threshold (e.g. {rating: 4}) or train_neg_sample_args"
+        )
+    item_counts = train.item_counts
+    valid_data = test_data = None
+    if valid.inter_num:
+        valid_data = _eval_loader(config, "valid", valid, train_history, item_counts, item_counts)
+    if test.inter_num:
+        seen = train_history.union(UserHistory.from_datasets(valid)) if valid.inter_num else train_history
+        seen_counts = item_counts + (valid.item_counts if valid.inter_num else 0)
+        test_data = _eval_loader(config, "test", test, seen, item_counts, seen_counts)
+    return train_data, valid_data, test_data

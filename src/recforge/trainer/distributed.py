@@ -1,0 +1,181 @@
+"""Distributed training with torch.distributed, in one visible place.
+
+Processes. ``recforge run --nproc N`` starts N processes through torch.distributed's elastic launcher (the
+machinery behind ``torchrun``); ``torchrun --nproc_per_node N -m recforge run ...`` works as well, across machines
+too. Each process joins the group from the environment the launcher sets (``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``): gloo on the CPU, nccl on CUDA (one GPU per process, by local
+rank). RecBole's keys map onto it: ``nproc`` processes on this machine, ``world_size`` in all, ``offset`` the rank
+of this machine's first process (machine ``offset // nproc``), ``ip`` / ``port`` the first machine's address.
+
+What each rank does (see ``Trainer``): the model is wrapped in ``DistributedDataParallel``; every rank draws the
+same seeded permutation and negatives of an epoch and trains on its own slice of each global batch of
+``train_batch_size`` rows, so gradients are averaged over the global batch as DDP does; evaluation shards the
+users (or labelled rows) in contiguous blocks without padding, and the evaluators' per-user values are gathered
+in rank order, so every metric equals the single-process one bit for bit; only rank 0 writes (run folder,
+checkpoints, logs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+logger = logging.getLogger("recforge")
+
+PEER_FAILED = 3  # exit status of a rank stopped because another rank failed
+PEER_GRACE_S = 2.0
+
+
+def is_distributed() -> bool:
+    """Whether this process is one rank of a group of several."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main_process() -> bool:
+    return rank() == 0
+
+
+def started_as_rank() -> bool:
+    """Whether a launcher started this process as one rank of several (its environment says so)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def setup(device: torch.device) -> torch.device:
+    """Join the process group when this process was started as a rank; returns the device to use (on CUDA,
+    this rank's GPU)."""
+    if not started_as_rank() or not dist.is_available():
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if rank() != 0:
+        logging.getLogger().setLevel(logging.WARNING)  # one log: rank 0's
+    return device
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """``obj`` of every rank, in rank order (a list of one without a group)."""
+    if not is_distributed():
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.parallel.DistributedDataParallel:
+    """``model`` in DistributedDataParallel; buffers are not synchronised (they are built from the data, the same
+    on every rank, and some are large sparse graphs)."""
+    import inspect
+
+    ddp = torch.nn.parallel.DistributedDataParallel
+    no_buffer_sync = (
+        {"forward_sync_buffers": False}
+        if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
+        else {"broadcast_buffers": False}
+    )
+    return ddp(model, device_ids=[device.index] if device.type == "cuda" else None, **no_buffer_sync)
+
+
+def peer_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective failing because another rank stopped (that rank reports its own error)."""
+    if not is_distributed():
+        return False
+    text = str(exc)
+    # gloo raises plain RuntimeErrors from its transport ("Connection closed by peer", "...reset by peer").
+    return isinstance(exc, dist.DistError) or (isinstance(exc, RuntimeError) and "by peer" in text)
+
+
+def broadcast_model(model: torch.nn.Module) -> None:
+    """Copy rank 0's parameters and buffers into every rank's ``model`` (in place)."""
+    for tensor in model.state_dict().values():
+        if tensor.layout == torch.strided:
+            dist.broadcast(tensor, src=0)
+
+
+def merge_evaluators(evaluator) -> None:
+    """Give every rank's ``evaluator`` the accumulated values of all ranks, in rank order (users or rows of the
+    blocks in order: the order of one process)."""
+    evaluator.load_states(gather_objects(evaluator.state()))
+
+
+def launch(
+    entry: Callable[[list[str]], None],
+    argv: Sequence[str],
+    nproc: int,
+    total: int | None,
+    ip: str,
+    port: int,
+    offset: int,
+) -> int:
+    """Run ``entry(argv)`` (a module-level function: each process imports it) in ``nproc`` processes here
+    (``total`` in all, this machine's first rank ``offset``); returns the exit status. A failing process stops the
+    others; its own message is its error (``finish_rank`` makes ranks exit the way this expects)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    total = total or nproc
+    if total % nproc or offset % nproc:
+        from recforge.errors import ConfigError
+
+        raise ConfigError(
+            f"world_size ({total}) and offset ({offset}) must be multiples of nproc ({nproc}): nproc processes run "
+            "on each machine, and offset is the rank of this machine's first one"
+        )
+    config = LaunchConfig(
+        min_nodes=total // nproc,
+        max_nodes=total // nproc,
+        nproc_per_node=nproc,
+        run_id="recforge",
+        rdzv_backend="static",
+        rdzv_endpoint=f"{ip}:{port}",
+        rdzv_configs={"rank": offset // nproc},
+        max_restarts=0,
+        monitor_interval=0.1,
+        start_method="spawn",
+    )
+    for name in ("torch.distributed.elastic", "torch.multiprocessing"):  # recforge reports the failure itself
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        elastic_launch(config, entry)(list(argv))
+    except ChildFailedError as exc:
+        causes = {r: f for r, f in exc.failures.items() if f.exitcode != PEER_FAILED} or exc.failures
+        failed_rank = min(causes, key=lambda r: (causes[r].timestamp, r))
+        status = causes[failed_rank].exitcode
+        print(
+            f"recforge: process {failed_rank} of {total} failed (exit status {status}); the others were stopped",
+            file=sys.stderr,
+        )
+        return status if status and status > 0 else 1
+    return 0
+
+
+def finish_rank(status: int | BaseException) -> None:
+    """End a launched rank: exit with ``status`` (an exit status, or the exception the command raised). A
+    collective that failed because another rank stopped exits with ``PEER_FAILED`` after a moment, so the launcher
+    names the rank that failed first; other exceptions propagate (a bug keeps its traceback)."""
+    if isinstance(status, BaseException):
+        if not peer_failed(status):
+            raise status
+        time.sleep(PEER_GRACE_S)
+        status = PEER_FAILED
+    if status:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)  # no interpreter shutdown: tearing down a process group with a dead peer aborts

@@ -1,0 +1,230 @@
+"""Distributed training on the CPU: two gloo processes started by ``recforge run --nproc 2``.
+
+Two processes train like one process with the same global batch (gradients averaged over it), evaluate every
+metric bit for bit as one process does with the same weights, resume with the same or another number of
+processes, and stop together when one fails, which alone reports its error.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, write_atomic
+from feature_data import write_feature_data
+from recforge import Config
+from recforge.errors import ConfigError
+from recforge.quick_start import load_data_and_model
+from recforge.registry import get_trainer
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+
+RANKING_METRICS = [
+    "Recall",
+    "MRR",
+    "NDCG",
+    "Hit",
+    "Precision",
+    "MAP",
+    "GAUC",
+    "ItemCoverage",
+    "GiniIndex",
+    "ShannonEntropy",
+    "AveragePopularity",
+    "TailPercentage",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_interactions(root: Path) -> Path:
+    rng = np.random.default_rng(1)
+    rows = [
+        [f"u{u}", f"i{int(rng.integers(120))}", int(rng.integers(1, 6)), t]
+        for t, u in enumerate(rng.integers(0, 300, size=6000))
+    ]
+    write_atomic(root, "dd", "inter", ["user_id:token", "item_id:token", "rating:float", "timestamp:float"], rows)
+    return root
+
+
+def recforge(*args: str, nproc: int = 1, check: bool = True) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "recforge", "run", *args, "--show_progress", "false", "--quiet"]
+    if nproc > 1:
+        command += ["--nproc", str(nproc), "--port", str(free_port())]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "RECFORGE_NO_DOWNLOAD": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    if check:
+        assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def run_folder(checkpoint_dir: Path) -> Path:
+    (folder,) = checkpoint_dir.iterdir()
+    return folder
+
+
+def evaluated_alone(checkpoint: Path, phase: str = "test") -> dict[str, float]:
+    """The checkpoint's metrics from one process (the Python API, full precision)."""
+    config, model, _, _, valid, test = load_data_and_model(checkpoint)
+    trainer = get_trainer(config.model_class)(config, model)
+    return trainer.evaluate(test if phase == "test" else valid, load_best_model=False)
+
+
+def bpr_args(root: Path, saved: str, *extra: str) -> list[str]:
+    return [
+        "--model",
+        "BPR",
+        "--dataset",
+        "dd",
+        "--data_path",
+        str(root),
+        "--checkpoint_dir",
+        str(root / saved),
+        "--train_batch_size",
+        "256",
+        "--eval_batch_size",
+        "64",
+        "--epochs",
+        "3",
+        "--topk",
+        "[5, 10]",
+        "--valid_metric",
+        "NDCG@10",
+        "--data_cache",
+        "false",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("mode", ["full", "uni10"])
+def test_two_processes_train_as_one_and_evaluate_bit_for_bit(tmp_path, mode):
+    write_interactions(tmp_path)
+    metrics = RANKING_METRICS + (["AUC"] if mode != "full" else [])
+    extra = ["--metrics", json.dumps(metrics), "--eval_args", json.dumps({"mode": mode})]
+    recforge(*bpr_args(tmp_path, "two", *extra), nproc=2)
+    recforge(*bpr_args(tmp_path, "one", *extra))
+    two, one = run_folder(tmp_path / "two"), run_folder(tmp_path / "one")
+    # Gradients averaged over the same global batch: the same training, up to float rounding.
+    weights_two = torch.load(two / "checkpoints" / "last.pth", weights_only=True)["model"]
+    weights_one = torch.load(one / "checkpoints" / "last.pth", weights_only=True)["model"]
+    for name, value in weights_one.items():
+        assert torch.allclose(weights_two[name], value, atol=1e-6), name
+    # The same weights give every metric bit for bit, whether one process or two evaluate them.
+    result_two = json.loads((two / "metrics.json").read_text())["test_result"]
+    assert set(result_two) >= {"gauc", "itemcoverage@10", "giniindex@5", "shannonentropy@10", "map@10"}
+    assert result_two == evaluated_alone(two / "checkpoints" / "best.pth")
+
+
+def test_labelled_evaluation_in_two_processes(tmp_path):
+    write_feature_data(tmp_path)
+    args = [
+        "--model",
+        "FM",
+        "--dataset",
+        "feat",
+        "--data_path",
+        str(tmp_path),
+        "--checkpoint_dir",
+        str(tmp_path / "two"),
+        "--threshold",
+        "{rating: 3}",
+        "--load_col",
+        "~",
+        "--epochs",
+        "2",
+        "--train_batch_size",
+        "64",
+        "--eval_batch_size",
+        "16",
+        "--data_cache",
+        "false",
+        "--metrics",
+        "[AUC, GAUC, LogLoss, MAE, RMSE]",
+    ]
+    recforge(*args, nproc=2)
+    folder = run_folder(tmp_path / "two")
+    result = json.loads((folder / "metrics.json").read_text())["test_result"]
+    assert result == evaluated_alone(folder / "checkpoints" / "best.pth")
+
+
+def test_resume_with_the_same_and_another_number_of_processes(tmp_path):
+    write_interactions(tmp_path)
+    recforge(*bpr_args(tmp_path, "whole", "--epochs", "4", "--eval_step", "0"), nproc=2)
+    recforge(*bpr_args(tmp_path, "half", "--epochs", "2", "--eval_step", "0"), nproc=2)
+    start = tmp_path / "epoch1.pth"  # outside a run folder: each resume continues in a new one
+    shutil.copyfile(run_folder(tmp_path / "half") / "checkpoints" / "last.pth", start)
+    whole = torch.load(run_folder(tmp_path / "whole") / "checkpoints" / "last.pth", weights_only=True)
+    recforge("--resume", str(start), "--epochs", "4", "--checkpoint_dir", str(tmp_path / "again2"), nproc=2)
+    recforge("--resume", str(start), "--epochs", "4", "--checkpoint_dir", str(tmp_path / "again1"))
+    for where, exact in (("again2", True), ("again1", False)):
+        resumed = torch.load(run_folder(tmp_path / where) / "checkpoints" / "last.pth", weights_only=True)
+        assert resumed["epoch"] == 3
+        for name, value in whole["model"].items():
+            if exact:  # the same processes: bit for bit
+                assert torch.equal(resumed["model"][name], value), name
+            else:  # another number of processes: the same batches, another summation order
+                assert torch.allclose(resumed["model"][name], value, atol=1e-6), name
+
+
+PLUGIN = '''
+import os
+import torch
+from recforge.errors import DataError
+from recforge.models.general.bpr import BPR
+
+
+class SpareBPR(BPR):
+    """BPR with a parameter its loss never touches (sync_grad_loss keeps the ranks' reductions in step)."""
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.unused = torch.nn.Parameter(torch.zeros(3))
+
+
+class FailingBPR(BPR):
+    calls = 0
+
+    def calculate_loss(self, interaction):
+        FailingBPR.calls += 1
+        if os.environ.get("RANK") == "1" and FailingBPR.calls == 3:
+            raise DataError("the data of rank 1 is bad")
+        return super().calculate_loss(interaction)
+'''
+
+
+def test_a_parameter_outside_the_loss_does_not_stall_the_ranks(tmp_path):
+    write_interactions(tmp_path)
+    (tmp_path / "plugin.py").write_text(PLUGIN)
+    args = bpr_args(tmp_path, "spare", "--epochs", "2")
+    args[args.index("BPR")] = "SpareBPR"
+    recforge("--import", str(tmp_path / "plugin.py"), *args, nproc=2)
+    assert (run_folder(tmp_path / "spare") / "metrics.json").is_file()
+
+
+def test_a_failing_rank_stops_the_others_and_its_error_is_shown_once(tmp_path):
+    write_interactions(tmp_path)
+    (tmp_path / "plugin.py").write_text(PLUGIN)
+    args = bpr_args(tmp_path, "fail")
+    args[args.index("BPR")] = "FailingBPR"
+    done = recforge("--import", str(tmp_path / "plugin.py"), *args, nproc=2, check=False)
+    assert done.returncode == 2
+    assert done.stderr.count("the data of rank 1 is bad") == 1
+    assert "recforge: error: the data of rank 1 is bad" in done.stderr
+    assert "process 1 of 2 failed" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("model", ["Pop", "ItemKNN"])
+def test_models_without_gradients_refuse_several_processes(model):
+    with pytest.raises(ConfigError, match=rf"{model} is fitted in one pass.*run it with nproc 1"):
+        Config(model, "ml-latest-small", config_dict={"nproc": 2}, cmd_args=[])
