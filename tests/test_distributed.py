@@ -107,11 +107,11 @@ def bpr_args(root: Path, saved: str, *extra: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("mode", ["full", "uni10"])
-def test_two_processes_train_as_one_and_evaluate_bit_for_bit(tmp_path, mode):
+@pytest.mark.parametrize(("mode", "learner"), [("full", "adam"), ("uni10", "adam"), ("full", "sparse_adam")])
+def test_two_processes_train_as_one_and_evaluate_bit_for_bit(tmp_path, mode, learner):
     write_interactions(tmp_path)
     metrics = RANKING_METRICS + (["AUC"] if mode != "full" else [])
-    extra = ["--metrics", json.dumps(metrics), "--eval_args", json.dumps({"mode": mode})]
+    extra = ["--metrics", json.dumps(metrics), "--eval_args", json.dumps({"mode": mode}), "--learner", learner]
     recforge(*bpr_args(tmp_path, "two", *extra), nproc=2)
     recforge(*bpr_args(tmp_path, "one", *extra))
     two, one = run_folder(tmp_path / "two"), run_folder(tmp_path / "one")
@@ -228,3 +228,67 @@ def test_a_failing_rank_stops_the_others_and_its_error_is_shown_once(tmp_path):
 def test_models_without_gradients_refuse_several_processes(model):
     with pytest.raises(ConfigError, match=rf"{model} is fitted in one pass.*run it with nproc 1"):
         Config(model, "ml-latest-small", config_dict={"nproc": 2}, cmd_args=[])
+
+
+def test_torchrun_starts_the_same_ranks(tmp_path):
+    write_interactions(tmp_path)
+    recforge(*bpr_args(tmp_path, "launched"), nproc=2)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "recforge",
+        "run",
+        *bpr_args(tmp_path, "torchrun"),
+        "--show_progress",
+        "false",
+        "--quiet",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads((run_folder(tmp_path / d) / "metrics.json").read_text()) for d in ("launched", "torchrun")]
+    assert results[0]["test_result"] == results[1]["test_result"]
+
+
+def test_sigterm_stops_every_rank_and_leaves_a_checkpoint(tmp_path):
+    import signal
+    import time
+
+    write_interactions(tmp_path)
+    command = [
+        sys.executable,
+        "-m",
+        "recforge",
+        "run",
+        *bpr_args(tmp_path, "stopped", "--epochs", "500"),
+        "--show_progress",
+        "false",
+        "--quiet",
+        "--nproc",
+        "2",
+        "--port",
+        str(free_port()),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    history = None
+    while time.monotonic() < deadline:
+        found = list((tmp_path / "stopped").glob("*/history.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 2:
+            history = found[0]
+            break
+        time.sleep(0.2)
+    assert history is not None, "training did not start"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.count("resume with: recforge run --resume") == 1
+    last = history.parent / "checkpoints" / "last.pth"
+    assert torch.load(last, weights_only=True)["epoch"] >= 1

@@ -36,13 +36,18 @@ class AbstractTrainer:
 
     def sync_grad_loss(self) -> torch.Tensor | float:
         """0 x every parameter (RecBole's ``sync_grad_loss``): added to a loss, every parameter takes part in the
-        backward, so the ranks' gradient reductions stay in step when a loss leaves some parameters out."""
+        backward, so the ranks' gradient reductions stay in step when a loss leaves some parameters out. Sparse
+        embeddings take part through an empty lookup, so their gradients stay sparse."""
         if self.distributed_model is None:
             return 0.0
-        return sum(p.sum() * 0 for p in self.model.parameters() if p.requires_grad)
-
-    def fit(self, train_data):
-        raise NotImplementedError("a trainer must implement fit(train_data)")
-
-    def evaluate(self, eval_data):
-        raise NotImplementedError("a trainer must implement evaluate(eval_data)")
+        sparse = {id(m.weight): m for m in self.model.modules() if isinstance(m, torch.nn.Embedding) and m.sparse}
+        total: torch.Tensor | float = 0.0
+        for p in self.model.parameters():
+            if not p.requires_grad:
+                continue
+            if id(p) in sparse:
+                empty = torch.zeros(0, dtype=torch.long, device=p.device)
+                total = total + sparse[id(p)](empty).sum() * 0
+            else:
+                total = total + p.sum() * 0
+        return total

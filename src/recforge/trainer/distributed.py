@@ -150,10 +150,16 @@ def launch(
         monitor_interval=0.1,
         start_method="spawn",
     )
-    for name in ("torch.distributed.elastic", "torch.multiprocessing"):  # recforge reports the failure itself
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    for name in list(logging.root.manager.loggerDict):  # recforge reports failures and signals itself
+        if name.startswith(("torch.distributed.elastic", "torch.multiprocessing")):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         elastic_launch(config, entry)(list(argv))
+    except SignalException as exc:  # Ctrl-C / SIGTERM: the launcher stopped every rank; rank 0 said where to resume
+        print(f"recforge: stopped by signal {exc.sigval.value}", file=sys.stderr)
+        return 130
     except ChildFailedError as exc:
         causes = {r: f for r, f in exc.failures.items() if f.exitcode != PEER_FAILED} or exc.failures
         failed_rank = min(causes, key=lambda r: (causes[r].timestamp, r))

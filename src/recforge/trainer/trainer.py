@@ -268,7 +268,8 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
             if self.saved and self.trainable and self._folder_ready and self.checkpoint_path("last").is_file():
                 checkpoint = self.checkpoint_path("last")
             interrupted = TrainingInterrupted(self.start_epoch - 1, checkpoint)
-            logger.warning("%s", interrupted)
+            if distributed.is_main_process():
+                logger.warning("%s", interrupted)
             raise interrupted from None
         finally:
             if previous is not None:
