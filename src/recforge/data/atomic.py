@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from recforge.errors import DataError
+from recforge.utils.arrays import gather
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
 
@@ -320,5 +321,5 @@ def take(columns: Mapping[str, Column], rows: np.ndarray) -> dict[str, Column]:
         elif isinstance(col, SeqColumn):
             out[name] = col.take(rows)
         else:
-            out[name] = col[rows]
+            out[name] = gather(col, rows)
     return out

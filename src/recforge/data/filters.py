@@ -16,7 +16,7 @@ import numpy as np
 from recforge.config.intervals import Interval, parse_intervals, within
 from recforge.data.atomic import Column, SeqColumn, TokenColumn
 from recforge.errors import ConfigError
-from recforge.utils.arrays import first_occurrences
+from recforge.utils.arrays import first_occurrences, stable_argsort
 
 logger = logging.getLogger("recforge")
 
@@ -34,7 +34,7 @@ def first_or_last(inter: Table, keep: np.ndarray, uid: str, iid: str, time_field
     rows = np.flatnonzero(keep)
     time = inter.get(time_field) if time_field else None
     if isinstance(time, np.ndarray):
-        rows = rows[np.argsort(time[rows], kind="stable")]
+        rows = rows[stable_argsort(time[rows])]
     pair = inter[uid].codes[rows] * (int(inter[iid].codes.max(initial=0)) + 1) + inter[iid].codes[rows]
     if which == "last":
         pair, rows = pair[::-1], rows[::-1]

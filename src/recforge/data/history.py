@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recforge.utils.arrays import unique_sorted
+from recforge.utils.arrays import sort, unique_sorted
 
 
 @dataclass
@@ -21,6 +21,7 @@ class UserHistory:
     items: torch.Tensor
     n_users: int
     n_items: int
+    keys: torch.Tensor | None = None  # computed from indptr and items when not given
 
     @classmethod
     def from_pairs(cls, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> UserHistory:
@@ -30,10 +31,11 @@ class UserHistory:
 
     @classmethod
     def _from_keys(cls, keys: np.ndarray, n_users: int, n_items: int) -> UserHistory:
-        rows = keys // n_items
-        indptr = np.zeros(n_users + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
-        return cls(torch.from_numpy(indptr), torch.from_numpy(keys % n_items), n_users, n_items)
+        keys = torch.from_numpy(np.ascontiguousarray(keys))
+        indptr = torch.zeros(n_users + 1, dtype=torch.int64)
+        torch.cumsum(torch.bincount(keys // n_items, minlength=n_users), 0, out=indptr[1:])
+        history = cls(indptr, keys % n_items, n_users, n_items, keys)
+        return history
 
     @classmethod
     def from_datasets(cls, *datasets) -> UserHistory:
@@ -45,7 +47,7 @@ class UserHistory:
 
     def union(self, *others: UserHistory) -> UserHistory:
         """The union with other histories over the same ids (merging sorted keys, linear time)."""
-        merged = np.sort(np.concatenate([h.keys.numpy() for h in (self, *others)]), kind="stable")
+        merged = sort(np.concatenate([h.keys.numpy() for h in (self, *others)]))
         if len(merged):
             merged = merged[np.r_[True, merged[1:] != merged[:-1]]]
         return UserHistory._from_keys(merged, self.n_users, self.n_items)
@@ -56,8 +58,9 @@ class UserHistory:
         return UserHistory._from_keys(self.keys[keep].numpy(), self.n_users, self.n_items)
 
     def __post_init__(self) -> None:
-        users = torch.repeat_interleave(torch.arange(self.n_users), self.lengths)
-        self.keys = users * self.n_items + self.items
+        if self.keys is None:
+            users = torch.repeat_interleave(torch.arange(self.n_users), self.lengths)
+            self.keys = users * self.n_items + self.items
 
     @property
     def lengths(self) -> torch.Tensor:

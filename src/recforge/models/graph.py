@@ -23,7 +23,7 @@ import torch
 
 from recforge.models.base import GeneralRecommender
 from recforge.models.tables import ScoreTables
-from recforge.utils.arrays import unique_sorted
+from recforge.utils.arrays import stable_argsort, unique_sorted
 
 DEGREE_EPSILON = 1e-7  # RecBole's: isolated nodes (the padding ids) get a finite normaliser
 
@@ -52,7 +52,7 @@ def normalized_adjacency(
     n = n_users + n_items
     weights = np.ones(len(users), dtype=np.float64) if weights is None else np.asarray(weights, dtype=np.float64)
     keys = np.asarray(users, np.int64) * n_items + np.asarray(items, np.int64)
-    order = np.argsort(keys, kind="stable")
+    order = stable_argsort(keys)
     keys, weights = keys[order], weights[order]
     first = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, dtype=bool)
     weights = np.add.reduceat(weights, np.flatnonzero(first)) if len(keys) else weights

