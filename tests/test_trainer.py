@@ -228,3 +228,26 @@ def test_weight_decay_and_progress_bars(tiny_path, capsys, monkeypatch):
     assert "train   0:   0%|" in err and "evaluate:   0%|" in err  # batch bars (cleared when done)
     trainer.fit(train, valid, verbose=False, saved=False, show_progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_sparse_adam_is_torch_sparse_adam_row_by_row():
+    """learner sparse_adam (RowAdam): torch.optim.SparseAdam's lazy Adam, computed on the gathered rows."""
+    from recforge.trainer.row_adam import RowAdam
+
+    torch.manual_seed(0)
+    ours, theirs = torch.nn.Embedding(50, 8, sparse=True), torch.nn.Embedding(50, 8, sparse=True)
+    theirs.load_state_dict(ours.state_dict())
+    optimizers = {
+        id(ours): RowAdam(ours.parameters(), lr=0.01),
+        id(theirs): torch.optim.SparseAdam(theirs.parameters(), lr=0.01),
+    }
+    untouched = ours.weight.detach()[40:].clone()
+    for _ in range(30):
+        rows = torch.randint(0, 40, (20,))  # repeated rows included; rows 40-49 never appear
+        weights = torch.randn(20, 8)
+        for table in (ours, theirs):
+            optimizers[id(table)].zero_grad()
+            (table(rows) * weights).sum().backward()
+            optimizers[id(table)].step()
+    assert torch.allclose(ours.weight, theirs.weight, atol=1e-6)
+    assert torch.equal(ours.weight.detach()[40:], untouched)  # lazy: rows outside every batch do not move

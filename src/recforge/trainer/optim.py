@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from recforge.errors import ConfigError
+from recforge.trainer.row_adam import RowAdam
 
 logger = logging.getLogger("recforge")
 
@@ -18,7 +19,7 @@ OPTIMIZERS = {
     "sgd": torch.optim.SGD,
     "adagrad": torch.optim.Adagrad,
     "rmsprop": torch.optim.RMSprop,
-    "sparse_adam": torch.optim.SparseAdam,
+    "sparse_adam": RowAdam,  # torch's SparseAdam semantics, row-wise arithmetic (recforge.trainer.row_adam)
 }
 
 
@@ -37,7 +38,7 @@ def build_optimizer(
     if cls is None:
         raise ConfigError(f"unknown learner {learner!r}; use one of {', '.join(OPTIMIZERS)}")
     flat = [p for group in groups for p in group["params"]]
-    if cls is torch.optim.SparseAdam:
+    if cls is RowAdam:
         if weight_decay:
             logger.warning("sparse_adam does not support weight_decay; weight_decay=%s is ignored", weight_decay)
         return cls(groups, lr=learning_rate)
