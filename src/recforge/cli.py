@@ -110,7 +110,9 @@ def _cmd_run(args: argparse.Namespace, extra: list[str], argv: Sequence[str] = (
 
     import yaml
 
-    if not distributed.is_main_process():
+    main_process = distributed.is_main_process()
+    distributed.leave()
+    if not main_process:
         return 0  # rank 0 prints the results
     places = yaml.safe_load((Path(result["run_dir"]) / "config.yaml").read_text())["metric_decimal_place"]
     print(f"\n{result['run_dir']}")

@@ -176,6 +176,7 @@ def read_atomic(
     result: dict[str, Column] = {}
     for name in wanted:
         array = table.column(name).combine_chunks() if table.num_rows else pa.array([], pa.string())
+        table = table.drop_columns([name])  # the text of a converted column is freed as soon as it is converted
         ftype = header[name]
         if ftype == "token":
             result[name] = _encode_tokens(array)

@@ -39,6 +39,12 @@ def _columns(dataset: Dataset) -> dict[str, torch.Tensor]:
     return {name: _column_tensor(col) for name, col in dataset.inter_feat.items() if not isinstance(col, SeqColumn)}
 
 
+def _pinned_take(column: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """``column[order]`` written into page-locked memory (its slices copy to a GPU asynchronously)."""
+    out = torch.empty((len(order), *column.shape[1:]), dtype=column.dtype, pin_memory=True)
+    return torch.index_select(column, 0, order, out=out)
+
+
 class DatasetView:
     """Loaders answer for their data set's attributes too (``train_data.user_num``, ``train_data.num(field)``),
     so code written for RecBole that passes a loader where a data set is expected keeps working."""
@@ -100,6 +106,7 @@ class TrainDataLoader(DatasetView):
         self.columns = _columns(dataset)
         self.generator = torch.Generator().manual_seed(config["seed"])
         self.rank, self.world = 0, 1
+        self.pin_memory = False  # the trainer sets it on CUDA: epoch columns in page-locked memory, copied async
 
     def shard(self, rank: int, world: int) -> None:
         """Yield slice ``rank`` of ``world`` of every batch (distributed training): the batches, their order and
@@ -132,7 +139,10 @@ class TrainDataLoader(DatasetView):
 
     def __iter__(self) -> Iterator[Interaction]:
         order = self._epoch_order()
-        columns = {name: col[order] for name, col in self.columns.items()}
+        if self.pin_memory and torch.cuda.is_available():
+            columns = {name: _pinned_take(col, order) for name, col in self.columns.items()}
+        else:
+            columns = {name: col[order] for name, col in self.columns.items()}
         negatives = None
         if self.sampler is not None:
             negatives = self.sampler.sample(columns[self.uid_field], self.sample_num, self.generator)

@@ -185,3 +185,11 @@ def finish_rank(status: int | BaseException) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)  # no interpreter shutdown: tearing down a process group with a dead peer aborts
+    leave()
+
+
+def leave() -> None:
+    """Leave the process group once every rank is done (exiting with the group alive can abort the process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

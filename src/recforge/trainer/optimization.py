@@ -111,7 +111,7 @@ class Optimization:
         for batch_idx, batch in enumerate(progress(loader, show_progress, label)):
             if limit is not None and batch_idx >= limit:
                 break
-            batch = batch.to(self.device)
+            batch = batch.to(self.device, non_blocking=self.device.type == "cuda")  # pinned on CUDA
             divisor = self._accumulation_divisor(batch_idx, n_batches)
             step_now = self._step_due(batch_idx, n_batches)
             for i, objective in enumerate(group):

@@ -143,6 +143,8 @@ class TrainingState:
     # -- loaders -----------------------------------------------------------------------------------
     def _attach_loaders(self, train_data) -> None:
         self._train_data = train_data
+        if hasattr(train_data, "pin_memory"):
+            train_data.pin_memory = self.device.type == "cuda"
         if distributed.is_distributed() and hasattr(train_data, "shard"):
             train_data.shard(distributed.rank(), distributed.world_size())
         if self._pending_loader_state is not None:
