@@ -253,6 +253,10 @@ def render(all_scenarios: list[Scenario], repeats: int, recbole_python: str | No
         "",
         "- [Trees and context-aware models: what the measurements show](../benchmarks/results/context-2026-11-30.md) "
         "(why recforge's tree AUC is higher with the same library and parameters, and DCNV2 over four seeds).",
+        "- [One machine at ml-25m's scale](../benchmarks/results/scale-25m-2026-11-30.md) "
+        "(`benchmarks/scale_25m.py`): loading, BPR epochs with dense and lazy Adam, full evaluation against a "
+        "matmul + top-k floor, two processes and RecBole on 25,000,000 interactions; what meets its target and what "
+        "does not yet.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -9,8 +9,9 @@ without the processed-data cache, ``cache`` = the same from a warm cache, ``epoc
 (sparse embedding gradients and torch's SparseAdam: only the rows of the batch's users and items, RecBole's
 ``learner: sparse_adam``), ``eval`` = a full-ranking evaluation of every test user against every item next to
 the floor (the same users scored by one matmul per 4,096 users and ``torch.topk``, nothing else), ``ddp`` = the
-sparse epoch in 2 processes (``recforge run --nproc 2``), ``recbole`` = RecBole 1.2.1's create_dataset +
-data_preparation on the same file within ``--recbole-budget`` seconds. One JSON line per stage goes to ``--raw``.
+adam epoch in 2 processes (``recforge run --nproc 2``; sparse gradients are refused with several processes),
+``recbole`` = RecBole 1.2.1's create_dataset + data_preparation on the same file within ``--recbole-budget``
+seconds. One JSON line per stage goes to ``--raw``.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ config = Config("BPR", "%(name)s", config_dict={
     "show_progress": False, "eval_step": 0}, cmd_args=[])
 record = {"stage": stage, "import": time.perf_counter() - started}
 t = time.perf_counter(); dataset = create_dataset(config); record["create"] = time.perf_counter() - t
-t = time.perf_counter(); train, valid, test = data_preparation(config, dataset); record["prepare"] = time.perf_counter() - t
+t = time.perf_counter(); train, valid, test = data_preparation(config, dataset)
+record["prepare"] = time.perf_counter() - t
 record["load"] = record["create"] + record["prepare"]
 if stage.startswith("epoch"):
     model = get_model_class("BPR")(config, train.dataset)
@@ -81,27 +83,62 @@ def probe(stage: str, data_path: Path, learner: str, cache: str) -> dict:
     env = {**os.environ, "RECFORGE_CACHE_DIR": cache, "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run(
         [sys.executable, "-c", PROBE % {"name": NAME}, stage, str(data_path), learner],
-        capture_output=True, text=True, env=env, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     if done.returncode != 0:
         return {"stage": stage, "error": (done.stderr.strip().splitlines() or ["failed"])[-1][:300]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def ddp_epoch(data_path: Path, cache: str, work: Path) -> dict:
-    """The sparse epoch in 2 processes: wall time of ``recforge run --nproc 2 --epochs 1`` and its epoch time."""
+def ddp_epoch(data_path: Path, cache: str, work: Path, budget: int) -> dict:
+    """The dense (adam) epoch in 2 processes (sparse gradients are refused with several processes): wall time of
+    ``recforge run --nproc 2 --epochs 1`` and its epoch time."""
     folder = work / "ddp-run"
     env = {**os.environ, "RECFORGE_CACHE_DIR": cache, "PYTHONPATH": str(ROOT / "src")}
     command = [
-        sys.executable, "-m", "recforge", "run", "--model", "BPR", "--dataset", NAME, "--data_path", str(data_path),
-        "--load_col", "{inter: [user_id, item_id, rating, timestamp]}", "--epochs", "1", "--eval_step", "0",
-        "--learner", "sparse_adam", "--checkpoint_dir", str(folder), "--nproc", "2", "--show_progress", "false",
-        "--quiet", "--eval_args", "{split: {RS: [0.8, 0.1, 0.1]}, group_by: user, order: RO, mode: full}",
-        "--metrics", "[Recall, NDCG]", "--topk", "[10]", "--valid_metric", "NDCG@10",
+        sys.executable,
+        "-m",
+        "recforge",
+        "run",
+        "--model",
+        "BPR",
+        "--dataset",
+        NAME,
+        "--data_path",
+        str(data_path),
+        "--load_col",
+        "{inter: [user_id, item_id, rating, timestamp]}",
+        "--epochs",
+        "1",
+        "--eval_step",
+        "0",
+        "--learner",
+        "adam",
+        "--checkpoint_dir",
+        str(folder),
+        "--nproc",
+        "2",
+        "--show_progress",
+        "false",
+        "--quiet",
+        "--eval_args",
+        "{split: {RS: [0.8, 0.1, 0.1]}, group_by: user, order: RO, mode: full}",
+        "--metrics",
+        "[Recall, NDCG]",
+        "--topk",
+        "[10]",
+        "--valid_metric",
+        "NDCG@10",
     ]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    record = {"stage": "ddp", "wall": time.perf_counter() - started}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=budget, check=False)
+    except subprocess.TimeoutExpired:
+        return {"stage": "ddp", "learner": "adam", "error": f"not finished within {budget} s"}
+    record = {"stage": "ddp", "learner": "adam", "wall": time.perf_counter() - started}
     if done.returncode != 0:
         record["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1][:300]
         return record
@@ -113,8 +150,17 @@ def ddp_epoch(data_path: Path, cache: str, work: Path) -> dict:
 
 def recbole_load(python: str, data_path: Path, budget: int) -> dict:
     command = [
-        python, str(HERE / "recbole_driver.py"), "--model", "BPR", "--dataset", NAME, "--data-path", str(data_path),
-        "--load-only", "--set", "load_col={inter: [user_id, item_id, rating, timestamp]}",
+        python,
+        str(HERE / "recbole_driver.py"),
+        "--model",
+        "BPR",
+        "--dataset",
+        NAME,
+        "--data-path",
+        str(data_path),
+        "--load-only",
+        "--set",
+        "load_col={inter: [user_id, item_id, rating, timestamp]}",
     ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=budget, check=False)
@@ -132,6 +178,7 @@ def main() -> None:
     parser.add_argument("--stages", default="load,cache,epoch-sparse_adam,eval")
     parser.add_argument("--recbole-python", default=os.environ.get("RECBOLE_PYTHON"))
     parser.add_argument("--recbole-budget", type=int, default=1800)
+    parser.add_argument("--ddp-budget", type=int, default=1200)
     parser.add_argument("--raw", type=Path, default=HERE / "results" / "scale-25m.jsonl")
     args = parser.parse_args()
     data_path = args.workdir.resolve() / "data"
@@ -144,7 +191,7 @@ def main() -> None:
             if stage.startswith("epoch"):
                 record = probe(stage, data_path, stage.split("-", 1)[1], cache)
             elif stage == "ddp":
-                record = ddp_epoch(data_path, cache, Path(cache))
+                record = ddp_epoch(data_path, cache, Path(cache), args.ddp_budget)
             elif stage == "recbole":
                 if not args.recbole_python:
                     continue

@@ -107,7 +107,7 @@ def bpr_args(root: Path, saved: str, *extra: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize(("mode", "learner"), [("full", "adam"), ("uni10", "adam"), ("full", "sparse_adam")])
+@pytest.mark.parametrize(("mode", "learner"), [("full", "adam"), ("uni10", "adam")])
 def test_two_processes_train_as_one_and_evaluate_bit_for_bit(tmp_path, mode, learner):
     write_interactions(tmp_path)
     metrics = RANKING_METRICS + (["AUC"] if mode != "full" else [])
@@ -228,6 +228,11 @@ def test_a_failing_rank_stops_the_others_and_its_error_is_shown_once(tmp_path):
 def test_models_without_gradients_refuse_several_processes(model):
     with pytest.raises(ConfigError, match=rf"{model} is fitted in one pass.*run it with nproc 1"):
         Config(model, "ml-latest-small", config_dict={"nproc": 2}, cmd_args=[])
+
+
+def test_sparse_gradients_refuse_several_processes():
+    with pytest.raises(ConfigError, match=r"learner sparse_adam .* cannot be used with several processes \(nproc 2\)"):
+        Config("BPR", "ml-latest-small", config_dict={"nproc": 2, "learner": "sparse_adam"}, cmd_args=[])
 
 
 def test_torchrun_starts_the_same_ranks(tmp_path):
