@@ -92,7 +92,7 @@ def _cmd_run(args: argparse.Namespace, extra: list[str], argv: Sequence[str] = (
         from recforge.quick_start import machine_independent
         from recforge.trainer.checkpoint import load_checkpoint
 
-        base = machine_independent(load_checkpoint(args.resume)["config"]) if args.resume else None
+        base = machine_independent(load_checkpoint(args.resume, mmap=True)["config"]) if args.resume else None
         config = Config(args.model, args.dataset, config_files or None, cmd_args=extra, base_config=base)
         total = config["world_size"] if (config["world_size"] or -1) > 0 else None
         if config["nproc"] > 1 or (total or 1) > 1:

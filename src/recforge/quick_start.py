@@ -50,7 +50,7 @@ def run(
     script's own ``--key=value`` arguments, as RecBole does.
     """
     init_logger("INFO" if verbose else "WARNING")
-    base_config = machine_independent(load_checkpoint(resume)["config"]) if resume is not None else None
+    base_config = machine_independent(load_checkpoint(resume, mmap=True)["config"]) if resume is not None else None
     config = Config(model, dataset, config_file_list, config_dict, cmd_args, base_config=base_config)
     logging.getLogger().setLevel(config["state"] if verbose else "WARNING")
     distributed.setup(torch.device(config["device"]))  # a rank of several: join the group; only rank 0 logs

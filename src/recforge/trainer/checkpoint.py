@@ -39,13 +39,14 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint; a missing, truncated, corrupt or foreign file is a CheckpointError naming it."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """Read a checkpoint; a missing, truncated, corrupt or foreign file is a CheckpointError naming it. With
+    ``mmap`` the tensors are mapped, not read (for reading the config alone)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # torch raises many types for damaged files (RuntimeError, EOFError, UnpicklingError)
         raise CheckpointError(
             f"checkpoint {path} cannot be read (truncated, corrupt or not a torch file): {type(exc).__name__}: "

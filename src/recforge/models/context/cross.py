@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from recforge.config.types import Bool, Float, Int, Key, Str
-from recforge.models.context.base import ContextRecommender, mlp_keys
+from recforge.models.context.base import EMBEDDING_KEY, ContextRecommender, mlp_keys
 from recforge.models.context.fields import mlp_layers
 from recforge.registry import register_model
 
@@ -20,7 +20,7 @@ class DCN(ContextRecommender):
     """Deep & Cross Network (Wang et al., 2017): x_{l+1} = x0 (x_l . w_l) + b_l + x_l beside a deep MLP."""
 
     hyper_parameters = (
-        Key("embedding_size", Int(minimum=1), 10, "Embedding size d of every feature field."),
+        EMBEDDING_KEY,
         *mlp_keys([256, 256, 256], 0.2),
         Key("cross_layer_num", Int(minimum=0), 6, "Number of cross layers."),
         Key("reg_weight", Float(minimum=0.0), 2.0, "Weight of the L2 norms of the cross weights."),

@@ -85,7 +85,7 @@ class EarlyStop:
 
 class DecisionTreeRecommender(Recommender):
     """Base of the boosted-tree models. Subclasses name the ``library`` and implement the library calls:
-    ``_start_session``, ``_update``, ``_valid_score``, ``_predict_matrix``, ``_to_bytes``, ``_from_bytes``,
+    ``start``, ``_update``, ``_valid_score``, ``_predict_matrix``, ``_to_bytes``, ``_from_bytes``,
     ``_truncate`` and ``params`` / ``rounds_per_epoch`` / ``early_stopping_rounds``."""
 
     type = ModelType.DECISIONTREE
@@ -103,16 +103,17 @@ class DecisionTreeRecommender(Recommender):
         self.rounds_done = 0
         self.last_train_loss = 0.0
         self.verbose_every = 0  # log the validation metric every N rounds when it is computed (0: never)
-        self._session: Any = None
+        self._session_open = False  # a trainable booster with its training (and validation) data
 
     # -- library calls (subclasses) -----------------------------------------------------------------
     params: dict[str, Any]
     rounds_per_epoch: int
     early_stopping_rounds: int | None
 
-    def _start_session(self, train: tuple[Any, np.ndarray], valid: tuple[Any, np.ndarray] | None) -> None:
-        """Build the library's training (and validation) data and a trainable booster in ``self._session``,
-        continuing ``self.booster`` when it is set."""
+    def start(self, train: tuple[Any, np.ndarray], valid: tuple[Any, np.ndarray] | None) -> None:
+        """Open a boosting session on the training rows ``(matrix, labels)`` (and validation rows, used for early
+        stopping): the library's data (``_dtrain``, ``_dvalid``) and a trainable booster, continuing
+        ``self.booster`` when there is one (a resumed run)."""
         raise NotImplementedError
 
     def _update(self, round_idx: int) -> None:
@@ -139,14 +140,9 @@ class DecisionTreeRecommender(Recommender):
         raise NotImplementedError
 
     # -- training (called by DecisionTreeTrainer) ----------------------------------------------------
-    def start(self, train: tuple[Any, np.ndarray], valid: tuple[Any, np.ndarray] | None) -> None:
-        """Open a boosting session on the training rows ``(matrix, labels)`` (and validation rows, used for
-        early stopping), continuing from the current booster when there is one (a resumed run)."""
-        self._start_session(train, valid)
-
     @property
     def session_open(self) -> bool:
-        return self._session is not None
+        return self._session_open
 
     def boost(self, rounds: int, stop: EarlyStop | None = None) -> bool:
         """Add up to ``rounds`` boosting rounds; with ``stop``, score the validation rows after each round and
@@ -177,15 +173,17 @@ class DecisionTreeRecommender(Recommender):
         self.booster_bytes = torch.frombuffer(bytearray(data), dtype=torch.uint8).clone()
 
     def close(self) -> None:
-        """Free the training data of the session (the booster stays)."""
-        self._session = None
+        """End the session and free its training data (the booster stays)."""
+        self._session_open = False
+        self.__dict__.pop("_dtrain", None)
+        self.__dict__.pop("_dvalid", None)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         data = bytes(self.booster_bytes.cpu().numpy().tobytes())
         self.booster = self._from_bytes(data) if data else None
         self.rounds_done = self._rounds_of_loaded() if data else 0
-        self._session = None  # a loaded booster continues in a new session
+        self.close()  # a loaded booster continues in a new session
 
     def _rounds_of_loaded(self) -> int:
         raise NotImplementedError

@@ -53,7 +53,7 @@ class LightGBM(DecisionTreeRecommender):
         self.rounds_per_epoch: int = config["lgb_num_boost_round"]
         self.early_stopping_rounds = config["lgb_early_stopping_rounds"]
 
-    def _start_session(self, train, valid) -> None:
+    def start(self, train, valid) -> None:
         lgb = self.lib
         self._dtrain = lgb.Dataset(train[0], label=train[1], params=self.params, free_raw_data=False)
         valid_sets = []
@@ -74,7 +74,7 @@ class LightGBM(DecisionTreeRecommender):
             )
         except _BoosterReady as ready:
             self.booster = ready.booster
-        self._session = self.booster
+        self._session_open = True
 
     def _update(self, round_idx: int) -> None:
         self.booster.update()

@@ -75,12 +75,12 @@ class XGBoost(DecisionTreeRecommender):
         matrix, labels = rows
         return self.lib.DMatrix(matrix, label=labels, nthread=self.config["xgb_nthread"])
 
-    def _start_session(self, train, valid) -> None:
+    def start(self, train, valid) -> None:
         self._dtrain = self._matrix(train)
         self._dvalid = self._matrix(valid) if valid is not None else None
         cache = [self._dtrain] + ([self._dvalid] if self._dvalid is not None else [])
         self.booster = self.lib.Booster(self.params, cache, model_file=self.booster)
-        self._session = self.booster
+        self._session_open = True
 
     def _update(self, round_idx: int) -> None:
         self.booster.update(self._dtrain, round_idx)
