@@ -20,7 +20,8 @@ LAYERS = [
     ("models",),
     ("evaluation",),
     ("trainer",),
-    ("quick_start", "cli", "model", "__init__", "__main__"),
+    ("report", "serving"),
+    ("quick_start", "tuning", "cli", "model", "__init__", "__main__"),
 ]
 LAYER_OF = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 # RecBole's ``recbole.utils`` facade names get_model / get_trainer, which live in the registry: resolved lazily.

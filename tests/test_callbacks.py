@@ -201,3 +201,22 @@ def test_cli_interrupt_and_resume(tiny_path, capsys, monkeypatch):
     reference = json.loads((straight / "metrics.json").read_text())
     assert done["test_result"] == reference["test_result"]
     assert done["train_loss"] == reference["train_loss"] and done["epochs_run"] == 4
+
+
+@pytest.mark.parametrize("model", ["BPR", "Pop"])
+def test_run_passes_callbacks_to_the_trainer(tiny_path, model):
+    import recforge
+
+    class Scores(Callback):
+        def __init__(self):
+            self.scores = []
+
+        def on_validation_end(self, trainer, epoch, score, result, improved):
+            self.scores.append((epoch, score))
+
+    scores = Scores()
+    values = dict(tiny_config(tiny_path, model, epochs=3).final_config_dict)
+    out = recforge.run(model, "tiny", config_dict=values, saved=False, callbacks=[scores], verbose=False)
+    epochs = 3 if model == "BPR" else 1
+    assert [epoch for epoch, _ in scores.scores] == list(range(epochs))
+    assert out["best_valid_score"] == max(score for _, score in scores.scores)

@@ -21,6 +21,7 @@ from recforge.models.sizing import create_model
 from recforge.registry import get_model_class, get_trainer
 from recforge.trainer import distributed
 from recforge.trainer.checkpoint import load_checkpoint, load_model_state
+from recforge.trainer.events import Callback
 from recforge.utils.log import LOGGER_NAME, init_logger
 from recforge.utils.seed import init_seed
 
@@ -39,6 +40,7 @@ def run(
     resume: str | Path | None = None,
     cmd_args: Mapping[str, str] | Iterable[str] | None = None,
     verbose: bool = True,
+    callbacks: Iterable[Callback] = (),
 ) -> dict[str, Any]:
     """Train and evaluate ``model`` on ``dataset`` (RecBole's ``run_recbole``).
 
@@ -47,7 +49,8 @@ def run(
     training starts, so nothing is written when the config, data or model cannot be built (and nothing at all
     with ``saved=False``; ``run_dir`` is then None). ``resume`` continues from a checkpoint, whose config is the
     base layer (see ``Trainer.resume_checkpoint`` for where the run continues). ``cmd_args`` None reads the
-    script's own ``--key=value`` arguments, as RecBole does.
+    script's own ``--key=value`` arguments, as RecBole does. ``callbacks`` are passed to the trainer (after its
+    built-in ones; see ``recforge.trainer.events``).
     """
     init_logger("INFO" if verbose else "WARNING")
     base_config = machine_independent(load_checkpoint(resume, mmap=True)["config"]) if resume is not None else None
@@ -62,7 +65,7 @@ def run(
     net = create_model(config.model_class, config, train_data.dataset)
     logger.info("config:\n%s", config)
     logger.info("%s", net)
-    trainer = get_trainer(config.model_class)(config, net)
+    trainer = get_trainer(config.model_class)(config, net, callbacks=callbacks)
     try:
         if resume is not None:
             trainer.resume_checkpoint(resume)
