@@ -135,3 +135,8 @@ def tiny_args(tiny_path, model="Pop"):
         "Recall@3",
         "--quiet",
     ]
+
+
+def entries(folder: Path) -> list[Path]:
+    """The processed-data cache entries (folders with a meta.json) in ``folder``."""
+    return [entry for entry in folder.iterdir() if (entry / "meta.json").is_file()] if folder.is_dir() else []

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, entries
 from recforge import Config, create_dataset
 from recforge.cli import main
 from recforge.data.atomic import SeqColumn
@@ -55,7 +55,7 @@ def same(a, b):
 def test_second_load_comes_from_the_cache(data, cache_dir, caplog):
     caplog.set_level(logging.INFO, logger="recforge")
     first = build(data)
-    (entry,) = (cache_dir / "features").glob("*.npz")
+    (entry,) = entries(cache_dir / "features")
     assert "from the cache" not in caplog.text
     caplog.clear()
     second = build(data)
@@ -78,13 +78,14 @@ def test_a_changed_file_or_setting_is_not_served_stale(data, cache_dir, caplog):
     caplog.clear()
     build(data, learning_rate=0.5)  # not a processing key: same entry
     assert "from the cache" in caplog.text
-    assert len(list((cache_dir / "features").glob("*.npz"))) == 3
+    assert len(list(entries(cache_dir / "features"))) == 3
 
 
 def test_a_damaged_entry_is_rebuilt(data, cache_dir, caplog):
     reference = build(data)
-    (entry,) = (cache_dir / "features").glob("*.npz")
-    entry.write_bytes(entry.read_bytes()[:100])
+    (entry,) = entries(cache_dir / "features")
+    column = entry / "inter" / "item_id.npy"
+    column.write_bytes(column.read_bytes()[:100])
     again = build(data)
     assert "is unreadable" in caplog.text and "rebuilding it" in caplog.text
     same(reference, again)
@@ -109,3 +110,106 @@ def test_bypass_and_replayed_filter_log(data, cache_dir, caplog, tiny_path, caps
 
     assert main([*tiny_args(tiny_path), "--no-cache"]) == 0
     assert not (cache_dir / "tiny").exists()
+
+
+# -- the split and histories cached with the processed data ----------------------------------------------------
+
+
+def prepare(tiny_path, **overrides):
+    from conftest import tiny_config
+    from recforge import data_preparation
+
+    config = tiny_config(tiny_path, "BPR", **{"data_cache": True, **overrides})
+    return data_preparation(config, create_dataset(config))
+
+
+def loader_state(loaders):
+    """Everything the loaders hand to a trainer: training columns, evaluation batches, histories."""
+    train, valid, test = loaders
+    state = {f"train/{k}": np.asarray(v) for k, v in train.dataset.inter_feat.items()}
+    state["train/sampler"] = train.sampler.history.keys.numpy()
+    for name, loader in (("valid", valid), ("test", test)):
+        if loader is None:
+            continue
+        state[f"{name}/positives"] = loader.positives.keys.numpy()
+        state[f"{name}/mask"] = loader.history.keys.numpy()
+        for i, batch in enumerate(loader):
+            for j, part in enumerate(batch[1:]):
+                state[f"{name}/{i}/{j}"] = (
+                    np.concatenate([np.asarray(t).ravel() for t in part])
+                    if isinstance(part, tuple)
+                    else np.asarray(part)
+                )
+            state[f"{name}/{i}/users"] = batch[0]["user_id"].numpy()
+    return state
+
+
+@pytest.mark.parametrize(
+    "eval_args",
+    [
+        {"split": {"RS": [0.6, 0.2, 0.2]}, "order": "RO", "group_by": "user", "mode": "full"},
+        {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "uni2"},
+        {"split": {"RS": [0.5, 0.5]}, "order": "RO", "group_by": None, "mode": {"valid": "full", "test": "pop3"}},
+    ],
+)
+def test_a_second_preparation_reads_the_split_and_histories(tiny_path, cache_dir, monkeypatch, eval_args):
+    fresh = loader_state(prepare(tiny_path, eval_args=eval_args, data_cache=False))
+    first = loader_state(prepare(tiny_path, eval_args=eval_args))
+    (entry,) = entries(cache_dir / "tiny")
+    (prepared,) = entries(entry / "prepared")
+    import recforge.data.split as split
+
+    def refuse(*args):
+        raise AssertionError("split again")
+
+    monkeypatch.setattr(split, "split_indices", refuse)
+    monkeypatch.setattr("recforge.data.history.UserHistory.from_pairs", refuse)
+    second = loader_state(prepare(tiny_path, eval_args=eval_args))
+    for state in (first, second):
+        assert state.keys() == fresh.keys()
+        for key in fresh:
+            assert np.array_equal(state[key], fresh[key]) and state[key].dtype == fresh[key].dtype, key
+    assert entries(entry / "prepared") == [prepared]
+
+
+def test_another_split_or_seed_is_not_served_stale(tiny_path, cache_dir):
+    prepare(tiny_path)
+    for overrides in ({"seed": 7}, {"eval_args": {"split": {"RS": [0.4, 0.3, 0.3]}, "order": "RO"}}):
+        cached = loader_state(prepare(tiny_path, **overrides))
+        fresh = loader_state(prepare(tiny_path, data_cache=False, **overrides))
+        assert all(np.array_equal(cached[key], fresh[key]) for key in fresh)
+    (entry,) = entries(cache_dir / "tiny")
+    assert len(entries(entry / "prepared")) == 3
+
+
+def test_a_damaged_prepared_entry_is_rebuilt(tiny_path, cache_dir, caplog):
+    reference = loader_state(prepare(tiny_path))
+    (entry,) = entries(cache_dir / "tiny")
+    (prepared,) = entries(entry / "prepared")
+    column = prepared / "history" / "train" / "positives" / "keys.npy"
+    column.write_bytes(column.read_bytes()[:90])
+    again = loader_state(prepare(tiny_path))
+    assert "prepared-split cache" in caplog.text and "rebuilding it" in caplog.text
+    assert all(np.array_equal(again[key], reference[key]) for key in reference)
+    assert np.array_equal(np.load(column), reference["train/sampler"])
+
+
+def test_a_file_digest_is_remembered_only_for_files_older_than_a_tick(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from recforge.data import cache
+
+    young, old = tmp_path / "young.inter", tmp_path / "old.inter"
+    young.write_text("a\n")
+    old.write_text("b\n")
+    hour_ago = time.time_ns() - 3_600 * 10**9
+    os.utime(old, ns=(hour_ago, hour_ago))
+    reads = []
+    monkeypatch.setattr(cache, "file_digest", lambda path: reads.append(path.name) or path.read_text())
+    assert cache.remembered_digests([young, old], tmp_path) == {"young.inter": "a\n", "old.inter": "b\n"}
+    assert cache.remembered_digests([young, old], tmp_path) == {"young.inter": "a\n", "old.inter": "b\n"}
+    assert reads == ["young.inter", "old.inter", "young.inter"]
+    old.write_text("c\n")  # same size, but a new modification time
+    os.utime(old, ns=(hour_ago + 1, hour_ago + 1))
+    assert cache.remembered_digests([old], tmp_path) == {"old.inter": "c\n"}

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import write_atomic
+from conftest import entries, write_atomic
 from recforge import Config, create_dataset, data_preparation, init_seed
 from recforge.data.kg_loaders import KnowledgeBasedDataLoader
 from recforge.data.knowledge import KnowledgeBasedDataset
@@ -203,7 +203,7 @@ def test_the_processed_knowledge_graph_is_cached(kg_path, tmp_path, monkeypatch)
     monkeypatch.setenv("RECFORGE_CACHE_DIR", str(tmp_path / "cache"))
     fresh = create_dataset(kg_config(kg_path, data_cache=True))
     cached = create_dataset(kg_config(kg_path, data_cache=True))
-    assert len(list((tmp_path / "cache" / "datasets" / "kgtiny").glob("*.npz"))) == 1
+    assert len(list(entries(tmp_path / "cache" / "datasets" / "kgtiny"))) == 1
     for field in fresh.kg_feat:
         assert np.array_equal(fresh.kg_feat[field], cached.kg_feat[field])
     assert cached.item2entity == fresh.item2entity and cached.relation_num == fresh.relation_num

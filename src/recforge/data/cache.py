@@ -2,10 +2,14 @@
 
 The key is a hash of the content of every atomic file the config reads, the config keys that change
 processing (``dataset.PROCESSING_KEYS``) and the cache format version; a changed file or setting gives another
-key, so a stale entry is never used. Entries are ``.npz`` files (no pickle) under
-``$RECFORGE_CACHE_DIR/datasets/<name>/`` (default ``~/.cache/recforge``), written atomically; an unreadable
-entry is reported and rebuilt. The newest ``KEEP`` entries per data set are kept. ``data_cache: false``
-(``--no-cache`` on the command line) bypasses the cache.
+key, so a stale entry is never used. A file's content digest is remembered with its size, modification time
+(ns) and inode in ``digests.json`` beside the entries, so an unchanged 700 MB file is not read again to compute
+the key (a file changed in the last 2 s is always read: file times tick too coarsely to vouch for it). Entries
+are folders of ``.npy`` files (``recforge.data.cache_entry``: no pickle, written atomically, memory-mapped when
+read) under ``$RECFORGE_CACHE_DIR/datasets/<name>/`` (default ``~/.cache/recforge``); an unreadable entry is
+reported and rebuilt. The ``KEEP`` most recently used entries per data set are kept, each with its cached
+splits (``recforge.data.prepared_cache``). ``data_cache: false`` (``--no-cache`` on the command line) bypasses
+the cache.
 """
 
 from __future__ import annotations
@@ -14,12 +18,21 @@ import hashlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from recforge.data.atomic import SeqColumn
+from recforge.data.cache_entry import (
+    keep_newest,
+    pack_table,
+    read_entry,
+    remove_entry,
+    touch,
+    unpack_table,
+    write_entry,
+)
 from recforge.utils.files import atomic_write
 
 if TYPE_CHECKING:
@@ -27,9 +40,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("recforge")
 
-FORMAT_VERSION = 2  # 2: vocabularies as UTF-8 bytes + offsets
+FORMAT_VERSION = 3  # 2: vocabularies as UTF-8 bytes + offsets; 3: folders of memory-mapped .npy files
 KEEP = 8
 _CHUNK = 1 << 20
+DIGESTS = "digests.json"
+RACY_NS = 2_000_000_000
 
 
 def cache_root() -> Path:
@@ -45,62 +60,86 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def remembered_digests(paths: list[Path], folder: Path) -> dict[str, str]:
+    """``{file name: digest}`` of ``paths``, reusing the digests in ``folder/digests.json`` of files whose size,
+    modification time (ns) and inode are unchanged, and recording the new ones."""
+    memo_path = folder / DIGESTS
+    try:
+        memo = json.loads(memo_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        memo = {}
+    digests, changed = {}, False
+    for path in paths:
+        stat = path.stat()
+        key = str(path.resolve())
+        stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        known = memo.get(key)
+        if not isinstance(known, dict) or known.get("stamp") != stamp:
+            known = {"stamp": stamp, "digest": file_digest(path)}
+            # File times tick every few milliseconds: a file changed in the last seconds could change again
+            # within its tick, unseen by the stamp; its digest is remembered only once it is older ("racy git").
+            if time.time_ns() - stat.st_mtime_ns > RACY_NS:
+                memo[key] = known
+                changed = True
+        digests[path.name] = known["digest"]
+    if changed:
+        try:
+            with atomic_write(memo_path, "w") as handle:
+                json.dump(memo, handle)
+        except OSError:
+            pass  # a read-only cache folder: digests are computed again next time
+    return digests
+
+
 class DatasetCache:
     """One cache entry (a path), with the operations to fill a ``Dataset`` from it or store one in it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    @property
+    def key(self) -> str:
+        return self.path.name
+
     @classmethod
     def for_dataset(cls, dataset: Dataset) -> DatasetCache:
         from recforge.data.dataset import PROCESSING_KEYS
 
-        files = {p.name: file_digest(p) for p in dataset.source_files() if p.exists()}
+        folder = cache_root() / dataset.dataset_name
+        files = remembered_digests([p for p in dataset.source_files() if p.exists()], folder)
         settings = {k: dataset.config.get(k) for k in PROCESSING_KEYS}
         blob = json.dumps({"format": FORMAT_VERSION, "files": files, "settings": settings}, sort_keys=True, default=str)
-        key = hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
-        return cls(cache_root() / dataset.dataset_name / f"{key}.npz")
+        return cls(folder / hashlib.blake2b(blob.encode(), digest_size=16).hexdigest())
 
     # -- read --------------------------------------------------------------------------------------
     def restore(self, dataset: Dataset) -> bool:
         """Fill ``dataset`` from the entry; False when there is none or it cannot be read (it is then removed)."""
-        if not self.path.is_file():
+        if not self.path.is_dir():
             return False
         try:
-            with np.load(self.path, allow_pickle=False) as stored:
-                arrays = {name: stored[name] for name in stored.files}
-            meta = json.loads(arrays.pop("__meta__").tobytes().decode())
+            arrays, meta = read_entry(self.path)
             vocabularies = {
-                key: _strings(arrays.pop(f"vocab/{key}/offsets"), arrays.pop(f"vocab/{key}/bytes"))
+                key: _strings(arrays[f"vocab/{key}/offsets"], arrays[f"vocab/{key}/bytes"])
                 for key in meta["vocabularies"]
             }
             dataset.field2type = meta["field2type"]
             dataset.field2source = meta["field2source"]
             dataset.field2id_token = {field: vocabularies[key] for field, key in meta["field2vocab"].items()}
-            for name, fields in meta["tables"].items():
-                table = None
-                if fields is not None:
-                    table = {}
-                    for field, kind in fields.items():
-                        prefix = f"{name}/{field}"
-                        table[field] = (
-                            SeqColumn(arrays[f"{prefix}/offsets"], arrays[f"{prefix}/values"])
-                            if kind == "seq"
-                            else arrays[prefix]
-                        )
+            for name, kinds in meta["tables"].items():
+                table = None if kinds is None else unpack_table(name, kinds, arrays)
                 setattr(dataset, f"{name}_feat", table)
             dataset._preloaded_weight = {field: arrays[f"preload/{field}"] for field in meta["preloaded"]}
             dataset.derived = {name: arrays[f"derived/{name}"] for name in meta.get("derived", [])}
             dataset.processing_log = list(meta["processing_log"])
             if set(meta["tables"]) != set(dataset.cached_tables):
                 raise KeyError(f"tables {sorted(meta['tables'])}, expected {sorted(dataset.cached_tables)}")
-        except Exception as exc:  # any damage (truncated zip, missing key, bad JSON) means: rebuild
+        except Exception as exc:  # any damage (truncated file, missing key, bad JSON) means: rebuild
             logger.warning(
                 "processed-data cache %s is unreadable (%s: %s); rebuilding it", self.path, type(exc).__name__, exc
             )
-            self.path.unlink(missing_ok=True)
+            remove_entry(self.path)
             return False
-        os.utime(self.path)
+        touch(self.path)
         logger.info("loaded processed %s from the cache %s", dataset.dataset_name, self.path)
         for line in dataset.processing_log:
             logger.info("%s (when it was processed)", line)
@@ -114,9 +153,7 @@ class DatasetCache:
         except OSError as exc:
             logger.warning("could not write the processed-data cache %s: %s", self.path, exc)
             return
-        entries = sorted(self.path.parent.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in entries[KEEP:]:
-            old.unlink(missing_ok=True)
+        keep_newest(self.path.parent, KEEP)
 
     def _write(self, dataset: Dataset) -> None:
         arrays: dict[str, np.ndarray] = {}
@@ -130,18 +167,7 @@ class DatasetCache:
         tables: dict[str, dict[str, str] | None] = {}
         for name in dataset.cached_tables:
             table = getattr(dataset, f"{name}_feat")
-            if table is None:
-                tables[name] = None
-                continue
-            tables[name] = {}
-            for field, column in table.items():
-                if isinstance(column, SeqColumn):
-                    arrays[f"{name}/{field}/offsets"] = column.offsets
-                    arrays[f"{name}/{field}/values"] = column.values
-                    tables[name][field] = "seq"
-                else:
-                    arrays[f"{name}/{field}"] = column
-                    tables[name][field] = "array"
+            tables[name] = None if table is None else pack_table(name, table, arrays)
         for field, matrix in dataset._preloaded_weight.items():
             arrays[f"preload/{field}"] = matrix
         for name, array in dataset.derived.items():
@@ -156,9 +182,7 @@ class DatasetCache:
             "derived": sorted(dataset.derived),
             "processing_log": dataset.processing_log,
         }
-        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        with atomic_write(self.path) as handle:
-            np.savez(handle, **arrays)
+        write_entry(self.path, arrays, meta)
 
 
 def _utf8(tokens) -> tuple[np.ndarray, np.ndarray]:

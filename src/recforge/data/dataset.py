@@ -114,6 +114,8 @@ class Dataset(AtomicLoading, FeatureValues):
             self._derive()
             if cache is not None:
                 cache.save(self)
+        # The entry holding this data set (its split and histories are cached beside it), or None.
+        self.cache_entry: Path | None = cache.path if cache is not None else None
 
     def _derive(self) -> None:
         """Arrays later steps need that are worth caching: the user / item feature matrices of tree models."""

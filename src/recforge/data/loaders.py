@@ -187,22 +187,31 @@ class FullSortEvalDataLoader(DatasetView):
     Args:
         config: the run config (eval_batch_size: users per batch).
         dataset: the split to evaluate.
-        history: each user's items of the earlier splits.
+        history: each user's items of the earlier splits (unused, may be None, when ``mask`` is given).
         item_counts: training interactions per item (for popularity-based metrics).
+        positives: the users' items in ``dataset`` (default: computed from it).
+        mask: ``history`` minus ``positives`` (default: computed).
     """
 
     mode = "full"
     phase: str | None = None  # "valid" or "test", set by data_preparation
 
     def __init__(
-        self, config: Mapping[str, Any], dataset: Dataset, history: UserHistory, item_counts: np.ndarray | None = None
+        self,
+        config: Mapping[str, Any],
+        dataset: Dataset,
+        history: UserHistory | None,
+        item_counts: np.ndarray | None = None,
+        *,
+        positives: UserHistory | None = None,
+        mask: UserHistory | None = None,
     ) -> None:
         self.config = config
         self.dataset = dataset
         self._dataset = dataset
         self.item_counts = item_counts
-        self.positives = UserHistory.from_datasets(dataset)
-        self.history = history.minus(self.positives)
+        self.positives = positives if positives is not None else UserHistory.from_datasets(dataset)
+        self.history = mask if mask is not None else history.minus(self.positives)
         self.users = self.all_users = torch.nonzero(self.positives.lengths > 0).flatten()
         self.batch_size: int = config["eval_batch_size"]
         self.uid_field = dataset.uid_field
@@ -253,6 +262,7 @@ class SampledEvalDataLoader(FullSortEvalDataLoader):
         sampler: draws the negatives (uniform or popularity).
         seed: the generator's seed.
         item_counts: training interactions per item (for popularity-based metrics).
+        positives: the users' items in ``dataset`` (default: computed from it).
     """
 
     mode = "sampled"
@@ -266,8 +276,9 @@ class SampledEvalDataLoader(FullSortEvalDataLoader):
         sampler: NegativeSampler,
         seed: int,
         item_counts: np.ndarray | None = None,
+        positives: UserHistory | None = None,
     ) -> None:
-        super().__init__(config, dataset, exclude, item_counts)
+        super().__init__(config, dataset, exclude, item_counts, positives=positives)
         self.iid_field = dataset.iid_field
         self.sample_num = sample_num
         pos_users = torch.repeat_interleave(torch.arange(self.positives.n_users), self.positives.lengths)

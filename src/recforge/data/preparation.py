@@ -6,7 +6,7 @@ Evaluation follows ``eval_args.mode`` per phase (full ranking, sampled ranking, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from recforge.data.loaders import (
     SampledEvalDataLoader,
     TrainDataLoader,
 )
+from recforge.data.prepared_cache import PreparedCache
 from recforge.data.sampler import NegativeSampler
 from recforge.errors import ConfigError, DataError
 
@@ -34,21 +35,34 @@ def training_sampler(config: Mapping[str, Any], train: Dataset, history: UserHis
 
 
 def _eval_loader(
-    config, phase: str, split: Dataset, before: UserHistory, item_counts: np.ndarray, seen_counts: np.ndarray
+    config,
+    phase: str,
+    split: Dataset,
+    before: Callable[[], UserHistory],
+    item_counts: np.ndarray,
+    seen_counts: np.ndarray,
+    prepared: PreparedCache,
 ):
-    """The loader of one evaluation phase; ``before`` holds the users' items of the earlier splits."""
+    """The loader of one evaluation phase; ``before()`` gives the users' items of the earlier splits (called only
+    when a history must be computed, not read from ``prepared``)."""
     mode = config["eval_args"]["mode"][phase]
-    if mode == "full":
-        loader = FullSortEvalDataLoader(config, split, before, item_counts)
-    elif mode == "labeled":
+    if mode == "labeled":
         loader = LabeledEvalDataLoader(config, split)
+        loader.phase = phase
+        return loader
+    positives = prepared.history(f"{phase}/positives", lambda: UserHistory.from_datasets(split))
+    if mode == "full":
+        mask = prepared.history(f"{phase}/mask", lambda: before().minus(positives))
+        loader = FullSortEvalDataLoader(config, split, None, item_counts, positives=positives, mask=mask)
     else:
-        exclude = before.union(UserHistory.from_datasets(split))
+        exclude = prepared.history(f"{phase}/exclude", lambda: before().union(positives))
         distribution = "uniform" if mode.startswith("uni") else "popularity"
         counts = seen_counts + split.item_counts if distribution == "popularity" else None
         sampler = NegativeSampler(exclude, distribution, counts)
         seed = config["seed"] * 1000 + PHASE_SEEDS[phase]
-        loader = SampledEvalDataLoader(config, split, exclude, int(mode[3:]), sampler, seed, item_counts)
+        loader = SampledEvalDataLoader(
+            config, split, exclude, int(mode[3:]), sampler, seed, item_counts, positives=positives
+        )
     loader.phase = phase
     return loader
 
@@ -67,8 +81,9 @@ def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[Train
         raise ConfigError(
             f"config key 'topk': {max(config['topk'])} exceeds the number of items ({dataset.item_num - 1})"
         )
-    train, valid, test = dataset.build()
-    train_history = UserHistory.from_datasets(train)
+    prepared = PreparedCache.for_dataset(dataset)
+    train, valid, test = prepared.parts(dataset)
+    train_history = prepared.history("train/positives", lambda: UserHistory.from_datasets(train))
     sampler = training_sampler(config, train, train_history)
     pairwise = model_class is None or model_class.input_type == InputType.PAIRWISE
     if pairwise and model_class is not None and sampler is None:
@@ -91,9 +106,15 @@ def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[Train
     item_counts = train.item_counts
     valid_data = test_data = None
     if valid.inter_num:
-        valid_data = _eval_loader(config, "valid", valid, train_history, item_counts, item_counts)
+        valid_data = _eval_loader(config, "valid", valid, lambda: train_history, item_counts, item_counts, prepared)
     if test.inter_num:
-        seen = train_history.union(UserHistory.from_datasets(valid)) if valid.inter_num else train_history
         seen_counts = item_counts + (valid.item_counts if valid.inter_num else 0)
-        test_data = _eval_loader(config, "test", test, seen, item_counts, seen_counts)
+
+        def seen() -> UserHistory:
+            if not valid.inter_num:
+                return train_history
+            return train_history.union(prepared.history("valid/positives", lambda: UserHistory.from_datasets(valid)))
+
+        test_data = _eval_loader(config, "test", test, seen, item_counts, seen_counts, prepared)
+    prepared.save()
     return train_data, valid_data, test_data

@@ -113,10 +113,15 @@ def split_indices(dataset: Dataset) -> list[np.ndarray]:
     return [order[part == p].numpy() for p in range(3)]
 
 
+def split_columns(dataset: Dataset) -> list[dict]:
+    """The ``inter_feat`` columns of ``[train, valid, test]``, every column (``unused_col`` included)."""
+    return [take(dataset.inter_feat, rows) for rows in split_indices(dataset)]
+
+
 def split_dataset(dataset: Dataset) -> list[Dataset]:
     """``[train, valid, test]`` datasets sharing ``dataset``'s vocabularies and features; ``unused_col``
     columns are dropped from the parts (they could still order the split)."""
-    parts = [dataset.copy(take(dataset.inter_feat, rows)) for rows in split_indices(dataset)]
+    parts = [dataset.copy(columns) for columns in split_columns(dataset)]
     for part in parts:
         part.drop_unused()
     return parts

@@ -8,6 +8,8 @@ through torch, whose CPU sort is parallel: a stable argsort of 25M int64 user id
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -61,4 +63,15 @@ def gather(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``values[rows]`` for integer ``rows``; large numeric gathers go through torch's parallel indexing."""
     if len(rows) < PARALLEL_GATHER or values.dtype.kind not in "iuf" or values.dtype == np.uint64 or values.ndim != 1:
         return values[rows]
-    return torch.from_numpy(np.ascontiguousarray(values))[torch.from_numpy(np.asarray(rows, dtype=np.int64))].numpy()
+    return (readable_tensor(values)[torch.from_numpy(np.asarray(rows, dtype=np.int64))]).numpy()
+
+
+def readable_tensor(values: np.ndarray) -> torch.Tensor:
+    """A tensor sharing the memory of ``values`` to read from, also when ``values`` is read-only (a column that
+    pyarrow returned without a copy): torch then warns that writing would be undefined, and nothing writes."""
+    values = np.ascontiguousarray(values)
+    if values.flags.writeable:
+        return torch.from_numpy(values)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(values)
