@@ -172,7 +172,10 @@ def read_atomic(
     wanted = [n for n in names if (columns is None or n in columns) and n not in exclude]
     if not wanted:
         return AtomicTable(path, {}, {})
-    table = _read_strings(path, names, wanted, field_separator)
+    floats = {name: pa.float64() for name in wanted if header[name] == "float"}
+    table = _read_columns(path, names, wanted, field_separator, floats) if floats else None
+    if table is None:  # no float column, or one that is not plain numbers: everything as text, checked below
+        table = _read_columns(path, names, wanted, field_separator)
     result: dict[str, Column] = {}
     for name in wanted:
         array = table.column(name).combine_chunks() if table.num_rows else pa.array([], pa.string())
@@ -180,6 +183,8 @@ def read_atomic(
         ftype = header[name]
         if ftype == "token":
             result[name] = _encode_tokens(array)
+        elif ftype == "float" and pa.types.is_floating(array.type):
+            result[name] = array.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)  # null -> NaN
         elif ftype == "float":
             result[name] = _to_float(array, path, names.index(name), name, field_separator)
         elif ftype == "token_seq":
@@ -189,27 +194,44 @@ def read_atomic(
     return AtomicTable(path, {n: header[n] for n in wanted}, result)
 
 
-def _read_strings(path: Path, names: list[str], wanted: list[str], sep: str) -> pa.Table:
+def _read_columns(
+    path: Path, names: list[str], wanted: list[str], sep: str, numbers: dict[str, pa.DataType] | None = None
+) -> pa.Table | None:
+    """The ``wanted`` columns as text, except ``numbers`` parsed by the reader (an empty field is null).
+
+    With ``numbers``, None when one of their values is not a plain finite number (the caller reads the file as
+    text, whose checks name the line); without, a file that cannot be parsed is a DataError naming the line.
+    """
     if len(sep) != 1:
         raise DataError(f"field_separator must be one character, got {sep!r}")
+    numbers = numbers or {}
     try:
-        return pa_csv.read_csv(
+        table = pa_csv.read_csv(
             path,
             read_options=pa_csv.ReadOptions(
                 column_names=names, skip_rows=1, encoding="utf8", use_threads=path.stat().st_size > THREADED_BYTES
             ),
             parse_options=pa_csv.ParseOptions(delimiter=sep, quote_char=False, double_quote=False),
             convert_options=pa_csv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
+                column_types={n: numbers.get(n, pa.string()) for n in names},
                 include_columns=wanted,
                 strings_can_be_null=False,
+                null_values=[""],
             ),
             memory_pool=POOL,
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        if numbers:
+            return None
         raise _locate_parse_error(path, len(names), sep, exc) from None
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    for name in numbers:
+        column = table.column(name)
+        finite = pc.is_finite(column, memory_pool=POOL)  # null for null: an empty field
+        if pc.sum(pc.invert(finite)).as_py():  # a value written as nan / inf
+            return None
+    return table
 
 
 def _locate_parse_error(path: Path, n_columns: int, sep: str, exc: Exception) -> DataError:

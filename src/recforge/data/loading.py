@@ -23,6 +23,7 @@ from recforge.data.atomic import AtomicTable, Column, SeqColumn, TokenColumn, re
 from recforge.data.vocabulary import assign_ids, unify
 from recforge.errors import ConfigError, DataError
 from recforge.utils.arrays import first_occurrences
+from recforge.utils.memory import release_free_memory
 
 logger = logging.getLogger("recforge")
 
@@ -116,6 +117,7 @@ class AtomicLoading:
         self._apply_threshold()
         self._normalize()
         self._preload_weights()
+        release_free_memory()  # the text and intermediate columns are gone; keep them out of later peaks
 
     def _read(self) -> tuple[dict[str, dict[str, Column] | None], dict[str, list[str]]]:
         """The tables of the files read (``.inter``, ``.user``, ``.item``, ...) with each id group in one code

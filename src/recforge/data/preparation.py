@@ -23,6 +23,7 @@ from recforge.data.loaders import (
 from recforge.data.prepared_cache import PreparedCache
 from recforge.data.sampler import NegativeSampler
 from recforge.errors import ConfigError, DataError
+from recforge.utils.memory import release_free_memory
 
 
 def training_sampler(config: Mapping[str, Any], train: Dataset, history: UserHistory) -> NegativeSampler | None:
@@ -117,4 +118,5 @@ def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[Train
 
         test_data = _eval_loader(config, "test", test, seen, item_counts, seen_counts, prepared)
     prepared.save()
+    release_free_memory()
     return train_data, valid_data, test_data

@@ -3,7 +3,9 @@
 The semantics are torch's ``SparseAdam`` (and RecBole's ``learner: sparse_adam``): for a parameter with a sparse
 gradient (an ``nn.Embedding(sparse=True)``), the moments and values of the rows present in the batch are updated
 with Adam's rule and bias correction by the parameter's step count; rows absent from the batch keep their
-moments (no decay) and values. Dense gradients get the ordinary Adam update. Only the arithmetic differs:
+moments (no decay) and values. Dense gradients get the ordinary Adam update. A sparse parameter's two moments
+are kept side by side in one ``moments`` tensor [rows, 2, ...], so each row the batch touches is one gather and
+one write of adjacent memory. Only the arithmetic differs:
 torch's SparseAdam goes through ``sparse_mask`` and sparse additions, which cost 3.4 ms per BPR batch of 2,048
 rows on 2 cores; gathering the rows, updating them densely and writing them back costs a fraction of that.
 """
@@ -45,28 +47,31 @@ class RowAdam(torch.optim.Optimizer):
                 if param.grad is None:
                     continue
                 state = self.state[param]
+                sparse = param.grad.is_sparse
                 if not state:
                     state["step"] = torch.zeros((), dtype=torch.float64)
-                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    if sparse:  # both moments of a row side by side: one gather and one write per row
+                        state["moments"] = param.new_zeros((len(param), 2, *param.shape[1:]))
+                    else:
+                        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                 state["step"] += 1
                 step = float(state["step"])
                 scale = group["lr"] * (1 - beta2**step) ** 0.5 / (1 - beta1**step)
-                grad = param.grad
-                if grad.is_sparse:
-                    grad = grad.coalesce()
+                if sparse:
+                    grad = param.grad.coalesce()
                     rows, values = grad.indices()[0], grad.values()
                     if rows.numel() == 0:
                         continue
-                    exp_avg = state["exp_avg"].index_select(0, rows)
-                    exp_avg_sq = state["exp_avg_sq"].index_select(0, rows)
+                    moments = state["moments"].index_select(0, rows)
+                    exp_avg, exp_avg_sq = moments[:, 0], moments[:, 1]
                     exp_avg.lerp_(values, 1 - beta1)  # m + (1 - b1)(g - m), SparseAdam's form
                     exp_avg_sq.lerp_(values * values, 1 - beta2)
-                    state["exp_avg"].index_copy_(0, rows, exp_avg)
-                    state["exp_avg_sq"].index_copy_(0, rows, exp_avg_sq)
-                    update = exp_avg.div_(exp_avg_sq.sqrt_().add_(group["eps"])).mul_(-scale)
-                    param.index_add_(0, rows, update)
+                    state["moments"].index_copy_(0, rows, moments)
+                    update = exp_avg_sq.sqrt().add_(group["eps"])
+                    param.index_add_(0, rows, torch.div(exp_avg, update, out=update).mul_(-scale))
                 else:
+                    grad = param.grad
                     state["exp_avg"].lerp_(grad, 1 - beta1)
                     state["exp_avg_sq"].lerp_(grad * grad, 1 - beta2)
                     denominator = state["exp_avg_sq"].sqrt().add_(group["eps"])
