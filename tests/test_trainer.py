@@ -251,3 +251,18 @@ def test_sparse_adam_is_torch_sparse_adam_row_by_row():
             optimizers[id(table)].step()
     assert torch.allclose(ours.weight, theirs.weight, atol=1e-6)
     assert torch.equal(ours.weight.detach()[40:], untouched)  # lazy: rows outside every batch do not move
+    moments = optimizers[id(ours)].state[ours.weight]["moments"]
+    assert torch.allclose(moments[:, 0], optimizers[id(theirs)].state[theirs.weight]["exp_avg"].to_dense(), atol=1e-6)
+    # A state saved with the moments apart (the earlier layout) continues the same way.
+    state = optimizers[id(ours)].state_dict()
+    split = {
+        "exp_avg": moments[:, 0].clone(),
+        "exp_avg_sq": moments[:, 1].clone(),
+        "step": state["state"][0]["step"].clone(),
+    }
+    again = RowAdam([torch.nn.Parameter(ours.weight.detach().clone())], lr=0.01)
+    again.load_state_dict({"state": {0: split}, "param_groups": state["param_groups"]})
+    for optimizer, param in ((optimizers[id(ours)], ours.weight), (again, again.param_groups[0]["params"][0])):
+        param.grad = torch.sparse_coo_tensor(torch.tensor([[3, 5]]), torch.ones(2, 8), (50, 8), check_invariants=True)
+        optimizer.step()
+    assert torch.equal(again.param_groups[0]["params"][0], ours.weight)

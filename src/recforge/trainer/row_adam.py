@@ -55,6 +55,8 @@ class RowAdam(torch.optim.Optimizer):
                     else:
                         state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                         state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                elif sparse and "moments" not in state:  # a checkpoint of the earlier layout
+                    state["moments"] = torch.stack([state.pop("exp_avg"), state.pop("exp_avg_sq")], dim=1)
                 state["step"] += 1
                 step = float(state["step"])
                 scale = group["lr"] * (1 - beta2**step) ** 0.5 / (1 - beta1**step)
