@@ -21,6 +21,7 @@ from recforge.registry import MODELS, TRAINERS, get_trainer
 from recforge.trainer import Objective, OptimizerSpec, Trainer
 
 RUN_FOLDER_FILES = {"config.yaml", "run.log", "history.jsonl", "metrics.json", "checkpoints"}
+RUN_EXTRAS = {"serving.npz"}  # what recforge.run adds: the data to load the model with (recforge.load)
 
 # RecBole's documented "use modules" pipeline (docs: user_guide/usage/use_modules), written the RecBole way with
 # only the package name changed.
@@ -167,7 +168,8 @@ def test_pipeline_wired_by_hand_writes_the_same_run_folder_as_run(tiny_path):
     (by_hand,) = (tiny_path / "by_hand").iterdir()
     result = recforge.run("BPR", "tiny", config_dict={**config.to_dict(), "checkpoint_dir": str(tiny_path / "run")})
     ran = Path(result["run_dir"])
-    assert {p.name for p in by_hand.iterdir()} == {p.name for p in ran.iterdir()} == RUN_FOLDER_FILES
+    assert {p.name for p in by_hand.iterdir()} == RUN_FOLDER_FILES
+    assert {p.name for p in ran.iterdir()} == RUN_FOLDER_FILES | RUN_EXTRAS
     hand_metrics = json.loads((by_hand / "metrics.json").read_text())
     run_metrics = json.loads((ran / "metrics.json").read_text())
     assert hand_metrics.keys() == run_metrics.keys()

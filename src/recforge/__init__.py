@@ -1,7 +1,8 @@
 """recforge: train and evaluate recommender models with RecBole's concepts, faster and exactly reproducible.
 
 The pipeline, one way: ``Config`` -> ``create_dataset`` -> ``data_preparation`` -> model -> ``Trainer`` ->
-``fit`` / ``evaluate``. ``run`` wires it in one call.
+``fit`` / ``evaluate``. ``run`` wires it in one call; ``load`` gives a trained model back, ready to
+``recommend``; ``evaluate_predictions`` scores rankings made elsewhere.
 
 For models and trainers of your own: ``Recommender`` / ``GeneralRecommender``, ``register_model``,
 ``register_trainer``, and the config types (``Key`` with ``Int``, ``Float``, ``Bool``, ``Str``, ``Optional``,
@@ -15,6 +16,8 @@ from recforge.errors import CheckpointError, ConfigError, DataError, RecforgeErr
 from recforge.models import GeneralRecommender, Recommender, get_model, get_model_class, register_model
 from recforge.quick_start import load_data_and_model, run, run_recbole
 from recforge.registry import register_trainer
+from recforge.serving import LoadedModel, load
+from recforge.serving.predictions import evaluate_predictions
 from recforge.trainer import (
     AbstractTrainer,
     Callback,
@@ -48,6 +51,7 @@ __all__ = [
     "Interaction",
     "Key",
     "ListOf",
+    "LoadedModel",
     "Mapping_",
     "ModelType",
     "Objective",
@@ -62,11 +66,13 @@ __all__ = [
     "__version__",
     "create_dataset",
     "data_preparation",
+    "evaluate_predictions",
     "get_model",
     "get_model_class",
     "get_trainer",
     "init_logger",
     "init_seed",
+    "load",
     "load_data_and_model",
     "register_model",
     "register_trainer",

@@ -17,7 +17,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 
-from recforge.errors import RecforgeError, TrainingInterrupted
+from recforge.errors import ConfigError, RecforgeError, TrainingInterrupted
 
 
 def _format_table(columns: Mapping[str, Mapping[str, float] | None], places: int) -> str:
@@ -130,6 +130,13 @@ def _cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
     from recforge.trainer.checkpoint import load_checkpoint
 
     overrides = parse_command_line(extra)
+    if args.predictions is not None:
+        return _evaluate_predictions(args, overrides)
+    args.split = args.split or "both"
+    if args.dataset:
+        overrides["dataset"] = args.dataset
+    if args.config_files:
+        raise ConfigError("--config_files goes with --predictions; with --checkpoint, override keys as --key value")
     epoch = load_checkpoint(args.checkpoint).get("epoch")
     config, model, _, _, valid_data, test_data = load_data_and_model(args.checkpoint, overrides)
     trainer = get_trainer(config.model_class)(config, model)
@@ -142,6 +149,28 @@ def _cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
         columns["test"] = trainer.evaluate(test_data, load_best_model=False)
     print(_format_table(columns, config["metric_decimal_place"]))
     return 0
+
+
+def _evaluate_predictions(args: argparse.Namespace, overrides: dict) -> int:
+    from recforge.config import Config
+    from recforge.serving.predictions import evaluate_predictions
+
+    if not args.dataset:
+        raise ConfigError("recforge evaluate --predictions needs --dataset (the data set the rankings are for)")
+    config = Config(args.model, args.dataset, args.config_files, overrides, cmd_args=[])
+    splits = ("valid", "test") if args.split == "both" else (args.split or "test",)
+    columns = {split: evaluate_predictions(args.predictions, config, split) for split in splits}
+    print(f"{args.predictions} on {config['dataset']}")
+    print(_format_table(columns, config["metric_decimal_place"]))
+    return 0
+
+
+def _cmd_recommend(args: argparse.Namespace, extra: list[str]) -> int:
+    from recforge.serving.commands import recommend_command
+    from recforge.utils.log import init_logger
+
+    init_logger("WARNING" if args.quiet else "INFO")
+    return recommend_command(args)
 
 
 def _cmd_models(args: argparse.Namespace, extra: list[str]) -> int:
@@ -204,11 +233,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="process the data set afresh (data_cache: false)")
     run.set_defaults(handler=_cmd_run)
 
-    evaluate = sub.add_parser("evaluate", parents=[plugins], help="evaluate a saved checkpoint on its data set")
-    evaluate.add_argument("--checkpoint", required=True, help="a .pth file written by recforge")
-    evaluate.add_argument("--split", choices=("test", "valid", "both"), default="both")
+    evaluate = sub.add_parser(
+        "evaluate", parents=[plugins], help="evaluate a saved checkpoint, or a file of rankings, on its data set"
+    )
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a .pth file written by recforge")
+    source.add_argument("--predictions", help="a ranking file (user, item, rank or score) made elsewhere")
+    evaluate.add_argument("--model", default="Pop", help=argparse.SUPPRESS)
+    evaluate.add_argument("--dataset", help="with --predictions: the data set, e.g. ml-100k")
+    evaluate.add_argument("--config_files", "--config-files", nargs="+", help="with --predictions: YAML configs")
+    evaluate.add_argument("--split", choices=("test", "valid", "both"), default=None)
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(handler=_cmd_evaluate)
+
+    from recforge.serving.commands import add_recommend_parser
+
+    add_recommend_parser(sub, [plugins]).set_defaults(handler=_cmd_recommend)
 
     models = sub.add_parser("models", parents=[plugins], help="list the models")
     models.set_defaults(handler=_cmd_models)

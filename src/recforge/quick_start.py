@@ -18,17 +18,16 @@ from recforge.config import Config
 from recforge.data import create_dataset, data_preparation
 from recforge.errors import TrainingInterrupted
 from recforge.models.sizing import create_model
-from recforge.registry import get_model_class, get_trainer
+from recforge.registry import get_trainer
+from recforge.serving.artifacts import ServingWriter
+from recforge.serving.rebuild import load_data_and_model, machine_independent  # noqa: F401 (RecBole's names here)
 from recforge.trainer import distributed
-from recforge.trainer.checkpoint import load_checkpoint, load_model_state
+from recforge.trainer.checkpoint import load_checkpoint
 from recforge.trainer.events import Callback
 from recforge.utils.log import LOGGER_NAME, init_logger
 from recforge.utils.seed import init_seed
 
 logger = logging.getLogger(LOGGER_NAME)
-
-# Saved config keys that describe the machine rather than the run; not carried into a reloaded run.
-_MACHINE_KEYS = ("device", "use_gpu", "gpu_id")
 
 
 def run(
@@ -65,7 +64,8 @@ def run(
     net = create_model(config.model_class, config, train_data.dataset)
     logger.info("config:\n%s", config)
     logger.info("%s", net)
-    trainer = get_trainer(config.model_class)(config, net, callbacks=callbacks)
+    writer = ServingWriter(config, train_data, valid_data, test_data)  # serving.npz, for recforge.load
+    trainer = get_trainer(config.model_class)(config, net, callbacks=[*callbacks, writer])
     try:
         if resume is not None:
             trainer.resume_checkpoint(resume)
@@ -111,26 +111,3 @@ def run_recbole(
             options["nproc"],
         )
     return run(model, dataset, config_file_list, config_dict, saved=saved)
-
-
-def machine_independent(saved_config: Mapping[str, Any]) -> dict[str, Any]:
-    """A saved config without the keys that describe the machine it ran on (device, use_gpu, gpu_id)."""
-    return {k: v for k, v in saved_config.items() if k not in _MACHINE_KEYS}
-
-
-def load_data_and_model(model_file: str | Path, config_dict: Mapping[str, Any] | None = None):
-    """Rebuild everything a checkpoint was trained with (RecBole's ``load_data_and_model``).
-
-    ``config_dict`` overrides saved keys (e.g. ``data_path`` on another machine). Returns
-    ``(config, model, dataset, train_data, valid_data, test_data)`` with the checkpoint's weights loaded.
-    """
-    state = load_checkpoint(model_file)
-    config = Config(config_dict=config_dict, cmd_args=[], base_config=machine_independent(state["config"]))
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"], config["reproducibility"])
-    model = create_model(get_model_class(config["model"]), config, train_data.dataset)
-    load_model_state(model, state, model_file)
-    model.to(config["device"])
-    return config, model, dataset, train_data, valid_data, test_data

@@ -119,7 +119,7 @@ class DatasetCache:
         try:
             arrays, meta = read_entry(self.path)
             vocabularies = {
-                key: _strings(arrays[f"vocab/{key}/offsets"], arrays[f"vocab/{key}/bytes"])
+                key: decode_strings(arrays[f"vocab/{key}/offsets"], arrays[f"vocab/{key}/bytes"])
                 for key in meta["vocabularies"]
             }
             dataset.field2type = meta["field2type"]
@@ -163,7 +163,7 @@ class DatasetCache:
             key = vocab_keys.setdefault(id(tokens), str(len(vocab_keys)))
             field2vocab[field] = key
             if f"vocab/{key}/bytes" not in arrays:
-                arrays[f"vocab/{key}/offsets"], arrays[f"vocab/{key}/bytes"] = _utf8(tokens)
+                arrays[f"vocab/{key}/offsets"], arrays[f"vocab/{key}/bytes"] = encode_strings(tokens)
         tables: dict[str, dict[str, str] | None] = {}
         for name in dataset.cached_tables:
             table = getattr(dataset, f"{name}_feat")
@@ -185,7 +185,7 @@ class DatasetCache:
         write_entry(self.path, arrays, meta)
 
 
-def _utf8(tokens) -> tuple[np.ndarray, np.ndarray]:
+def encode_strings(tokens) -> tuple[np.ndarray, np.ndarray]:
     """Tokens as (int64 offsets [n + 1], uint8 UTF-8 bytes): storage proportional to the text, where a fixed-width
     NumPy string array pads every token to the longest one (one 2 MB token made a 1 GB entry)."""
     import pyarrow as pa
@@ -197,8 +197,8 @@ def _utf8(tokens) -> tuple[np.ndarray, np.ndarray]:
     return offsets, data
 
 
-def _strings(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """The object array of strings ``_utf8`` stored."""
+def decode_strings(offsets: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """The object array of strings ``encode_strings`` stored."""
     import pyarrow as pa
 
     array = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))

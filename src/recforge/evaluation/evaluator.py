@@ -91,6 +91,7 @@ class Evaluator:
         hits = keys[found] == query if len(keys) else torch.zeros_like(query, dtype=torch.bool)
         pos_len = torch.bincount(positive_rows, minlength=scores.shape[0])
         valid = torch.isfinite(scores.gather(1, top_items))
+        hits &= valid  # a filler slot (a user with fewer than K candidates) holds no recommendation, so no hit
         return top_items, hits, pos_len, valid
 
     def add_ranking(

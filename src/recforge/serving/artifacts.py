@@ -1,0 +1,199 @@
+"""What a trained model needs besides its weights to be used: ``serving.npz`` in the run folder.
+
+``recforge run`` writes it once, beside ``checkpoints/``: the user and item vocabularies (id -> token), each
+user's items in the train / valid / test splits (sorted keys ``user * n_items + item``, for masking what a user
+has seen), the training interactions per item (for a popularity fallback), and the item titles when the data
+set's ``.item`` file has a title column (``*title*`` or ``name``, read from the file even when the run did not
+load it). Everything is arrays (``np.load(allow_pickle=False)``); strings are UTF-8 bytes with offsets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recforge.data.atomic import SeqColumn, TokenColumn, read_atomic, read_header
+from recforge.data.cache import decode_strings, encode_strings
+from recforge.data.history import UserHistory
+from recforge.errors import CheckpointError
+from recforge.trainer.events import Callback
+from recforge.utils.files import atomic_write
+
+logger = logging.getLogger("recforge")
+
+FILE = "serving.npz"
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class ServingData:
+    """The data side of a trained model (see the module docstring). ``histories[split]`` is a ``UserHistory``
+    (absent for an empty split); ``titles`` is an object array by item id ('' where unknown) or None."""
+
+    dataset: str
+    uid_field: str
+    iid_field: str
+    user_tokens: np.ndarray
+    item_tokens: np.ndarray
+    histories: dict[str, UserHistory]
+    item_counts: np.ndarray
+    titles: np.ndarray | None = None
+    title_field: str | None = None
+    _user_ids: dict[str, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_tokens)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_tokens)
+
+    def user_id(self, token: str) -> int | None:
+        """The id of a user token, None when the user is not in the data."""
+        if not self._user_ids:
+            self._user_ids.update((t, i) for i, t in enumerate(self.user_tokens.tolist()) if i)
+        return self._user_ids.get(token)
+
+    def seen(self, splits: tuple[str, ...] = SPLITS) -> UserHistory | None:
+        """The union of the listed splits' histories (None when all are empty)."""
+        present = [self.histories[s] for s in splits if s in self.histories]
+        if not present:
+            return None
+        return present[0].union(*present[1:]) if len(present) > 1 else present[0]
+
+    @classmethod
+    def from_loaders(cls, config, train_data, valid_data, test_data) -> ServingData:
+        """Collect the serving data of a prepared run (the loaders ``data_preparation`` returned)."""
+        train = train_data.dataset
+        sampler = getattr(train_data, "sampler", None)
+        histories = {"train": sampler.history if sampler is not None else UserHistory.from_datasets(train)}
+        for split, loader in (("valid", valid_data), ("test", test_data)):
+            if loader is not None and loader.dataset.inter_num:  # the loaders' own, when they have them
+                positives = getattr(loader, "positives", None)
+                histories[split] = positives if positives is not None else UserHistory.from_datasets(loader.dataset)
+        titles, title_field = _titles(train)
+        return cls(
+            dataset=train.dataset_name,
+            uid_field=train.uid_field,
+            iid_field=train.iid_field,
+            user_tokens=np.asarray(train.field2id_token[train.uid_field], dtype=object),
+            item_tokens=np.asarray(train.field2id_token[train.iid_field], dtype=object),
+            histories=histories,
+            item_counts=np.asarray(train.item_counts, dtype=np.int64),
+            titles=titles,
+            title_field=title_field,
+        )
+
+    def save(self, path: Path) -> Path:
+        """Write atomically to ``path`` (a ``serving.npz``)."""
+        arrays: dict[str, np.ndarray] = {"item_counts": self.item_counts}
+        for name, tokens in (("users", self.user_tokens), ("items", self.item_tokens), ("titles", self.titles)):
+            if tokens is not None:
+                arrays[f"{name}_offsets"], arrays[f"{name}_bytes"] = encode_strings(tokens)
+        for split, history in self.histories.items():
+            arrays[f"history_{split}"] = history.keys.numpy()
+        meta = {
+            "dataset": self.dataset,
+            "uid_field": self.uid_field,
+            "iid_field": self.iid_field,
+            "splits": sorted(self.histories),
+            "title_field": self.title_field,
+        }
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        with atomic_write(path) as handle:
+            np.savez(handle, **arrays)
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> ServingData:
+        """Read a ``serving.npz``; a damaged file is a CheckpointError naming it."""
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+            meta: dict[str, Any] = json.loads(arrays["meta"].tobytes().decode())
+            users = decode_strings(arrays["users_offsets"], arrays["users_bytes"])
+            items = decode_strings(arrays["items_offsets"], arrays["items_bytes"])
+            titles = (
+                decode_strings(arrays["titles_offsets"], arrays["titles_bytes"]) if "titles_bytes" in arrays else None
+            )
+            histories = {
+                split: UserHistory._from_keys(arrays[f"history_{split}"], len(users), len(items))
+                for split in meta["splits"]
+            }
+        except Exception as exc:
+            raise CheckpointError(
+                f"{path} cannot be read ({type(exc).__name__}: {exc}); it is written by recforge run"
+            ) from None
+        return cls(
+            dataset=meta["dataset"],
+            uid_field=meta["uid_field"],
+            iid_field=meta["iid_field"],
+            user_tokens=users,
+            item_tokens=items,
+            histories=histories,
+            item_counts=arrays["item_counts"],
+            titles=titles,
+            title_field=meta.get("title_field"),
+        )
+
+
+def _titles(dataset) -> tuple[np.ndarray | None, str | None]:
+    """Item titles by item id from the data set's ``.item`` file (its first ``*title*`` or ``name`` column)."""
+    path = Path(dataset.dataset_path) / f"{dataset.dataset_name}.item"
+    if not path.is_file():
+        return None, None
+    separator = dataset.config["field_separator"]
+    header = read_header(path, separator)
+    wanted = [n for n in header if "title" in n.lower() or n.lower() == "name"]
+    if not wanted or dataset.iid_field not in header or header[dataset.iid_field] != "token":
+        return None, None
+    title = wanted[0]
+    try:
+        table = read_atomic(path, [dataset.iid_field, title], (), separator, dataset.config["seq_separator"])
+    except Exception as exc:  # titles are a convenience: an unreadable file only loses them
+        logger.warning("item titles not stored: %s", exc)
+        return None, None
+    ids = table.columns[dataset.iid_field]
+    tokens = ids.vocabulary[ids.codes]
+    column = table.columns[title]
+    if isinstance(column, SeqColumn):
+        words = column.vocabulary[column.values] if column.vocabulary is not None else column.values.astype(str)
+        texts = [" ".join(words[a:b]) for a, b in zip(column.offsets[:-1], column.offsets[1:], strict=True)]
+    elif isinstance(column, TokenColumn):
+        texts = [column.vocabulary[c] if c >= 0 else "" for c in column.codes]
+    else:
+        texts = ["" if np.isnan(v) else f"{v:g}" for v in column]
+    position = {token: row for row, token in enumerate(tokens.tolist())}
+    item_tokens = dataset.field2id_token[dataset.iid_field]
+    titles = np.array(
+        ["" if (row := position.get(token)) is None else texts[row] for token in item_tokens.tolist()], dtype=object
+    )
+    titles[0] = ""
+    return titles, title
+
+
+class ServingWriter(Callback):
+    """Writes ``serving.npz`` into the run folder with the run's first checkpoint (so an interrupted run's
+    checkpoints can be loaded too); a failure to write it is a warning."""
+
+    def __init__(self, config, train_data, valid_data, test_data) -> None:
+        self.loaders = (config, train_data, valid_data, test_data)
+        self.written = False
+
+    def on_checkpoint_save(self, trainer, kind: str, path: Path) -> None:
+        if self.written or trainer.run_dir is None:
+            return
+        self.written = True
+        target = trainer.run_dir / FILE
+        if target.is_file():  # a resumed run continuing in its folder
+            return
+        try:
+            ServingData.from_loaders(*self.loaders).save(target)
+        except OSError as exc:
+            logger.warning("could not write %s: %s (recforge.load will rebuild the data set)", target, exc)

@@ -1,0 +1,73 @@
+"""The command-line side of serving: ``recforge recommend`` and ``recforge evaluate --predictions``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+
+from recforge.errors import DataError
+
+
+def add_recommend_parser(sub, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    recommend = sub.add_parser("recommend", parents=parents, help="recommend items to users with a trained model")
+    recommend.add_argument("--checkpoint", required=True, help="a .pth file written by recforge run")
+    who = recommend.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", action="append", help="a user token; repeatable")
+    who.add_argument("--users-file", "--users_file", help="a text file with one user token per line")
+    recommend.add_argument("--k", type=int, default=10, help="items per user (default 10)")
+    recommend.add_argument("--include-seen", action="store_true", help="also recommend items the user already had")
+    recommend.add_argument(
+        "--fallback", choices=("popular",), help="unknown users get the most popular items instead of an error"
+    )
+    recommend.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    recommend.add_argument("--output", "-o", help="write to this file instead of the screen")
+    recommend.add_argument("--quiet", action="store_true")
+    return recommend
+
+
+def recommend_command(args: argparse.Namespace) -> int:
+    from recforge.serving.loaded import load
+
+    users = args.user or _read_users(Path(args.users_file))
+    loaded = load(args.checkpoint)
+    table = loaded.recommend(users, k=args.k, include_seen=args.include_seen, fallback=args.fallback)
+    text = format_table(table, args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def format_table(table: pa.Table, form: str) -> str:
+    """``table`` as aligned text, CSV (with a header) or JSON (one list of objects)."""
+    rows = table.to_pylist()
+    if form == "json":
+        return json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
+    if form == "csv":
+        from io import StringIO
+
+        out = StringIO()
+        writer = csv.DictWriter(out, fieldnames=table.column_names, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue()
+    cells = [table.column_names] + [
+        [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values()] for row in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n" for row in cells)
+
+
+def _read_users(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DataError(f"users file {path} does not exist")
+    users = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not users:
+        raise DataError(f"users file {path} lists no user (one token per line)")
+    return users

@@ -1,0 +1,151 @@
+"""Scoring rankings produced elsewhere with recforge's own evaluation (``recforge evaluate --predictions``).
+
+A predictions file is delimited text (``,`` for ``.csv``, tab otherwise, or whichever the header uses) whose
+header names a user column (the data set's ``USER_ID_FIELD``, ``user_id`` or ``user``), an item column
+(``ITEM_ID_FIELD``, ``item_id`` or ``item``) and a ``rank`` (1 = best) or ``score`` (higher = better) column;
+other columns are ignored. The data set is split as the config says, and the file's rankings go through the
+same masking (a user's items of earlier splits are removed, so the next listed item moves up) and the same
+metrics as a model's full ranking: the listed items are the candidates, a user's unlisted items are never
+recommended, and a test user the file does not list has an empty list.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from recforge.data import create_dataset, data_preparation
+from recforge.data.history import UserHistory
+from recforge.errors import ConfigError, DataError
+from recforge.evaluation.evaluator import Evaluator
+from recforge.trainer.scoring import score_loader
+
+logger = logging.getLogger("recforge")
+
+
+class ExternalRanking(torch.nn.Module):
+    """Scores [B, n_items] from a file's rankings: the listed items' scores (``-rank`` for ranks), -inf for
+    every other item. Stands in for a model in ``score_loader``."""
+
+    def __init__(self, ranking: UserHistory, scores: torch.Tensor, uid_field: str, iid_field: str) -> None:
+        super().__init__()
+        self.ranking, self.values = ranking, scores
+        self.n_items = ranking.n_items
+        self.USER_ID, self.ITEM_ID = uid_field, iid_field
+
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        users = interaction[self.USER_ID].cpu()
+        rows, items = self.ranking.gather(users)
+        starts = self.ranking.indptr[users]
+        first = torch.cumsum(self.ranking.lengths[users], 0) - self.ranking.lengths[users]
+        flat = torch.arange(len(rows)) - first[rows] + starts[rows]
+        scores = torch.full((len(users), self.n_items), -torch.inf, dtype=self.values.dtype)
+        scores[rows, items] = self.values[flat]
+        return scores
+
+
+def read_predictions(path: Path, dataset) -> tuple[UserHistory, torch.Tensor]:
+    """The file's rankings as ``(ranking, scores)``: ``ranking`` holds each user's listed items (ascending, as a
+    ``UserHistory``) and ``scores[j]`` the score of its j-th pair (higher = better). Errors name the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"predictions file {path} does not exist")
+    with open(path, newline="", encoding="utf-8") as handle:
+        first = handle.readline()
+        delimiter = "," if path.suffix.lower() == ".csv" or ("," in first and "\t" not in first) else "\t"
+        header = [name.strip() for name in next(csv.reader([first], delimiter=delimiter), [])]
+        columns = _columns(path, header, dataset)
+        users, items, values = [], [], []
+        seen: dict[tuple[int, int], int] = {}
+        user_ids, item_ids = _vocabulary(dataset, dataset.uid_field), _vocabulary(dataset, dataset.iid_field)
+        for line_no, row in enumerate(csv.reader(handle, delimiter=delimiter), start=2):
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(header):
+                raise DataError(f"{path}, line {line_no}: expected {len(header)} fields, found {len(row)}: {row!r}")
+            user, item, value = (row[i].strip() for i in columns[:3])
+            user_id = _lookup(user_ids, user, "user", path, line_no, dataset)
+            item_id = _lookup(item_ids, item, "item", path, line_no, dataset)
+            try:
+                number = float(value)
+            except ValueError:
+                number = float("nan")
+            if not np.isfinite(number) or (columns[3] == "rank" and number < 1):
+                kind = "a rank (1 = best)" if columns[3] == "rank" else "a finite score"
+                raise DataError(f"{path}, line {line_no}: {columns[3]} {value!r} is not {kind}")
+            if (user_id, item_id) in seen:
+                raise DataError(
+                    f"{path}, line {line_no}: user {user!r} lists item {item!r} twice (first on line "
+                    f"{seen[(user_id, item_id)]})"
+                )
+            seen[(user_id, item_id)] = line_no
+            users.append(user_id)
+            items.append(item_id)
+            values.append(-number if columns[3] == "rank" else number)
+    if not users:
+        raise DataError(f"{path}: no predictions (only a header)")
+    keys = np.asarray(users, np.int64) * dataset.item_num + np.asarray(items, np.int64)
+    order = np.argsort(keys, kind="stable")
+    ranking = UserHistory._from_keys(keys[order], dataset.user_num, dataset.item_num)
+    return ranking, torch.as_tensor(np.asarray(values, np.float64)[order], dtype=torch.float64)
+
+
+def evaluate_predictions(path: str | Path, config: Mapping[str, Any], split: str = "test") -> dict[str, float]:
+    """The metrics of the file's rankings on ``split`` ("test" or "valid") of the config's data set."""
+    if config["eval_args"]["mode"][split] != "full":
+        raise ConfigError(
+            f"eval_args.mode for {split} is {config['eval_args']['mode'][split]!r}; an external ranking is scored "
+            "as a full ranking: set eval_args.mode to full"
+        )
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    loader = test_data if split == "test" else valid_data
+    if loader is None:
+        raise ConfigError(f"the split has no {split} part (eval_args.split); nothing to score")
+    ranking, scores = read_predictions(Path(path), train_data.dataset)
+    missing = int((ranking.lengths[loader.users] == 0).sum())
+    if missing:
+        logger.warning(
+            "%d of %d %s users have no predictions (scored as empty lists)", missing, len(loader.users), split
+        )
+    model = ExternalRanking(ranking, scores, dataset.uid_field, dataset.iid_field)
+    evaluator = Evaluator.from_config(config)
+    return score_loader(model, loader, evaluator, torch.device("cpu"), config["LABEL_FIELD"])
+
+
+def _columns(path: Path, header: list[str], dataset) -> tuple[int, int, int, str]:
+    """Positions of the user, item and rank / score columns, and which of rank / score it is."""
+
+    def find(*names: str) -> int | None:
+        return next((header.index(n) for n in names if n in header), None)
+
+    user = find(dataset.uid_field, "user_id", "user")
+    item = find(dataset.iid_field, "item_id", "item")
+    rank, score = find("rank"), find("score")
+    if user is None or item is None or (rank is None) == (score is None):
+        raise DataError(
+            f"{path}, line 1: the header must name a user column ({dataset.uid_field} or user), an item column "
+            f"({dataset.iid_field} or item) and one of rank (1 = best) or score (higher = better); it has: "
+            f"{', '.join(header) or 'nothing'}"
+        )
+    return user, item, rank if rank is not None else score, "rank" if rank is not None else "score"
+
+
+def _vocabulary(dataset, field: str) -> dict[str, int]:
+    return {token: i for i, token in enumerate(dataset.field2id_token[field].tolist()) if i}
+
+
+def _lookup(ids: dict[str, int], token: str, kind: str, path: Path, line_no: int, dataset) -> int:
+    found = ids.get(token)
+    if found is None:
+        raise DataError(
+            f"{path}, line {line_no}: {kind} {token!r} is not a {kind} of {dataset.dataset_name} after processing "
+            f"(its {len(ids)} {kind}s); rank only the data set's own {kind}s"
+        )
+    return found
