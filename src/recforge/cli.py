@@ -3,6 +3,7 @@
     recforge run --model BPR --dataset ml-latest-small --epochs 20 --learning_rate 0.001   (any config key)
     recforge run --import my_models --model MyModel          (models / trainers of your own)
     recforge evaluate --checkpoint saved/BPR-.../checkpoints/best.pth
+    recforge tune --model BPR --dataset ml-100k --space space.yaml --trials 50   (any config key, as for run)
     recforge models
     recforge datasets [--data_path DIR]
     recforge convert-movielens SOURCE_DIR OUT_DIR [--name ml-latest-small] [--overwrite]
@@ -173,6 +174,35 @@ def _cmd_recommend(args: argparse.Namespace, extra: list[str]) -> int:
     return recommend_command(args)
 
 
+def _cmd_tune(args: argparse.Namespace, extra: list[str]) -> int:
+    from recforge.tuning import tune
+    from recforge.tuning.results import format_summary
+
+    if args.no_cache:
+        extra = [*extra, "--data_cache", "false"]
+    try:
+        result = tune(
+            args.model,
+            args.dataset,
+            space=args.space,
+            trials=args.trials,
+            study_dir=args.study_dir,
+            storage=args.storage,
+            study_name=args.study_name,
+            sampler=args.sampler,
+            pruner=args.pruner,
+            timeout=args.timeout,
+            config_file_list=[f for spec in args.config_files or [] for f in spec.split()] or None,
+            cmd_args=extra,
+            verbose=args.verbose,
+        )
+    except KeyboardInterrupt:
+        print("recforge: study interrupted; the same command continues it", file=sys.stderr)
+        return 130
+    print(format_summary(result))
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace, extra: list[str]) -> int:
     from recforge.registry import get_model_class, model_names
 
@@ -250,6 +280,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_recommend_parser(sub, [plugins]).set_defaults(handler=_cmd_recommend)
 
+    tune = sub.add_parser(
+        "tune",
+        parents=[plugins],
+        help="search hyper-parameters with Optuna on the validation split; fixed config keys follow as --key value",
+    )
+    tune.add_argument("--model", help="model name, e.g. BPR")
+    tune.add_argument("--dataset", help="data set name, e.g. ml-100k")
+    tune.add_argument("--space", required=True, help="search space: YAML, or RecBole's hyper.test format")
+    tune.add_argument(
+        "--trials", type=int, default=20, help="finished (complete or pruned) trials the study should hold"
+    )
+    tune.add_argument(
+        "--study-dir",
+        "--study_dir",
+        dest="study_dir",
+        help="the study folder (default <checkpoint_dir>/<Model>-<dataset>-study)",
+    )
+    tune.add_argument("--storage", help="an Optuna storage URL (default sqlite:///<study dir>/study.db)")
+    tune.add_argument("--study-name", "--study_name", dest="study_name", help="default <Model>-<dataset>")
+    tune.add_argument("--sampler", choices=("tpe", "random", "grid"), default="tpe")
+    tune.add_argument("--pruner", choices=("median", "none"), default="median")
+    tune.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    tune.add_argument("--config_files", "--config-files", nargs="+", help="YAML config files, applied in order")
+    tune.add_argument("--verbose", action="store_true", help="log every trial's epochs, as recforge run does")
+    tune.add_argument("--no-cache", action="store_true", help="process the data set afresh (data_cache: false)")
+    tune.set_defaults(handler=_cmd_tune)
+
     models = sub.add_parser("models", parents=[plugins], help="list the models")
     models.set_defaults(handler=_cmd_models)
 
@@ -269,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in ("run", "evaluate"):
+    if extra and args.command not in ("run", "evaluate", "tune"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     debug = args.debug or "--debug" in extra
     extra = [a for a in extra if a != "--debug"]

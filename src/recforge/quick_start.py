@@ -40,6 +40,7 @@ def run(
     cmd_args: Mapping[str, str] | Iterable[str] | None = None,
     verbose: bool = True,
     callbacks: Iterable[Callback] = (),
+    evaluate_test: bool = True,
 ) -> dict[str, Any]:
     """Train and evaluate ``model`` on ``dataset`` (RecBole's ``run_recbole``).
 
@@ -49,7 +50,8 @@ def run(
     with ``saved=False``; ``run_dir`` is then None). ``resume`` continues from a checkpoint, whose config is the
     base layer (see ``Trainer.resume_checkpoint`` for where the run continues). ``cmd_args`` None reads the
     script's own ``--key=value`` arguments, as RecBole does. ``callbacks`` are passed to the trainer (after its
-    built-in ones; see ``recforge.trainer.events``).
+    built-in ones; see ``recforge.trainer.events``). With ``evaluate_test=False`` the test split is never evaluated
+    and ``test_result`` is None (a tuning trial: only validation may choose).
     """
     init_logger("INFO" if verbose else "WARNING")
     base_config = machine_independent(load_checkpoint(resume, mmap=True)["config"]) if resume is not None else None
@@ -72,6 +74,7 @@ def run(
         best_score, best_result = trainer.fit(
             train_data, valid_data, verbose=verbose, saved=saved, show_progress=config["show_progress"]
         )
+        test_data = test_data if evaluate_test else None  # evaluate(None) is None: the test split is never scored
         test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
     except TrainingInterrupted:
         raise
