@@ -6,6 +6,7 @@
     recforge models
     recforge datasets [--data_path DIR]
     recforge convert-movielens SOURCE_DIR OUT_DIR [--name ml-latest-small] [--overwrite]
+    recforge report RUN_DIR [RUN_DIR ...] [-o FILE]          (an HTML report of a run, or a comparison of runs)
 
 Errors in input (config, data, checkpoints) print one line and exit with status 2; ``--debug`` shows the
 traceback instead.
@@ -177,6 +178,15 @@ def _cmd_convert(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
+    from recforge.report import write_report
+    from recforge.utils.log import init_logger
+
+    init_logger("WARNING")
+    print(f"wrote {write_report(args.run_dirs, args.output)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recforge", description="Train and evaluate recommender models.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -223,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--name", default="ml-latest-small", help="data set name (file stem)")
     convert.add_argument("--overwrite", action="store_true")
     convert.set_defaults(handler=_cmd_convert)
+
+    report = sub.add_parser("report", help="write an HTML report of a run, or a comparison of several runs")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a run folder, or a folder of run folders")
+    report.add_argument("-o", "--output", help="the HTML file (default: RUN_DIR/report.html; needed for several)")
+    report.set_defaults(handler=_cmd_report)
     return parser
 
 
