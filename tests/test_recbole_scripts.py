@@ -21,7 +21,7 @@ from recforge.registry import MODELS, TRAINERS, get_trainer
 from recforge.trainer import Objective, OptimizerSpec, Trainer
 
 RUN_FOLDER_FILES = {"config.yaml", "run.log", "history.jsonl", "metrics.json", "checkpoints"}
-RUN_EXTRAS = {"serving.npz"}  # what recforge.run adds: the data to load the model with (recforge.load)
+RUN_EXTRAS = {"serving.npz", "report.html"}  # what recforge.run adds: data for recforge.load, the HTML report
 
 # RecBole's documented "use modules" pipeline (docs: user_guide/usage/use_modules), written the RecBole way with
 # only the package name changed.

@@ -7,6 +7,7 @@
     recforge models
     recforge datasets [--data_path DIR]
     recforge convert-movielens SOURCE_DIR OUT_DIR [--name ml-latest-small] [--overwrite]
+    recforge report RUN_DIR [RUN_DIR ...] [-o FILE]          (an HTML report of a run, or a comparison of runs)
 
 Errors in input (config, data, checkpoints) print one line and exit with status 2; ``--debug`` shows the
 traceback instead.
@@ -175,32 +176,9 @@ def _cmd_recommend(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace, extra: list[str]) -> int:
-    from recforge.tuning import tune
-    from recforge.tuning.results import format_summary
+    from recforge.tuning.command import tune_command
 
-    if args.no_cache:
-        extra = [*extra, "--data_cache", "false"]
-    try:
-        result = tune(
-            args.model,
-            args.dataset,
-            space=args.space,
-            trials=args.trials,
-            study_dir=args.study_dir,
-            storage=args.storage,
-            study_name=args.study_name,
-            sampler=args.sampler,
-            pruner=args.pruner,
-            timeout=args.timeout,
-            config_file_list=[f for spec in args.config_files or [] for f in spec.split()] or None,
-            cmd_args=extra,
-            verbose=args.verbose,
-        )
-    except KeyboardInterrupt:
-        print("recforge: study interrupted; the same command continues it", file=sys.stderr)
-        return 130
-    print(format_summary(result))
-    return 0
+    return tune_command(args, extra)
 
 
 def _cmd_models(args: argparse.Namespace, extra: list[str]) -> int:
@@ -233,6 +211,15 @@ def _cmd_convert(args: argparse.Namespace, extra: list[str]) -> int:
 
     out = convert_movielens(args.source, args.out, name=args.name, overwrite=args.overwrite)
     print(f"wrote {out}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
+    from recforge.report import write_report
+    from recforge.utils.log import init_logger
+
+    init_logger("WARNING")
+    print(f"wrote {write_report(args.run_dirs, args.output)}")
     return 0
 
 
@@ -280,32 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_recommend_parser(sub, [plugins]).set_defaults(handler=_cmd_recommend)
 
-    tune = sub.add_parser(
-        "tune",
-        parents=[plugins],
-        help="search hyper-parameters with Optuna on the validation split; fixed config keys follow as --key value",
-    )
-    tune.add_argument("--model", help="model name, e.g. BPR")
-    tune.add_argument("--dataset", help="data set name, e.g. ml-100k")
-    tune.add_argument("--space", required=True, help="search space: YAML, or RecBole's hyper.test format")
-    tune.add_argument(
-        "--trials", type=int, default=20, help="finished (complete or pruned) trials the study should hold"
-    )
-    tune.add_argument(
-        "--study-dir",
-        "--study_dir",
-        dest="study_dir",
-        help="the study folder (default <checkpoint_dir>/<Model>-<dataset>-study)",
-    )
-    tune.add_argument("--storage", help="an Optuna storage URL (default sqlite:///<study dir>/study.db)")
-    tune.add_argument("--study-name", "--study_name", dest="study_name", help="default <Model>-<dataset>")
-    tune.add_argument("--sampler", choices=("tpe", "random", "grid"), default="tpe")
-    tune.add_argument("--pruner", choices=("median", "none"), default="median")
-    tune.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
-    tune.add_argument("--config_files", "--config-files", nargs="+", help="YAML config files, applied in order")
-    tune.add_argument("--verbose", action="store_true", help="log every trial's epochs, as recforge run does")
-    tune.add_argument("--no-cache", action="store_true", help="process the data set afresh (data_cache: false)")
-    tune.set_defaults(handler=_cmd_tune)
+    from recforge.tuning.command import add_tune_parser
+
+    add_tune_parser(sub, [plugins]).set_defaults(handler=_cmd_tune)
 
     models = sub.add_parser("models", parents=[plugins], help="list the models")
     models.set_defaults(handler=_cmd_models)
@@ -320,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--name", default="ml-latest-small", help="data set name (file stem)")
     convert.add_argument("--overwrite", action="store_true")
     convert.set_defaults(handler=_cmd_convert)
+
+    report = sub.add_parser("report", help="write an HTML report of a run, or a comparison of several runs")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a run folder, or a folder of run folders")
+    report.add_argument("-o", "--output", help="the HTML file (default: RUN_DIR/report.html; needed for several)")
+    report.set_defaults(handler=_cmd_report)
     return parser
 
 

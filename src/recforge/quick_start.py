@@ -45,7 +45,8 @@ def run(
     """Train and evaluate ``model`` on ``dataset`` (RecBole's ``run_recbole``).
 
     Returns ``{"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result", "run_dir"}``.
-    The run folder holds config.yaml, run.log, history.jsonl, metrics.json and checkpoints/; it is created when
+    The run folder holds config.yaml, run.log, history.jsonl, metrics.json, checkpoints/ and, once the run has
+    finished, report.html (``recforge.report``; a failure to write it is a warning); it is created when
     training starts, so nothing is written when the config, data or model cannot be built (and nothing at all
     with ``saved=False``; ``run_dir`` is then None). ``resume`` continues from a checkpoint, whose config is the
     base layer (see ``Trainer.resume_checkpoint`` for where the run continues). ``cmd_args`` None reads the
@@ -85,6 +86,8 @@ def run(
     if test_result is not None:
         places = config["metric_decimal_place"]
         logger.info("test result: %s", "  ".join(f"{k}: {v:.{places}f}" for k, v in test_result.items()))
+    if saved and trainer.run_dir is not None and trainer.run_dir.is_dir() and distributed.is_main_process():
+        _write_report(trainer.run_dir)
     return {
         "best_valid_score": best_score,
         "valid_score_bigger": config["valid_metric_bigger"],
@@ -92,6 +95,16 @@ def run(
         "test_result": test_result,
         "run_dir": str(trainer.run_dir) if trainer.run_dir is not None and saved else None,
     }
+
+
+def _write_report(run_dir: Path) -> None:
+    """``<run_dir>/report.html``; a failure is a warning, never the run's failure."""
+    try:
+        from recforge.report import write_report
+
+        write_report(run_dir)
+    except Exception as exc:
+        logger.warning("the run report %s/report.html was not written: %s: %s", run_dir, type(exc).__name__, exc)
 
 
 def run_recbole(

@@ -7,6 +7,7 @@
         run.log              the whole log of the run (also what was logged before the folder existed)
         history.jsonl        one JSON line per epoch
         metrics.json         best validation result, test result, epochs, loss history
+        report.html          the run's HTML report (written by ``recforge.run``, not the trainer; ``recforge.report``)
         checkpoints/last.pth, checkpoints/best.pth
         tensorboard/         with tensorboard: true
 
