@@ -71,7 +71,9 @@ class RowAdam(torch.optim.Optimizer):
                     exp_avg_sq.lerp_(values * values, 1 - beta2)
                     state["moments"].index_copy_(0, rows, moments)
                     update = exp_avg_sq.sqrt().add_(group["eps"])
-                    param.index_add_(0, rows, torch.div(exp_avg, update, out=update).mul_(-scale))
+                    values = param.index_select(0, rows)  # rows are distinct: gather, add, write back
+                    values.addcdiv_(exp_avg, update, value=-scale)
+                    param.index_copy_(0, rows, values)
                 else:
                     grad = param.grad
                     state["exp_avg"].lerp_(grad, 1 - beta1)
