@@ -2,7 +2,8 @@
 
 The pipeline, one way: ``Config`` -> ``create_dataset`` -> ``data_preparation`` -> model -> ``Trainer`` ->
 ``fit`` / ``evaluate``. ``run`` wires it in one call; ``load`` gives a trained model back, ready to
-``recommend``; ``evaluate_predictions`` scores rankings made elsewhere.
+``recommend``; ``evaluate_predictions`` scores rankings made elsewhere; ``tune`` searches hyper-parameters with
+Optuna on the validation split.
 
 For models and trainers of your own: ``Recommender`` / ``GeneralRecommender``, ``register_model``,
 ``register_trainer``, and the config types (``Key`` with ``Int``, ``Float``, ``Bool``, ``Str``, ``Optional``,
@@ -27,6 +28,7 @@ from recforge.trainer import (
     Trainer,
     get_trainer,
 )
+from recforge.tuning import tune
 from recforge.utils.enum_type import InputType, ModelType
 from recforge.utils.log import init_logger
 from recforge.utils.seed import init_seed
@@ -78,4 +80,5 @@ __all__ = [
     "register_trainer",
     "run",
     "run_recbole",
+    "tune",
 ]
