@@ -129,3 +129,23 @@ def test_topk_larger_than_catalogue(tiny_path):
     config = tiny_config(tiny_path, "Pop", topk=[10], valid_metric="Recall@10")
     with pytest.raises(ConfigError, match=r"'topk': 10 exceeds the number of items \(6\)"):
         data_preparation(config, create_dataset(config))
+
+
+def test_history_union_and_minus_equal_set_operations():
+    """Union and difference search the smaller side in the larger one; both orders, empty sides, overlaps."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n_users, n_items = int(rng.integers(1, 30)), int(rng.integers(1, 30))
+
+        a, b = (
+            UserHistory.from_pairs(rng.integers(0, n_users, n), rng.integers(0, n_items, n), n_users, n_items)
+            for n in rng.integers(0, 60, 2)
+        )
+        keys_a, keys_b = set(a.keys.tolist()), set(b.keys.tolist())
+        for result, expected in ((a.union(b), keys_a | keys_b), (b.union(a), keys_a | keys_b)):
+            reference = UserHistory._from_keys(np.array(sorted(expected), dtype=np.int64), n_users, n_items)
+            assert result.keys.tolist() == sorted(expected)
+            assert torch.equal(result.indptr, reference.indptr) and torch.equal(result.items, reference.items)
+        assert a.minus(b).keys.tolist() == sorted(keys_a - keys_b)
+        assert b.minus(a).keys.tolist() == sorted(keys_b - keys_a)
+        assert a.union(b, a).keys.tolist() == sorted(keys_a | keys_b)

@@ -46,15 +46,33 @@ class UserHistory:
         return cls.from_pairs(users, items, first.user_num, first.item_num)
 
     def union(self, *others: UserHistory) -> UserHistory:
-        """The union with other histories over the same ids (merging sorted keys, linear time)."""
-        merged = sort(np.concatenate([h.keys.numpy() for h in (self, *others)]))
-        if len(merged):
-            merged = merged[np.r_[True, merged[1:] != merged[:-1]]]
-        return UserHistory._from_keys(merged, self.n_users, self.n_items)
+        """The union with other histories over the same ids."""
+        if len(others) != 1:
+            merged = sort(np.concatenate([h.keys.numpy() for h in (self, *others)]))
+            if len(merged):
+                merged = merged[np.r_[True, merged[1:] != merged[:-1]]]
+            return UserHistory._from_keys(merged, self.n_users, self.n_items)
+        large, small = (
+            (self.keys, others[0].keys) if len(self.keys) >= len(others[0].keys) else (others[0].keys, self.keys)
+        )
+        small = small[~_member(large, small)]  # the small side's new keys, placed by a search into the large side
+        merged = torch.empty(len(large) + len(small), dtype=torch.int64)
+        slots = torch.searchsorted(large, small) + torch.arange(len(small))
+        taken = torch.zeros(len(merged), dtype=torch.bool)
+        taken[slots] = True
+        merged[slots] = small
+        merged[~taken] = large
+        return UserHistory._from_keys(merged.numpy(), self.n_users, self.n_items)
 
     def minus(self, other: UserHistory) -> UserHistory:
-        """The pairs of this history that are not in ``other`` (same ids)."""
-        keep = ~other.contains_keys(self.keys)
+        """The pairs of this history that are not in ``other`` (same ids); the smaller side is searched in the
+        larger one (a validation split's 2.5M keys in 20M training keys, not the other way round)."""
+        if len(other.keys) < len(self.keys):
+            keep = torch.ones(len(self.keys), dtype=torch.bool)
+            found = _member(self.keys, other.keys)
+            keep[torch.searchsorted(self.keys, other.keys[found])] = False
+        else:
+            keep = ~other.contains_keys(self.keys)
         return UserHistory._from_keys(self.keys[keep].numpy(), self.n_users, self.n_items)
 
     def __post_init__(self) -> None:
@@ -87,3 +105,11 @@ class UserHistory:
         first = torch.cumsum(lengths, 0) - lengths
         flat = torch.repeat_interleave(starts - first, lengths) + torch.arange(int(lengths.sum()))
         return rows, self.items[flat]
+
+
+def _member(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    """Whether each of ``query`` is in the ascending ``keys``."""
+    if len(keys) == 0:
+        return torch.zeros(len(query), dtype=torch.bool)
+    pos = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
+    return keys[pos] == query
