@@ -177,8 +177,8 @@ def filter_tables(dataset, tables: dict[str, Table | None]) -> dict[str, np.ndar
                 keep["inter"] &= known[np.maximum(inter[field].codes, 0)]
         _report(dataset, "interactions whose user or item is missing from the .user / .item file", keep)
 
-    user_iv = parse_intervals(config["user_inter_num_interval"], "user_inter_num_interval")
-    item_iv = parse_intervals(config["item_inter_num_interval"], "item_inter_num_interval")
+    user_iv = _excluding(parse_intervals(config["user_inter_num_interval"], "user_inter_num_interval"))
+    item_iv = _excluding(parse_intervals(config["item_inter_num_interval"], "item_inter_num_interval"))
     if user_iv or item_iv:
         user_ids = users[dataset.uid_field].codes if users is not None else None
         item_ids = items[dataset.iid_field].codes if items is not None else None
@@ -198,6 +198,14 @@ def filter_tables(dataset, tables: dict[str, Table | None]) -> dict[str, np.ndar
             keep["item"] &= item_keep
         _report(dataset, "rows of users / items outside user_inter_num_interval / item_inter_num_interval", keep)
     return keep
+
+
+def _excluding(intervals: list[Interval] | None) -> list[Interval] | None:
+    """``intervals``, or None when they admit every count (one of them holds [0, inf), RecBole's default), so
+    that the count filter, which could remove nothing, is skipped."""
+    if intervals and any(iv.low < 0 or (iv.low == 0 and iv.low_closed) for iv in intervals if iv.high == np.inf):
+        return None
+    return intervals
 
 
 def _report(dataset, what: str, keep: dict[str, np.ndarray]) -> None:

@@ -141,7 +141,8 @@ class AtomicLoading:
         """RecBole's row filters, in place; no rows left in a file is an error."""
         keeps = filters.filter_tables(self, tables)
         for name, keep in keeps.items():
-            tables[name] = take(tables[name], keep)
+            if not keep.all():  # a filter that removed nothing leaves the table as it is (no copy)
+                tables[name] = take(tables[name], keep)
         self._require_rows(tables)
 
     def _require_rows(self, tables: Mapping[str, dict[str, Column] | None]) -> None:

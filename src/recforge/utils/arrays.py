@@ -19,7 +19,7 @@ def stable_argsort(values: np.ndarray) -> np.ndarray:
     values = np.ascontiguousarray(values)
     if values.dtype.kind not in "iuf" or values.dtype == np.uint64:
         return np.argsort(values, kind="stable")
-    return torch.sort(torch.from_numpy(values), stable=True).indices.numpy()
+    return torch.sort(readable_tensor(values), stable=True).indices.numpy()
 
 
 def sort(values: np.ndarray) -> np.ndarray:
@@ -27,7 +27,7 @@ def sort(values: np.ndarray) -> np.ndarray:
     values = np.ascontiguousarray(values)
     if values.dtype.kind not in "iuf" or values.dtype == np.uint64:
         return np.sort(values)
-    return torch.sort(torch.from_numpy(values)).values.numpy()
+    return torch.sort(readable_tensor(values)).values.numpy()
 
 
 def unique_sorted(values: np.ndarray) -> np.ndarray:
