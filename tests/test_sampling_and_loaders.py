@@ -149,3 +149,22 @@ def test_history_union_and_minus_equal_set_operations():
         assert a.minus(b).keys.tolist() == sorted(keys_a - keys_b)
         assert b.minus(a).keys.tolist() == sorted(keys_b - keys_a)
         assert a.union(b, a).keys.tolist() == sorted(keys_a | keys_b)
+
+
+def test_the_presence_table_for_large_queries_gives_the_binary_search_answer(monkeypatch):
+    """Large queries against large histories go through a hash table of the keys first; with the threshold at 1
+    every query does, and the answers equal the plain binary search (the table has no false negatives)."""
+    import recforge.data.history as history
+
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        n_users, n_items = int(rng.integers(1, 300)), int(rng.integers(1, 300))
+        n = int(rng.integers(1, 3000))
+        users, items = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
+        known = UserHistory.from_pairs(users, items, n_users, n_items)
+        query = torch.from_numpy(np.concatenate([users * n_items + items, rng.integers(0, n_users * n_items, 4000)]))
+        monkeypatch.setattr(history, "PREFILTER_MIN", 1 << 20)
+        plain = known.contains_keys(query)
+        monkeypatch.setattr(history, "PREFILTER_MIN", 1)
+        assert torch.equal(known.contains_keys(query), plain) and bool(plain[:n].all())
+        assert known._prefilter is not None

@@ -139,22 +139,17 @@ class TrainDataLoader(DatasetView):
 
     def __iter__(self) -> Iterator[Interaction]:
         order = self._epoch_order()
-        if self.pin_memory and torch.cuda.is_available():  # whole-epoch columns, page-locked for async copies
+        if self.pin_memory and torch.cuda.is_available():  # page-locked, for asynchronous copies
             columns = {name: _pinned_take(col, order) for name, col in self.columns.items()}
-        else:  # rows gathered batch by batch: no epoch-sized copy of every column (25M rows: 640 MB, 1.7 s)
-            columns = {self.uid_field: self.columns[self.uid_field][order]} if self.sampler is not None else {}
+        else:  # one parallel gather per column and epoch: faster than 2 x 9,835 small gathers on 25M rows
+            columns = {name: col[order] for name, col in self.columns.items()}
         negatives = None
         if self.sampler is not None:
             negatives = self.sampler.sample(columns[self.uid_field], self.sample_num, self.generator)
             if not self.pointwise:
                 columns[self.neg_field] = negatives.squeeze(1) if self.sample_num == 1 else negatives
         for start, end in self._batch_bounds(len(order)):
-            rows = order[start:end]
-            batch = {
-                name: columns[name][start:end] if name in columns else col[rows] for name, col in self.columns.items()
-            }
-            if self.neg_field in columns:
-                batch[self.neg_field] = columns[self.neg_field][start:end]
+            batch = {name: col[start:end] for name, col in columns.items()}
             if self.pointwise and negatives is not None:
                 batch = self._pointwise(batch, negatives[start:end])
             if self.join:
