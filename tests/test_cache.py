@@ -27,6 +27,14 @@ def data(tmp_path):
     return tmp_path / "data"
 
 
+def damage(path, keep_bytes):
+    """A damaged copy of ``path`` put in its place (a data set that maps the original keeps reading it: recforge
+    never changes an entry's files in place, it removes a damaged entry and writes a new one)."""
+    damaged = path.with_suffix(".damaged")
+    damaged.write_bytes(path.read_bytes()[:keep_bytes])
+    damaged.replace(path)
+
+
 def build(data, **config):
     return create_dataset(
         Config(
@@ -85,7 +93,7 @@ def test_a_damaged_entry_is_rebuilt(data, cache_dir, caplog):
     reference = build(data)
     (entry,) = entries(cache_dir / "features")
     column = entry / "inter" / "item_id.npy"
-    column.write_bytes(column.read_bytes()[:100])
+    damage(column, 100)
     again = build(data)
     assert "is unreadable" in caplog.text and "rebuilding it" in caplog.text
     same(reference, again)
@@ -187,7 +195,7 @@ def test_a_damaged_prepared_entry_is_rebuilt(tiny_path, cache_dir, caplog):
     (entry,) = entries(cache_dir / "tiny")
     (prepared,) = entries(entry / "prepared")
     column = prepared / "history" / "train" / "positives" / "keys.npy"
-    column.write_bytes(column.read_bytes()[:90])
+    damage(column, 90)
     again = loader_state(prepare(tiny_path))
     assert "prepared-split cache" in caplog.text and "rebuilding it" in caplog.text
     assert all(np.array_equal(again[key], reference[key]) for key in reference)

@@ -112,8 +112,9 @@ class DatasetCache:
         return cls(folder / hashlib.blake2b(blob.encode(), digest_size=16).hexdigest())
 
     # -- read --------------------------------------------------------------------------------------
-    def restore(self, dataset: Dataset) -> bool:
-        """Fill ``dataset`` from the entry; False when there is none or it cannot be read (it is then removed)."""
+    def restore(self, dataset: Dataset, announce: bool = True) -> bool:
+        """Fill ``dataset`` from the entry; False when there is none or it cannot be read (it is then removed).
+        ``announce``: log the hit and the processing log replayed from the entry."""
         if not self.path.is_dir():
             return False
         try:
@@ -140,20 +141,27 @@ class DatasetCache:
             remove_entry(self.path)
             return False
         touch(self.path)
-        logger.info("loaded processed %s from the cache %s", dataset.dataset_name, self.path)
-        for line in dataset.processing_log:
-            logger.info("%s (when it was processed)", line)
+        if announce:
+            logger.info("loaded processed %s from the cache %s", dataset.dataset_name, self.path)
+            for line in dataset.processing_log:
+                logger.info("%s (when it was processed)", line)
         return True
 
     # -- write -------------------------------------------------------------------------------------
     def save(self, dataset: Dataset) -> None:
-        """Store ``dataset``; a failure (read-only disk, full disk) is a warning, never an error."""
+        """Store ``dataset`` and map its arrays from the stored entry; a failure (read-only disk, full disk) is a
+        warning, never an error."""
         try:
             self._write(dataset)
         except OSError as exc:
             logger.warning("could not write the processed-data cache %s: %s", self.path, exc)
             return
         keep_newest(self.path.parent, KEEP)
+        # The data set's arrays are swapped for the entry's, mapped from disk: the freshly built copies (800 MB
+        # for 25M interactions) leave memory, and pages are read back only where used.
+        log = list(dataset.processing_log)
+        if self.restore(dataset, announce=False):
+            dataset.processing_log = log
 
     def _write(self, dataset: Dataset) -> None:
         arrays: dict[str, np.ndarray] = {}

@@ -3,7 +3,9 @@
 An entry ``<key>/`` holds one ``<name>.npy`` per array (``/`` in a name makes sub-folders) and ``meta.json``
 (JSON, written last). It is written into a temporary folder beside it and renamed into place, so a reader sees
 a complete entry or none. Reading maps every array copy-on-write (``mmap_mode="c"``): nothing is read before it
-is used, and an array changed in memory never changes the file. No pickle anywhere.
+is used, and an array changed in memory never changes the file. An entry's files are never changed in place (a
+damaged entry is removed and written anew; removing a mapped file keeps it readable on POSIX systems), so mapped
+arrays stay valid while the entry is replaced. No pickle anywhere.
 """
 
 from __future__ import annotations

@@ -107,6 +107,7 @@ class Dataset(AtomicLoading, FeatureValues):
         self._removed_so_far: dict[str, int] = {}
         self.processing_log: list[str] = []
         from recforge.data.cache import DatasetCache
+        from recforge.utils.memory import release_free_memory
 
         cache = DatasetCache.for_dataset(self) if config["data_cache"] else None
         if cache is None or not cache.restore(self):
@@ -114,6 +115,7 @@ class Dataset(AtomicLoading, FeatureValues):
             self._derive()
             if cache is not None:
                 cache.save(self)
+                release_free_memory()
         # The entry holding this data set (its split and histories are cached beside it), or None.
         self.cache_entry: Path | None = cache.path if cache is not None else None
 

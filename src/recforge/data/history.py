@@ -103,7 +103,7 @@ class UserHistory:
         if len(query) < PREFILTER_MIN or len(keys) < PREFILTER_MIN:
             return _member(keys, query)
         if self._prefilter is None:
-            bits = max(int(8 * len(keys) - 1).bit_length(), 1)  # at most 1 slot in 8 taken
+            bits = max(int(4 * len(keys) - 1).bit_length(), 1)  # at most 1 slot in 4 taken
             table = torch.zeros(1 << bits, dtype=torch.bool)
             table[_slot(keys, bits)] = True
             self._prefilter = (bits, table)
