@@ -73,16 +73,29 @@ def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[Train
 
     Evaluation follows ``eval_args.mode`` per phase: full ranking masks each user's items from earlier splits;
     uniN / popN rank the positives against N sampled negatives each (drawn once); labeled scores each
-    interaction against its label.
+    interaction against its label. The split and the histories are cached beside the processed data
+    (``recforge.data.prepared_cache``); when they were just computed and stored, the loaders are built again
+    from the stored copy, mapped from disk, so that the computed arrays leave memory.
     """
-    from recforge.utils.enum_type import InputType, ModelType
-
-    model_class = getattr(config, "model_class", None)
     if max(config["topk"]) > dataset.item_num - 1:
         raise ConfigError(
             f"config key 'topk': {max(config['topk'])} exceeds the number of items ({dataset.item_num - 1})"
         )
     prepared = PreparedCache.for_dataset(dataset)
+    loaders = _build_loaders(config, dataset, prepared)
+    if prepared.computed and prepared.save():
+        path = prepared.path
+        del loaders, prepared
+        release_free_memory()
+        loaders = _build_loaders(config, dataset, PreparedCache(path))
+    release_free_memory()
+    return loaders
+
+
+def _build_loaders(config: Mapping[str, Any], dataset: Dataset, prepared: PreparedCache):
+    from recforge.utils.enum_type import InputType, ModelType
+
+    model_class = getattr(config, "model_class", None)
     train, valid, test = prepared.parts(dataset)
     train_history = prepared.history("train/positives", lambda: UserHistory.from_datasets(train))
     sampler = training_sampler(config, train, train_history)
@@ -117,6 +130,4 @@ def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[Train
             return train_history.union(prepared.history("valid/positives", lambda: UserHistory.from_datasets(valid)))
 
         test_data = _eval_loader(config, "test", test, seen, item_counts, seen_counts, prepared)
-    prepared.save()
-    release_free_memory()
     return train_data, valid_data, test_data

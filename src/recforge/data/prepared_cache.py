@@ -100,15 +100,17 @@ class PreparedCache:
         self.computed = True
         return history
 
-    def save(self) -> None:
-        """Store what was computed (nothing when everything came from the cache); failures are warnings."""
+    def save(self) -> bool:
+        """Store what was computed (nothing when everything came from the cache); True when an entry was written.
+        Failures are warnings."""
         if self.path is None or not self.computed:
-            return
+            return False
         try:
             remove_entry(self.path)  # an entry missing a history is replaced by the complete one (POSIX: the
             # arrays mapped from it stay readable)
             write_entry(self.path, self.arrays, self.meta)
         except OSError as exc:
             logger.warning("could not write the prepared-split cache %s: %s", self.path, exc)
-            return
+            return False
         keep_newest(self.path.parent, KEEP)
+        return True
