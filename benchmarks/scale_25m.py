@@ -1,16 +1,17 @@
 """One machine at ml-25m's scale: a synthetic 25,000,000-interaction file (162,000 users, 59,000 items).
 
-    python benchmarks/scale_25m.py [--workdir .bench] [--stages load,cache,epoch,eval,ddp,recbole]
+    python benchmarks/scale_25m.py [--workdir .bench]
+        [--stages load,cache,epoch-sparse_adam,eval,ddp-sparse_adam,recbole]
         [--recbole-python PY] [--raw benchmarks/results/scale-25m.jsonl]
 
 Every stage is a fresh process (its peak memory is its own; VmHWM): ``load`` = create_dataset + data_preparation
-without the processed-data cache, ``cache`` = the same from a warm cache, ``epoch-<learner>`` = one BPR epoch
-(batch 2048, d 64; two epochs: ``first_epoch`` also pays one-time costs such as the first reads of the mapped
-cache and the negative sampler's presence table, ``epoch`` is the second) with ``adam`` (dense: every step updates all 14M embedding parameters) or ``sparse_adam``
-(sparse embedding gradients and torch's SparseAdam: only the rows of the batch's users and items, RecBole's
-``learner: sparse_adam``), ``eval`` = a full-ranking evaluation of every test user against every item next to
-the floor (the same users scored by one matmul per 4,096 users and ``torch.topk``, nothing else), ``ddp`` = the
-adam epoch in 2 processes (``recforge run --nproc 2``; sparse gradients are refused with several processes),
+without the processed-data cache, ``cache`` = the same from a warm cache, ``epoch-<learner>`` = BPR epochs (batch
+2048, d 64; two epochs: ``first_epoch`` also pays one-time costs such as the first reads of the mapped cache and
+the negative sampler's presence table, ``epoch`` is the second) with ``adam`` (dense: every step updates all 14M
+embedding parameters) or ``sparse_adam`` (sparse embedding gradients and lazy Adam: only the rows of the batch's
+users and items, RecBole's ``learner: sparse_adam``), ``eval`` = a full-ranking evaluation of every test user
+against every item next to the floor (the same users scored by one matmul per 4,096 users and ``torch.topk``,
+nothing else), ``ddp-<learner>`` = one epoch in 2 processes (``recforge run --nproc 2``; ``ddp`` alone: adam),
 ``recbole`` = RecBole 1.2.1's create_dataset + data_preparation on the same file within ``--recbole-budget``
 seconds. One JSON line per stage goes to ``--raw``.
 """
@@ -95,9 +96,9 @@ def probe(stage: str, data_path: Path, learner: str, cache: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def ddp_epoch(data_path: Path, cache: str, work: Path, budget: int) -> dict:
-    """The dense (adam) epoch in 2 processes (sparse gradients are refused with several processes): wall time of
-    ``recforge run --nproc 2 --epochs 1`` and its epoch time."""
+def ddp_epoch(data_path: Path, cache: str, work: Path, budget: int, learner: str = "adam") -> dict:
+    """One epoch in 2 processes with ``learner``: wall time of ``recforge run --nproc 2 --epochs 1`` (load, the
+    epoch, the test evaluation) and the epoch's time from the run's history."""
     folder = work / "ddp-run"
     env = {**os.environ, "RECFORGE_CACHE_DIR": cache, "PYTHONPATH": str(ROOT / "src")}
     command = [
@@ -118,7 +119,7 @@ def ddp_epoch(data_path: Path, cache: str, work: Path, budget: int) -> dict:
         "--eval_step",
         "0",
         "--learner",
-        "adam",
+        learner,
         "--checkpoint_dir",
         str(folder),
         "--nproc",
@@ -139,8 +140,8 @@ def ddp_epoch(data_path: Path, cache: str, work: Path, budget: int) -> dict:
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=budget, check=False)
     except subprocess.TimeoutExpired:
-        return {"stage": "ddp", "learner": "adam", "error": f"not finished within {budget} s"}
-    record = {"stage": "ddp", "learner": "adam", "wall": time.perf_counter() - started}
+        return {"stage": "ddp", "learner": learner, "error": f"not finished within {budget} s"}
+    record = {"stage": "ddp", "learner": learner, "wall": time.perf_counter() - started}
     if done.returncode != 0:
         record["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1][:300]
         return record
@@ -192,8 +193,9 @@ def main() -> None:
                 probe("cache", data_path, "adam", cache)  # fill the cache, then measure
             if stage.startswith("epoch"):
                 record = probe(stage, data_path, stage.split("-", 1)[1], cache)
-            elif stage == "ddp":
-                record = ddp_epoch(data_path, cache, Path(cache), args.ddp_budget)
+            elif stage.startswith("ddp"):
+                learner = stage.split("-", 1)[1] if "-" in stage else "adam"
+                record = ddp_epoch(data_path, cache, Path(cache), args.ddp_budget, learner)
             elif stage == "recbole":
                 if not args.recbole_python:
                     continue

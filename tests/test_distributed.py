@@ -107,7 +107,7 @@ def bpr_args(root: Path, saved: str, *extra: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize(("mode", "learner"), [("full", "adam"), ("uni10", "adam")])
+@pytest.mark.parametrize(("mode", "learner"), [("full", "adam"), ("uni10", "adam"), ("full", "sparse_adam")])
 def test_two_processes_train_as_one_and_evaluate_bit_for_bit(tmp_path, mode, learner):
     write_interactions(tmp_path)
     metrics = RANKING_METRICS + (["AUC"] if mode != "full" else [])
@@ -230,9 +230,55 @@ def test_models_without_gradients_refuse_several_processes(model):
         Config(model, "ml-latest-small", config_dict={"nproc": 2}, cmd_args=[])
 
 
-def test_sparse_gradients_refuse_several_processes():
-    with pytest.raises(ConfigError, match=r"learner sparse_adam .* cannot be used with several processes \(nproc 2\)"):
-        Config("BPR", "ml-latest-small", config_dict={"nproc": 2, "learner": "sparse_adam"}, cmd_args=[])
+def _average_in_two_ranks(rank: int, init_file: str, out: str) -> None:
+    """One of two gloo ranks: gradients of three embedding weights, averaged (sparse of different sizes, absent on
+    rank 1, dense on rank 0 only); rank 0 saves the results."""
+    from recforge.trainer import distributed
+
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        tables = [torch.nn.Embedding(10, 3, sparse=True) for _ in range(3)]
+        rows = [torch.tensor([1, 2, 2]), torch.tensor([2, 7, 7, 9])][rank]
+        (tables[0](rows) * (rank + 1)).sum().backward()
+        if rank == 0:
+            (tables[1](torch.tensor([4])) * 3).sum().backward()
+            (tables[2].weight * 2).sum().backward()  # read whole: a dense gradient
+        else:
+            (tables[2](torch.tensor([0, 5]))).sum().backward()
+        distributed.average_sparse_gradients([t.weight for t in tables])
+        if rank == 0:
+            torch.save([t.weight.grad.to_dense() for t in tables], out)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_sparse_gradients_are_averaged_over_the_ranks(tmp_path):
+    """Sparse embedding weights are left out of DDP and averaged by gathering every rank's rows and values; the
+    mean equals the dense mean of the ranks' gradients, whatever each rank holds."""
+    from recforge.trainer import distributed
+
+    out = tmp_path / "grads.pt"
+    torch.multiprocessing.spawn(_average_in_two_ranks, args=(str(tmp_path / "init"), str(out)), nprocs=2)
+    first, second, third = torch.load(out)
+    expected = torch.zeros(10, 3)
+    expected.index_put_((torch.tensor([1, 2, 2]),), torch.ones(3, 3) * 1 / 2, accumulate=True)
+    expected.index_put_((torch.tensor([2, 7, 7, 9]),), torch.ones(4, 3) * 2 / 2, accumulate=True)
+    assert torch.allclose(first, expected)
+    assert torch.equal(second, torch.zeros(10, 3).index_fill_(0, torch.tensor([4]), 1.5))
+    dense = torch.full((10, 3), 2.0)
+    dense[[0, 5]] += 1
+    assert torch.allclose(third, dense / 2)
+
+    class Mixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = torch.nn.Embedding(10, 3, sparse=True)
+            self.dense = torch.nn.Linear(3, 1)
+
+    model = Mixed()
+    assert [name for name, _ in distributed.sparse_parameters(model)] == ["table.weight"]
+    model.table.weight.requires_grad_(False)
+    assert distributed.sparse_parameters(model) == []
 
 
 def test_torchrun_starts_the_same_ranks(tmp_path):

@@ -81,12 +81,6 @@ def check_processes(values: Mapping[str, Any], model_class: type) -> None:
     processes = max(values["nproc"], values["world_size"] or 1)
     if processes <= 1:
         return
-    if values["learner"] == "sparse_adam":
-        raise ConfigError(
-            f"learner sparse_adam (sparse embedding gradients) cannot be used with several processes (nproc "
-            f"{values['nproc']}): nccl has no sparse all-reduce, and gloo's corrupted memory in a 25M-interaction run; "
-            "use adam with several processes, or sparse_adam in one"
-        )
     boosted = getattr(model_class, "type", None) == ModelType.DECISIONTREE
     if boosted or not getattr(model_class, "trainable", True):
         raise ConfigError(

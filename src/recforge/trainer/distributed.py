@@ -79,18 +79,70 @@ def gather_objects(obj: Any) -> list[Any]:
     return out
 
 
-def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.parallel.DistributedDataParallel:
-    """``model`` in DistributedDataParallel; buffers are not synchronised (they are built from the data, the same
-    on every rank, and some are large sparse graphs)."""
+def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.parallel.DistributedDataParallel | None:
+    """``model`` in DistributedDataParallel, or None when every trainable parameter is a sparse embedding.
+
+    Buffers are not synchronised (they are built from the data, the same on every rank, and some are large
+    sparse graphs). Sparse embedding weights are left out of DDP: gloo's sparse all-reduce corrupted memory at
+    25M interactions and nccl has none; ``average_sparse_gradients`` averages them instead."""
     import inspect
 
     ddp = torch.nn.parallel.DistributedDataParallel
+    sparse = [name for name, _ in sparse_parameters(model)]
+    if sparse:
+        ddp._set_params_and_buffers_to_ignore_for_model(model, sparse)
+    if not any(p.requires_grad for name, p in model.named_parameters() if name not in sparse):
+        return None
     no_buffer_sync = (
         {"forward_sync_buffers": False}
         if "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
         else {"broadcast_buffers": False}
     )
     return ddp(model, device_ids=[device.index] if device.type == "cuda" else None, **no_buffer_sync)
+
+
+def sparse_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    """``(name, weight)`` of the trainable weights of sparse embeddings (``nn.Embedding(sparse=True)``)."""
+    weights = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding) and m.sparse}
+    return [(name, p) for name, p in model.named_parameters() if id(p) in weights and p.requires_grad]
+
+
+def average_sparse_gradients(params: list[torch.nn.Parameter]) -> None:
+    """Replace each parameter's sparse gradient by its mean over the ranks, as DDP does for dense ones: every
+    rank's (rows, values / world) are gathered, all ranks get the same concatenation (rows may repeat: the
+    optimizer coalesces). A weight whose gradient is dense on some rank is all-reduced densely. Every rank must
+    call this with the same parameters in the same order."""
+    world = world_size()
+    for param in params:
+        width = param.shape[1:]
+        dense = torch.tensor([param.grad is not None and not param.grad.is_sparse], device=param.device)
+        dist.all_reduce(dense, op=dist.ReduceOp.MAX)  # a weight also read whole (a graph model) has dense gradients
+        if bool(dense):
+            grad = torch.zeros_like(param) if param.grad is None else param.grad.to_dense()
+            dist.all_reduce(grad)
+            param.grad = grad.div_(world)
+            continue
+        if param.grad is None:
+            rows = torch.zeros(0, dtype=torch.int64, device=param.device)
+            values = torch.zeros((0, *width), dtype=param.dtype, device=param.device)
+        else:
+            grad = param.grad.coalesce()
+            rows, values = grad.indices()[0], grad.values() / world
+        counts = [torch.zeros(1, dtype=torch.int64, device=param.device) for _ in range(world)]
+        dist.all_gather(counts, torch.tensor([len(rows)], device=param.device))
+        counts = [int(c) for c in counts]
+        most = max(counts)
+        padded_rows = torch.zeros(most, dtype=torch.int64, device=param.device)
+        padded_rows[: len(rows)] = rows
+        padded_values = torch.zeros((most, *width), dtype=values.dtype, device=param.device)
+        padded_values[: len(rows)] = values
+        all_rows = [torch.empty_like(padded_rows) for _ in range(world)]
+        all_values = [torch.empty_like(padded_values) for _ in range(world)]
+        dist.all_gather(all_rows, padded_rows)
+        dist.all_gather(all_values, padded_values)
+        rows = torch.cat([r[:n] for r, n in zip(all_rows, counts, strict=True)])
+        values = torch.cat([v[:n] for v, n in zip(all_values, counts, strict=True)])
+        param.grad = torch.sparse_coo_tensor(rows.unsqueeze(0), values, param.shape, check_invariants=False)
 
 
 def peer_failed(exc: BaseException) -> bool:

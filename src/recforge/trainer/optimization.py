@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from recforge.errors import ConfigError, TrainingError
+from recforge.trainer import distributed
 from recforge.trainer.objectives import Objective, OptimizerSpec
 from recforge.trainer.optim import build_optimizer
 from recforge.trainer.schedulers import EpochSchedule
@@ -168,6 +169,12 @@ class Optimization:
         optimizer of the step has stepped, in ``_update_scale``)."""
         optimizer = self.optimizers[name]
         scaler = self.precision.scaler
+        if distributed.is_distributed():  # sparse embedding gradients are averaged here, DDP averaged the rest
+            if not hasattr(self, "_sparse_ids"):
+                self._sparse_ids = {id(p) for _, p in distributed.sparse_parameters(self.model)}
+            params = [p for group in optimizer.param_groups for p in group["params"] if id(p) in self._sparse_ids]
+            if params:
+                distributed.average_sparse_gradients(params)
         if self.clip_grad_norm:
             scaler.unscale_(optimizer)
             params = [p for group in optimizer.param_groups for p in group["params"]]
