@@ -21,16 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recforge.data.cache_entry import (
-    META,
-    keep_newest,
-    pack_table,
-    read_entry,
-    remove_entry,
-    touch,
-    unpack_table,
-    write_entry,
-)
+from recforge.data import cache_entry as entries
 from recforge.data.dataset import Dataset
 from recforge.data.history import UserHistory
 
@@ -50,20 +41,20 @@ class PreparedCache:
         self.meta: dict[str, Any] = {"parts": None, "histories": []}
         self.hit = False
         self.computed = False
-        if path is not None and (path / META).is_file():
+        if path is not None and (path / entries.META).is_file():
             try:
-                self.arrays, self.meta = read_entry(path)
+                self.arrays, self.meta = entries.read_entry(path)
                 self.hit = True
-                touch(path)
+                entries.touch(path)
             except Exception as exc:
                 logger.warning("prepared-split cache %s is unreadable (%s); rebuilding it", path, exc)
-                remove_entry(path)
+                entries.remove_entry(path)
                 self.arrays, self.meta = {}, {"parts": None, "histories": []}
 
     @classmethod
     def for_dataset(cls, dataset: Dataset) -> PreparedCache:
         entry = getattr(dataset, "cache_entry", None)
-        if entry is None or type(dataset).build is not Dataset.build or not (entry / META).is_file():
+        if entry is None or type(dataset).build is not Dataset.build or not (entry / entries.META).is_file():
             return cls(None)
         settings = {key: dataset.config.get(key) for key in SPLIT_KEYS}
         blob = json.dumps({"format": FORMAT_VERSION, "settings": settings}, sort_keys=True, default=str)
@@ -76,10 +67,12 @@ class PreparedCache:
         if self.path is None:
             return dataset.build()
         if self.hit and self.meta["parts"] is not None:
-            columns = [unpack_table(f"part{i}", kinds, self.arrays) for i, kinds in enumerate(self.meta["parts"])]
+            columns = [
+                entries.unpack_table(f"part{i}", kinds, self.arrays) for i, kinds in enumerate(self.meta["parts"])
+            ]
         else:
             columns = split_columns(dataset)
-            self.meta["parts"] = [pack_table(f"part{i}", part, self.arrays) for i, part in enumerate(columns)]
+            self.meta["parts"] = [entries.pack_table(f"part{i}", part, self.arrays) for i, part in enumerate(columns)]
             self.computed = True
         parts = [dataset.copy(part) for part in columns]
         for part in parts:
@@ -106,11 +99,11 @@ class PreparedCache:
         if self.path is None or not self.computed:
             return False
         try:
-            remove_entry(self.path)  # an entry missing a history is replaced by the complete one (POSIX: the
+            entries.remove_entry(self.path)  # an entry missing a history is replaced by the complete one (POSIX: the
             # arrays mapped from it stay readable)
-            write_entry(self.path, self.arrays, self.meta)
+            entries.write_entry(self.path, self.arrays, self.meta)
         except OSError as exc:
             logger.warning("could not write the prepared-split cache %s: %s", self.path, exc)
             return False
-        keep_newest(self.path.parent, KEEP)
+        entries.keep_newest(self.path.parent, KEEP)
         return True
