@@ -18,6 +18,18 @@ from recforge import Config
 USERS = [f"u{i}" for i in range(30)]
 ITEMS = [f"i{i}" for i in range(20)]
 GENRES = ["action", "drama", "comedy"]
+# Every field type in every file.
+INTER_HEADER = [
+    "user_id:token",
+    "item_id:token",
+    "rating:float",
+    "hour:float",
+    "device:token",
+    "moods:token_seq",
+    "signal:float_seq",
+]
+USER_HEADER = ["user_id:token", "age:float", "gender:token", "hobbies:token_seq"]
+ITEM_HEADER = ["item_id:token", "price:float", "genres:token_seq", "vector:float_seq"]
 
 
 def write_feature_data(root: Path, n_rows: int = 600, seed: int = 0) -> Path:
@@ -37,24 +49,16 @@ def write_feature_data(root: Path, n_rows: int = 600, seed: int = 0) -> Path:
         root,
         "feat",
         "inter",
-        [
-            "user_id:token",
-            "item_id:token",
-            "rating:float",
-            "hour:float",
-            "device:token",
-            "moods:token_seq",
-            "signal:float_seq",
-        ],
+        INTER_HEADER,
         rows,
     )
     users = [[u, 20 + i, genders[u], " ".join(["chess", "golf", "yoga"][: i % 3 + 1])] for i, u in enumerate(USERS)]
-    write_atomic(root, "feat", "user", ["user_id:token", "age:float", "gender:token", "hobbies:token_seq"], users)
+    write_atomic(root, "feat", "user", USER_HEADER, users)
     items = [
         [it, 5 + i, " ".join([first_genre[it], GENRES[(i + 1) % 3]][: 1 + i % 2]), f"{i / 10:.1f} {1 - i / 10:.1f}"]
         for i, it in enumerate(ITEMS)
     ]
-    write_atomic(root, "feat", "item", ["item_id:token", "price:float", "genres:token_seq", "vector:float_seq"], items)
+    write_atomic(root, "feat", "item", ITEM_HEADER, items)
     return root
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import ML100K, needs_ml100k, write_atomic
-from feature_data import feature_config, write_feature_data
+from feature_data import INTER_HEADER, ITEM_HEADER, USER_HEADER, feature_config, write_feature_data
 from recforge import Config, create_dataset, data_preparation
 from recforge.data.feature_matrix import FeatureEncoder
 from recforge.data.interaction import Interaction
@@ -30,15 +30,7 @@ def mini_dataset(tmp_path, **overrides):
         tmp_path,
         "mini",
         "inter",
-        [
-            "user_id:token",
-            "item_id:token",
-            "rating:float",
-            "hour:float",
-            "device:token",
-            "moods:token_seq",
-            "signal:float_seq",
-        ],
+        INTER_HEADER,
         [
             ["u1", "i1", 5, 10, "tv", "calm busy", "0.5 0.25"],
             ["u2", "i2", 1, 0, "phone", "", "1"],
@@ -49,14 +41,14 @@ def mini_dataset(tmp_path, **overrides):
         tmp_path,
         "mini",
         "user",
-        ["user_id:token", "age:float", "gender:token", "hobbies:token_seq"],
+        USER_HEADER,
         [["u1", 30, "F", "chess golf"], ["u2", 0, "M", ""]],
     )
     write_atomic(
         tmp_path,
         "mini",
         "item",
-        ["item_id:token", "price:float", "genres:token_seq", "vector:float_seq"],
+        ITEM_HEADER,
         [["i1", 2.5, "drama", "1 2"], ["i2", 0, "action drama", "3"]],
     )
     values = {

@@ -115,12 +115,19 @@ class UserHistory:
 
     def gather(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(rows, items)`` of all pairs of the given users, ``rows`` indexing into ``users``."""
-        starts = self.indptr[users]
-        lengths = self.indptr[users + 1] - starts
-        rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
-        first = torch.cumsum(lengths, 0) - lengths
-        flat = torch.repeat_interleave(starts - first, lengths) + torch.arange(int(lengths.sum()))
+        rows, flat = csr_positions(self.indptr, users)
         return rows, self.items[flat]
+
+
+def csr_positions(indptr: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For the segments ``indptr[u]:indptr[u + 1]`` of ``users``, in order: ``(rows, flat)``, each entry's index
+    into ``users`` and its position in the flat array the segments index."""
+    starts = indptr[users]
+    lengths = indptr[users + 1] - starts
+    rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
+    first = torch.cumsum(lengths, 0) - lengths
+    flat = torch.repeat_interleave(starts - first, lengths) + torch.arange(int(lengths.sum()))
+    return rows, flat
 
 
 def _member(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:

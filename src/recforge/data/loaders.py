@@ -19,7 +19,7 @@ import torch
 
 from recforge.data.atomic import SeqColumn
 from recforge.data.dataset import Dataset
-from recforge.data.history import UserHistory
+from recforge.data.history import UserHistory, csr_positions
 from recforge.data.interaction import Interaction
 from recforge.data.sampler import NegativeSampler
 from recforge.errors import ConfigError
@@ -300,11 +300,7 @@ class SampledEvalDataLoader(FullSortEvalDataLoader):
     def _build_batches(self) -> Iterator[EvalBatch]:
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
-            starts, ends = self.indptr[users], self.indptr[users + 1]
-            lengths = ends - starts
-            rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
-            first = torch.cumsum(lengths, 0) - lengths
-            flat = torch.repeat_interleave(starts - first, lengths) + torch.arange(int(lengths.sum()))
+            rows, flat = csr_positions(self.indptr, users)
             pairs = Interaction({self.uid_field: users[rows], self.iid_field: self.candidates[flat]})
             pos_rows, pos_items = self.positives.gather(users)
             yield pairs, rows, pos_rows, pos_items

@@ -20,6 +20,7 @@ import pyarrow as pa
 import torch
 
 from recforge.config import Config
+from recforge.data.dataset import Dataset
 from recforge.data.interaction import Interaction
 from recforge.errors import DataError
 from recforge.evaluation.ranking import topk_items
@@ -34,33 +35,25 @@ logger = logging.getLogger("recforge")
 
 class TrainingPairs:
     """The part of a ``Dataset`` a general model reads when it is built: sizes, vocabularies and the distinct
-    training pairs (graph models build their adjacency from them)."""
+    training pairs (graph models build their adjacency from them); ``inter_matrix`` and ``num`` are Dataset's."""
 
     def __init__(self, config: Mapping[str, Any], data: ServingData) -> None:
         self.config = config
         self.dataset_name = data.dataset
         self.uid_field, self.iid_field = data.uid_field, data.iid_field
         self.field2id_token = {data.uid_field: data.user_tokens, data.iid_field: data.item_tokens}
+        self.field2type = {data.uid_field: "token", data.iid_field: "token"}
         history = data.histories["train"]
         users = torch.repeat_interleave(torch.arange(history.n_users), history.lengths)
         self.inter_feat = {self.uid_field: users.numpy(), self.iid_field: history.items.numpy()}
-        self.user_num, self.item_num = data.n_users, data.n_items
         self.item_counts = data.item_counts
         self.user_feat = self.item_feat = None
 
-    @property
-    def inter_num(self) -> int:
-        return len(self.inter_feat[self.uid_field])
-
-    def num(self, field: str) -> int:
-        return len(self.field2id_token[field])
-
-    def inter_matrix(self, form: str = "coo", value_field: str | None = None):
-        import scipy.sparse as sp
-
-        rows, cols = self.inter_feat[self.uid_field], self.inter_feat[self.iid_field]
-        matrix = sp.coo_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(self.user_num, self.item_num))
-        return matrix.tocsr() if form == "csr" else matrix
+    user_num = Dataset.user_num
+    item_num = Dataset.item_num
+    inter_num = Dataset.inter_num
+    num = Dataset.num
+    inter_matrix = Dataset.inter_matrix
 
 
 class LoadedModel:

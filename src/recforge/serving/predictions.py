@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from recforge.data import create_dataset, data_preparation
-from recforge.data.history import UserHistory
+from recforge.data.history import UserHistory, csr_positions
 from recforge.errors import ConfigError, DataError
 from recforge.evaluation.evaluator import Evaluator
 from recforge.trainer.scoring import score_loader
@@ -41,12 +41,9 @@ class ExternalRanking(torch.nn.Module):
 
     def full_sort_predict(self, interaction) -> torch.Tensor:
         users = interaction[self.USER_ID].cpu()
-        rows, items = self.ranking.gather(users)
-        starts = self.ranking.indptr[users]
-        first = torch.cumsum(self.ranking.lengths[users], 0) - self.ranking.lengths[users]
-        flat = torch.arange(len(rows)) - first[rows] + starts[rows]
+        rows, flat = csr_positions(self.ranking.indptr, users)
         scores = torch.full((len(users), self.n_items), -torch.inf, dtype=self.values.dtype)
-        scores[rows, items] = self.values[flat]
+        scores[rows, self.ranking.items[flat]] = self.values[flat]
         return scores
 
 
