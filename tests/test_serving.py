@@ -233,3 +233,22 @@ def test_evaluate_predictions_command(tiny_path, tmp_path, capsys):
     bad = write_predictions(tmp_path / "bad.csv", [("u1", "nope", 1)])
     assert main(["evaluate", "--predictions", str(bad), *args[3:]]) == 2
     assert "bad.csv, line 2: item 'nope'" in capsys.readouterr().err
+
+
+def test_a_prediction_file_read_by_columns_equals_it_read_line_by_line(tiny_path, tmp_path):
+    from recforge.serving import predictions
+
+    dataset = recforge.create_dataset(tiny_config(tiny_path, "Pop"))
+    path = tmp_path / "p.tsv"
+    path.write_text("user\titem\tscore\textra\n u1\ti2 \t 0.5\tx\n\nu2\ti1\t-3e2\ty\nu1\ti1\t7\tz\n")
+    header = ["user", "item", "score", "extra"]
+    columns = predictions._columns(path, header, dataset)
+    by_columns = predictions._read_columns(path, header, "\t", columns, dataset)
+    by_lines = predictions._read_lines(path, header, "\t", columns, dataset)
+    assert by_columns is not None
+    for fast, slow in zip(by_columns, by_lines, strict=True):
+        assert np.array_equal(fast, slow) and fast.dtype == slow.dtype
+    path.write_text("user\titem\tscore\n u1\ti2\t1_000\n")  # Python's float reads it, pyarrow does not
+    columns = predictions._columns(path, header[:3], dataset)
+    assert predictions._read_columns(path, header[:3], "\t", columns, dataset) is None
+    assert predictions.read_predictions(path, dataset)[1].tolist() == [1000.0]

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import torch
 
 from recforge.data import create_dataset, data_preparation
@@ -49,18 +52,65 @@ class ExternalRanking(torch.nn.Module):
 
 def read_predictions(path: Path, dataset) -> tuple[UserHistory, torch.Tensor]:
     """The file's rankings as ``(ranking, scores)``: ``ranking`` holds each user's listed items (ascending, as a
-    ``UserHistory``) and ``scores[j]`` the score of its j-th pair (higher = better). Errors name the line."""
+    ``UserHistory``) and ``scores[j]`` the score of its j-th pair (higher = better). Errors name the line.
+
+    The file is read and checked column by column (pyarrow); only a file those checks do not pass is read again
+    line by line, to name the first bad line (or accept what Python's ``float`` reads and pyarrow does not)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"predictions file {path} does not exist")
     with open(path, newline="", encoding="utf-8") as handle:
         first = handle.readline()
-        delimiter = "," if path.suffix.lower() == ".csv" or ("," in first and "\t" not in first) else "\t"
-        header = [name.strip() for name in next(csv.reader([first], delimiter=delimiter), [])]
-        columns = _columns(path, header, dataset)
-        users, items, values = [], [], []
-        seen: dict[tuple[int, int], int] = {}
-        user_ids, item_ids = _vocabulary(dataset, dataset.uid_field), _vocabulary(dataset, dataset.iid_field)
+    delimiter = "," if path.suffix.lower() == ".csv" or ("," in first and "\t" not in first) else "\t"
+    header = [name.strip() for name in next(csv.reader([first], delimiter=delimiter), [])]
+    columns = _columns(path, header, dataset)
+    parsed = _read_columns(path, header, delimiter, columns, dataset)
+    users, items, values = parsed if parsed is not None else _read_lines(path, header, delimiter, columns, dataset)
+    if not len(users):
+        raise DataError(f"{path}: no predictions (only a header)")
+    keys = users * dataset.item_num + items
+    order = np.argsort(keys, kind="stable")
+    ranking = UserHistory._from_keys(keys[order], dataset.user_num, dataset.item_num)
+    return ranking, torch.as_tensor(values[order], dtype=torch.float64)
+
+
+def _read_columns(path: Path, header: list[str], delimiter: str, columns, dataset):
+    """``(users, items, scores)`` arrays of a well-formed file, or None when any check fails."""
+    try:
+        table = pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter),
+            convert_options=pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    text = [pc.utf8_trim_whitespace(table.column(i)) for i in columns[:3]]
+    ids = []
+    for tokens, field in zip(text[:2], (dataset.uid_field, dataset.iid_field), strict=True):
+        found = pc.index_in(tokens, value_set=pa.array(dataset.field2id_token[field][1:].tolist(), pa.string()))
+        if found.null_count:
+            return None
+        ids.append(found.to_numpy(zero_copy_only=False).astype(np.int64) + 1)
+    try:
+        values = pc.cast(text[2], pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        return None
+    if not np.isfinite(values).all() or (columns[3] == "rank" and (values < 1).any()):
+        return None
+    keys = np.sort(ids[0] * dataset.item_num + ids[1])
+    if (keys[1:] == keys[:-1]).any():
+        return None
+    return ids[0], ids[1], -values if columns[3] == "rank" else values
+
+
+def _read_lines(path: Path, header: list[str], delimiter: str, columns, dataset):
+    """``(users, items, scores)`` read line by line; the first bad line is a DataError naming it."""
+    users, items, values = [], [], []
+    seen: dict[tuple[int, int], int] = {}
+    user_ids, item_ids = _vocabulary(dataset, dataset.uid_field), _vocabulary(dataset, dataset.iid_field)
+    with open(path, newline="", encoding="utf-8") as handle:
+        handle.readline()
         for line_no, row in enumerate(csv.reader(handle, delimiter=delimiter), start=2):
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
@@ -85,12 +135,7 @@ def read_predictions(path: Path, dataset) -> tuple[UserHistory, torch.Tensor]:
             users.append(user_id)
             items.append(item_id)
             values.append(-number if columns[3] == "rank" else number)
-    if not users:
-        raise DataError(f"{path}: no predictions (only a header)")
-    keys = np.asarray(users, np.int64) * dataset.item_num + np.asarray(items, np.int64)
-    order = np.argsort(keys, kind="stable")
-    ranking = UserHistory._from_keys(keys[order], dataset.user_num, dataset.item_num)
-    return ranking, torch.as_tensor(np.asarray(values, np.float64)[order], dtype=torch.float64)
+    return np.asarray(users, np.int64), np.asarray(items, np.int64), np.asarray(values, np.float64)
 
 
 def evaluate_predictions(path: str | Path, config: Mapping[str, Any], split: str = "test") -> dict[str, float]:
