@@ -67,7 +67,7 @@ def run(
     net = create_model(config.model_class, config, train_data.dataset)
     logger.info("config:\n%s", config)
     logger.info("%s", net)
-    writer = ServingWriter(config, train_data, valid_data, test_data)  # serving.npz, for recforge.load
+    writer = ServingWriter(train_data, valid_data, test_data)  # serving.npz, for recforge.load
     trainer = get_trainer(config.model_class)(config, net, callbacks=[*callbacks, writer])
     try:
         if resume is not None:

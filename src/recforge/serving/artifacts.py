@@ -68,7 +68,7 @@ class ServingData:
         return present[0].union(*present[1:]) if len(present) > 1 else present[0]
 
     @classmethod
-    def from_loaders(cls, config, train_data, valid_data, test_data) -> ServingData:
+    def from_loaders(cls, train_data, valid_data, test_data) -> ServingData:
         """Collect the serving data of a prepared run (the loaders ``data_preparation`` returned)."""
         train = train_data.dataset
         sampler = getattr(train_data, "sampler", None)
@@ -182,8 +182,8 @@ class ServingWriter(Callback):
     """Writes ``serving.npz`` into the run folder with the run's first checkpoint (so an interrupted run's
     checkpoints can be loaded too); a failure to write it is a warning."""
 
-    def __init__(self, config, train_data, valid_data, test_data) -> None:
-        self.loaders = (config, train_data, valid_data, test_data)
+    def __init__(self, train_data, valid_data, test_data) -> None:
+        self.loaders = (train_data, valid_data, test_data)
         self.written = False
 
     def on_checkpoint_save(self, trainer, kind: str, path: Path) -> None:

@@ -158,7 +158,7 @@ def load(
         config, model, _, train_data, valid_data, test_data = load_data_and_model(
             checkpoint, {**(config_dict or {}), "device": str(device)}
         )
-        data = ServingData.from_loaders(config, train_data, valid_data, test_data)
+        data = ServingData.from_loaders(train_data, valid_data, test_data)
     load_model_state(model, state, checkpoint)
     model.to(device)
     logger.info("loaded %s in %.2f s", checkpoint, time.perf_counter() - started)
