@@ -161,7 +161,7 @@ class Config(Mapping):
         elif not isinstance(cmd_args, Mapping):
             cmd_args = parse_command_line(cmd_args)
         if cmd_args:
-            parsed = {k: parse_text(v) if k in ("model", "dataset") else v for k, v in cmd_args.items()}
+            parsed = {k: parse_text(v, k) if k in ("model", "dataset") else v for k, v in cmd_args.items()}
             layers.append(_Layer("the command line", parsed, strict))
         return layers
 

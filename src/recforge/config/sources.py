@@ -11,6 +11,8 @@ from typing import Any
 import yaml
 
 from recforge.errors import ConfigError
+from recforge.utils.files import read_utf8
+from recforge.utils.yaml_text import DuplicateKeyError, describe_yaml_error, load_yaml
 
 
 def parse_command_line(argv: Iterable[str]) -> dict[str, str]:
@@ -61,17 +63,18 @@ def read_yaml_file(path: str | Path) -> dict[str, Any]:
     """Read one config file; a missing file, a YAML syntax error or a non-mapping is a ConfigError."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path, ConfigError, "config file ")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except DuplicateKeyError as exc:
+        where, problem = describe_yaml_error(exc)
+        raise ConfigError(f"config file {path}{where}: {problem}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        where, problem = describe_yaml_error(exc)
         raise ConfigError(f"config file {path}{where}: invalid YAML ({problem})") from None
     if data is None:
         return {}

@@ -15,14 +15,18 @@ from typing import Any, ClassVar
 import yaml
 
 from recforge.errors import ConfigError, did_you_mean
+from recforge.utils.yaml_text import DuplicateKeyError, describe_yaml_error, load_yaml
 
 _NONE_WORDS = {"", "~", "none", "null"}
 
 
-def parse_text(text: str) -> Any:
-    """Read a command-line string as a YAML value (``"[10, 20]"`` -> ``[10, 20]``), falling back to the text."""
+def parse_text(text: str, key: str = "") -> Any:
+    """Read a command-line string as a YAML value (``"[10, 20]"`` -> ``[10, 20]``), falling back to the text; a
+    mapping with a key written twice is a ConfigError naming ``key``."""
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"config key '{key}': {describe_yaml_error(exc)[1]}") from None
     except yaml.YAMLError:
         return text
 
@@ -73,7 +77,7 @@ class Int(_Bounded):
 
     def parse(self, value: Any, key: str) -> int:
         if isinstance(value, str):
-            value = parse_text(value.strip())
+            value = parse_text(value.strip(), key)
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -163,7 +167,7 @@ class ListOf(ValueType):
 
     def parse(self, value: Any, key: str) -> list:
         if isinstance(value, str):
-            value = parse_text(value.strip())
+            value = parse_text(value.strip(), key)
         if isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, list):
@@ -186,7 +190,7 @@ class Mapping_(ValueType):
 
     def parse(self, value: Any, key: str) -> dict:
         if isinstance(value, str):
-            value = parse_text(value.strip())
+            value = parse_text(value.strip(), key)
         if not isinstance(value, Mapping):
             raise self._fail(value, key)
         if self.values is None:
@@ -212,7 +216,7 @@ class Struct(ValueType):
 
     def parse(self, value: Any, key: str) -> dict:
         if isinstance(value, str):
-            value = parse_text(value.strip())
+            value = parse_text(value.strip(), key)
         if not isinstance(value, Mapping):
             raise self._fail(value, key)
         out = dict(self.defaults)
@@ -236,7 +240,7 @@ class Anything(ValueType):
 
     def parse(self, value: Any, key: str) -> Any:
         if isinstance(value, str):
-            return parse_text(value.strip()) if value.strip() else value
+            return parse_text(value.strip(), key) if value.strip() else value
         return value
 
     def describe(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
+from recforge.utils.yaml_text import load_yaml
 
 BUNDLED_ROOT = Path(__file__).resolve().parent.parent / "datasets"
 
@@ -41,5 +41,5 @@ def dataset_defaults(name: str) -> dict[str, Any]:
     """Config defaults of a bundled or known data set ({} for others)."""
     path = BUNDLED_ROOT / name / f"{name}.yaml"
     if path.is_file():
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return load_yaml(path.read_text(encoding="utf-8")) or {}
     return dict(KNOWN.get(name, {}).get("defaults", {}))

@@ -18,6 +18,7 @@ import yaml
 
 from recforge.errors import RecforgeError
 from recforge.trainer.run_folder import RunFolder
+from recforge.utils.yaml_text import load_yaml
 
 MARKERS = ("history.jsonl", "metrics.json")
 
@@ -128,7 +129,7 @@ def load_run(path: Path, name: str | None = None) -> Run:
     config: dict[str, Any] = {}
     config_file = path / "config.yaml"
     if config_file.is_file():
-        config = _read(config_file, yaml.safe_load) or {}
+        config = _read(config_file, load_yaml) or {}
     else:
         notes.append("no config.yaml")
     if not history:

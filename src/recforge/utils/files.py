@@ -85,3 +85,18 @@ def _running(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def read_utf8(path: str | Path, error: type[Exception], what: str = "") -> str:
+    """The text of ``path`` as UTF-8 (a leading byte-order mark dropped); a byte that is not UTF-8 raises ``error``
+    naming the file, the line and the byte. ``what`` ("config file ") prefixes the path in the message."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise error(
+            f"{what}{path}, line {line}: not UTF-8 text (byte {data[exc.start]:#04x} at byte {column} of the line); "
+            "save the file as UTF-8"
+        ) from None
