@@ -101,15 +101,23 @@ def test_unknown_users_and_the_popularity_fallback(tiny_path):
         DataError, match=r"user 'nobody' \(and 1 more\) is not in the data BPR was trained on .*--fallback popular"
     ):
         loaded.recommend(["nobody", "u1", "ghost"], k=2)
-    table = loaded.recommend(["nobody", "u1"], k=2, fallback="popular").to_pylist()
-    popular = [r for r in table if r["user"] == "nobody"]
+    table = loaded.recommend(["nobody", "u1"], k=2, fallback="popular")
+    assert table.column_names == ["user", "rank", "item", "score", "source", "title"]
+    rows = table.to_pylist()
+    assert [(r["user"], r["source"]) for r in rows] == [("nobody", "popular")] * 2 + [("u1", "model")]
     counts = loaded.data.item_counts
-    expected = [loaded.data.item_tokens[i] for i in np.argsort(-counts[1:], kind="stable")[:2] + 1]
-    assert (
-        [r["item"] for r in popular] == expected
-        and [r["score"] for r in popular]
-        == sorted((float(counts[(loaded.data.user_id("u1") and 0) or 0]) for _ in ()), reverse=True)
-    ) or [r["score"] for r in popular] == [float(counts[loaded.data.item_tokens.tolist().index(t)]) for t in expected]
+    expected = np.argsort(-counts[1:], kind="stable")[:2] + 1
+    assert [r["item"] for r in rows[:2]] == [loaded.data.item_tokens[i] for i in expected]
+    assert [r["score"] for r in rows[:2]] == [float(counts[i]) for i in expected]  # training interactions
+    assert rows[2]["score"] == loaded.recommend(["u1"], k=2).to_pylist()[0]["score"]
+    assert "source" not in loaded.recommend(["u1"], k=2).column_names  # no fallback asked: every row is the model's
+
+
+def test_the_guides_to_pandas(tiny_path):
+    run_dir, _ = train(tiny_path)
+    frame = recforge.load(run_dir / "checkpoints" / "best.pth").recommend(["u1", "u2"], k=2).to_pandas()
+    assert list(frame.columns) == ["user", "rank", "item", "score", "title"]
+    assert frame[["user", "rank", "item"]].values.tolist() == [["u1", 1, "i6"], ["u2", 1, "i5"]]
 
 
 def test_a_checkpoint_without_its_run_folder_is_loaded_by_rebuilding_the_data(tiny_path, tmp_path, caplog):
@@ -165,6 +173,46 @@ def test_recommend_command(tiny_path, tmp_path, capsys):
     assert main(["recommend", "--checkpoint", best, "--user", "zz", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("recforge: error: user 'zz' is not in the data") and "Traceback" not in err
+
+
+def test_recommend_command_exclude_equals_the_python_exclude(tiny_path, capsys):
+    run_dir, _ = train(tiny_path)
+    best = run_dir / "checkpoints" / "best.pth"
+    loaded = recforge.load(best)
+    users = ["--user", "u1", "--user", "u3"]
+    for exclude, python in [(["train", "valid"], ("train", "valid")), (["test"], ("test",)), (["none"], ())]:
+        args = ["recommend", "--checkpoint", str(best), *users, "--k", "6", "--format", "json", "--quiet"]
+        assert main([*args, "--exclude", *exclude]) == 0
+        assert json.loads(capsys.readouterr().out) == loaded.recommend(["u1", "u3"], k=6, exclude=python).to_pylist()
+    assert (
+        loaded.recommend(["u1"], k=6, exclude=()).to_pylist()
+        == loaded.recommend(["u1"], k=6, include_seen=True).to_pylist()
+    )
+    assert (
+        loaded.recommend(["u1"], k=6, exclude="train").to_pylist()
+        == loaded.recommend(["u1"], k=6, exclude=["train"]).to_pylist()
+    )
+    with pytest.raises(DataError, match=r"exclude names splits \(train, valid, test\), not 'tests'"):
+        loaded.recommend(["u1"], exclude=("train", "tests"))
+    assert main(["recommend", "--checkpoint", str(best), *users, "--exclude", "none", "train", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("recforge: error: --exclude none goes alone") and len(err.splitlines()) == 1
+
+
+def test_recommend_command_marks_the_popularity_fallback(tiny_path, capsys):
+    run_dir, _ = train(tiny_path)
+    args = ["recommend", "--checkpoint", str(run_dir / "checkpoints" / "best.pth"), "--user", "nobody", "--user"]
+    args += ["u2", "--k", "2", "--fallback", "popular", "--quiet"]
+    assert main([*args, "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "user,rank,item,score,source,title"
+    assert [line.split(",")[4] for line in lines[1:]] == ["popular", "popular", "model"]
+    assert main([*args, "--format", "json"]) == 0
+    assert [row["source"] for row in json.loads(capsys.readouterr().out)] == ["popular", "popular", "model"]
+    assert main(args) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["user", "rank", "item", "score", "source", "title"]
+    assert [row.split()[4] for row in table[1:]] == ["popular", "popular", "model"]
 
 
 # -- scoring external rankings -------------------------------------------------------------------------------

@@ -5,10 +5,15 @@ user's items in the train / valid / test splits (sorted keys ``user * n_items + 
 has seen), the training interactions per item (for a popularity fallback), and the item titles when the data
 set's ``.item`` file has a title column (``*title*`` or ``name``, read from the file even when the run did not
 load it). Everything is arrays (``np.load(allow_pickle=False)``); strings are UTF-8 bytes with offsets.
+
+The file is tied to its run's checkpoints by a fingerprint (``fingerprint``: data set name, vocabulary sizes and
+blake2b digests of the user and item tokens), stored in its metadata and, by ``ServingWriter``'s callback state,
+in every checkpoint of the run; ``check_binding`` refuses a pair whose fingerprints differ.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -28,6 +33,7 @@ logger = logging.getLogger("recforge")
 
 FILE = "serving.npz"
 SPLITS = ("train", "valid", "test")
+KEY = "serving_fingerprint"  # of ServingWriter's state in a checkpoint's "callbacks" (found whatever its name there)
 
 
 @dataclass
@@ -59,6 +65,11 @@ class ServingData:
         if not self._user_ids:
             self._user_ids.update((t, i) for i, t in enumerate(self.user_tokens.tolist()) if i)
         return self._user_ids.get(token)
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """This data's ``fingerprint`` (what ties it to the checkpoints of its run)."""
+        return fingerprint(self.dataset, self.user_tokens, self.item_tokens)
 
     def seen(self, splits: tuple[str, ...] = SPLITS) -> UserHistory | None:
         """The union of the listed splits' histories (None when all are empty)."""
@@ -104,6 +115,7 @@ class ServingData:
             "iid_field": self.iid_field,
             "splits": sorted(self.histories),
             "title_field": self.title_field,
+            "fingerprint": self.fingerprint,
         }
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         with atomic_write(path) as handle:
@@ -141,6 +153,62 @@ class ServingData:
             titles=titles,
             title_field=meta.get("title_field"),
         )
+
+
+def fingerprint(dataset: str, user_tokens, item_tokens) -> dict[str, Any]:
+    """The data set name, the vocabulary sizes (with the padding id 0) and the blake2b digests of the tokens."""
+    digests = []
+    for tokens in (user_tokens, item_tokens):
+        offsets, data = encode_strings(tokens)
+        digest = hashlib.blake2b(offsets.astype("<i8").tobytes(), digest_size=16)
+        digest.update(data.tobytes())
+        digests.append(digest.hexdigest())
+    return {
+        "dataset": dataset,
+        "n_users": len(user_tokens),
+        "n_items": len(item_tokens),
+        "users": digests[0],
+        "items": digests[1],
+    }
+
+
+DIFFERENCES = {
+    "dataset": "data set name",
+    "n_users": "number of users",
+    "n_items": "number of items",
+    "users": "user tokens",
+    "items": "item tokens",
+}
+
+
+def check_binding(state: dict[str, Any], data: ServingData, serving: Path, checkpoint: Path) -> None:
+    """Raise CheckpointError unless ``data`` (read from ``serving``) is of the run that wrote ``checkpoint``
+    (``state``): its fingerprint against the one the checkpoint holds, or, for a checkpoint written before
+    fingerprints were stored, the data set name of its config."""
+    saved = next(
+        (value[KEY] for value in (state.get("callbacks") or {}).values() if isinstance(value, dict) and KEY in value),
+        {"dataset": (state.get("config") or {}).get("dataset")},
+    )
+    have = data.fingerprint
+    differs = [label for key, label in DIFFERENCES.items() if key in saved and saved[key] != have[key]]
+    if differs:
+        raise CheckpointError(
+            f"{FILE} in {serving.parent} is for data set {_described(have)}, but checkpoint {checkpoint} was trained "
+            f"on {_described(saved)}; they differ in {', '.join(differs)}. {FILE} is written by "
+            "recforge run beside checkpoints/: use the run folder the checkpoint came from, or remove the file to "
+            "rebuild it from the data set"
+        )
+
+
+def shown(token: str, limit: int = 60) -> str:
+    """``repr(token)`` for a one-line message: a longer token is cut to ``limit`` characters and its length named."""
+    return repr(token) if len(token) <= limit else f"{token[:limit]!r}... ({len(token)} characters)"
+
+
+def _described(found: dict[str, Any]) -> str:
+    """``"name with N users and M items"`` (the sizes without the padding id; only the name when unknown)."""
+    sizes = f" with {found['n_users'] - 1} users and {found['n_items'] - 1} items" if "n_items" in found else ""
+    return f"{found['dataset']}{sizes}"
 
 
 def _titles(dataset) -> tuple[np.ndarray | None, str | None]:
@@ -185,6 +253,15 @@ class ServingWriter(Callback):
     def __init__(self, train_data, valid_data, test_data) -> None:
         self.loaders = (train_data, valid_data, test_data)
         self.written = False
+        self._fingerprint: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The fingerprint of the run's data, so that each checkpoint names the ``serving.npz`` it goes with."""
+        if self._fingerprint is None:
+            train = self.loaders[0].dataset
+            tokens = train.field2id_token
+            self._fingerprint = fingerprint(train.dataset_name, tokens[train.uid_field], tokens[train.iid_field])
+        return {KEY: dict(self._fingerprint)}
 
     def on_checkpoint_save(self, trainer, kind: str, path: Path) -> None:
         if self.written or trainer.run_dir is None:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from recforge.errors import DataError
+from recforge.serving.artifacts import SPLITS
+from recforge.utils.files import read_utf8
 
 
 def add_recommend_parser(sub, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -22,7 +24,17 @@ def add_recommend_parser(sub, parents: list[argparse.ArgumentParser]) -> argpars
     recommend.add_argument("--k", type=int, default=10, help="items per user (default 10)")
     recommend.add_argument("--include-seen", action="store_true", help="also recommend items the user already had")
     recommend.add_argument(
-        "--fallback", choices=("popular",), help="unknown users get the most popular items instead of an error"
+        "--exclude",
+        nargs="+",
+        choices=(*SPLITS, "none"),
+        default=list(SPLITS),
+        metavar="SPLIT",
+        help="leave out the user's items of these splits: train, valid, test, or none (default: all three)",
+    )
+    recommend.add_argument(
+        "--fallback",
+        choices=("popular",),
+        help="unknown users get the most popular items instead of an error (marked 'popular' in a source column)",
     )
     recommend.add_argument("--format", choices=("table", "csv", "json"), default="table")
     recommend.add_argument("--output", "-o", help="write to this file instead of the screen")
@@ -33,9 +45,12 @@ def add_recommend_parser(sub, parents: list[argparse.ArgumentParser]) -> argpars
 def recommend_command(args: argparse.Namespace) -> int:
     from recforge.serving.loaded import load
 
+    if "none" in args.exclude and len(args.exclude) > 1:
+        raise DataError(f"--exclude none goes alone (it excludes nothing); got --exclude {' '.join(args.exclude)}")
+    exclude = () if args.exclude == ["none"] else tuple(args.exclude)
     users = args.user or _read_users(Path(args.users_file))
     loaded = load(args.checkpoint)
-    table = loaded.recommend(users, k=args.k, include_seen=args.include_seen, fallback=args.fallback)
+    table = loaded.recommend(users, k=args.k, include_seen=args.include_seen, exclude=exclude, fallback=args.fallback)
     text = format_table(table, args.format)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -65,9 +80,11 @@ def format_table(table: pa.Table, form: str) -> str:
 
 
 def _read_users(path: Path) -> list[str]:
+    """The user tokens of a users file (one a line; blank lines skipped); DataError for a missing or empty file."""
     if not path.is_file():
         raise DataError(f"users file {path} does not exist")
-    users = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = read_utf8(path, DataError, "users file ")  # a byte-order mark dropped, a bad byte's line named
+    users = [line.strip() for line in text.splitlines() if line.strip()]
     if not users:
         raise DataError(f"users file {path} lists no user (one token per line)")
     return users

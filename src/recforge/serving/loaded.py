@@ -25,7 +25,7 @@ from recforge.data.interaction import Interaction
 from recforge.errors import DataError
 from recforge.evaluation.ranking import topk_items
 from recforge.registry import get_model_class
-from recforge.serving.artifacts import FILE, SPLITS, ServingData
+from recforge.serving.artifacts import FILE, SPLITS, ServingData, check_binding, shown
 from recforge.serving.rebuild import load_data_and_model, machine_independent
 from recforge.trainer.checkpoint import load_checkpoint, load_model_state
 from recforge.utils.enum_type import ModelType
@@ -66,16 +66,17 @@ class LoadedModel:
 
     def user_ids(self, users: Sequence[str], fallback: str | None = None) -> np.ndarray:
         """Ids of user tokens; an unknown token is a DataError unless ``fallback`` ("popular") is set (id -1)."""
+        if fallback not in (None, "popular"):
+            raise DataError(f"fallback must be 'popular' or None, not {fallback!r}")
         ids = np.array([self.data.user_id(str(u)) or -1 for u in users], dtype=np.int64)
         unknown = [str(u) for u, i in zip(users, ids, strict=True) if i < 0]
         if unknown and fallback is None:
+            more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
             raise DataError(
-                f"user {unknown[0]!r}{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''} is not in the "
-                f"data {self.config['model']} was trained on ({self.data.n_users - 1} users of {self.data.dataset}); "
-                "check the token, or ask for the most popular items instead (fallback='popular', --fallback popular)"
+                f"user {shown(unknown[0])}{more} is not in the data {self.config['model']} was trained on "
+                f"({self.data.n_users - 1} users of {self.data.dataset}); check the token, or ask for the most "
+                "popular items instead (fallback='popular', --fallback popular)"
             )
-        if unknown and fallback != "popular":
-            raise DataError(f"fallback must be 'popular' or None, not {fallback!r}")
         return ids
 
     @torch.no_grad()
@@ -94,47 +95,65 @@ class LoadedModel:
         users: Sequence[str],
         k: int = 10,
         include_seen: bool = False,
-        exclude: Sequence[str] = SPLITS,
+        exclude: str | Sequence[str] = SPLITS,
         fallback: str | None = None,
     ) -> pa.Table:
         """The top ``k`` items of each user token (all items when there are fewer), as a table (user, rank, item,
-        score[, title]).
+        score[, source][, title]).
 
-        Items of the ``exclude`` splits' histories are left out unless ``include_seen`` (with ``exclude=("train",
-        "valid")`` a test user's list is the run's own test-time ranking). An unknown user is an error, or with
-        ``fallback="popular"`` gets the most-trained-on items (score: their training count).
+        Items of the ``exclude`` splits' histories ("train", "valid", "test"; ``()`` for none) are left out unless
+        ``include_seen`` (with ``exclude=("train", "valid")`` a test user's list is the run's own test-time
+        ranking). An unknown user is an error, or with ``fallback="popular"`` gets the most-trained-on items: then
+        a ``source`` column says "model" or "popular", and a popular row's score is its item's number of training
+        interactions (ordered like the model's scores within a user's list, on another scale).
         """
         if k < 1:
             raise DataError(f"k must be at least 1, not {k}")
+        splits = _splits(exclude)
         k = min(k, self.data.n_items - 1)  # more than there are: every item
         ids = self.user_ids(users, fallback)
-        known = ids > 0
-        scores = torch.empty(len(ids), self.data.n_items)
-        scores[torch.from_numpy(known)] = self.scores(ids[known])
-        scores[torch.from_numpy(~known)] = torch.from_numpy(self.data.item_counts).float()
-        scores[:, 0] = -torch.inf
-        seen = None if include_seen else self.data.seen(tuple(exclude))
-        if seen is not None and known.any():
-            rows, items = seen.gather(torch.from_numpy(np.where(known, ids, 0)))
-            rows_known = torch.from_numpy(known)[rows]
-            scores.view(-1).index_fill_(0, rows[rows_known] * scores.shape[1] + items[rows_known], -torch.inf)
+        scores = self._masked_scores(ids, () if include_seen else splits)
         top = topk_items(scores, k) if self.config["eval_tie_break"] == "lowest_id" else torch.topk(scores, k).indices
         top_scores = scores.gather(1, top)
-        valid = torch.isfinite(top_scores)  # a user with fewer than k unseen items
-        user_col = np.repeat(np.asarray([str(u) for u in users], dtype=object), k).reshape(len(users), k)
-        ranks = np.tile(np.arange(1, k + 1), (len(users), 1))
-        mask = valid.numpy()
+        mask = torch.isfinite(top_scores).numpy()  # a user with fewer than k unseen items
+        rows = np.repeat(np.arange(len(users)), k).reshape(len(users), k)[mask]
         columns = {
-            "user": user_col[mask],
-            "rank": ranks[mask],
+            "user": np.asarray([str(u) for u in users], dtype=object)[rows],
+            "rank": np.tile(np.arange(1, k + 1), (len(users), 1))[mask],
             "item": self.data.item_tokens[top.numpy()][mask],
             "score": top_scores.numpy()[mask].astype(np.float64),
         }
+        if fallback is not None:
+            columns["source"] = np.where(ids[rows] > 0, "model", "popular").astype(object)
         if self.data.titles is not None:
             columns["title"] = self.data.titles[top.numpy()][mask]
         return pa.table(
             {name: pa.array(list(values) if values.dtype == object else values) for name, values in columns.items()}
         )
+
+    def _masked_scores(self, ids: np.ndarray, exclude: tuple[str, ...]) -> torch.Tensor:
+        """[len(ids), n_items]: the model's scores of known users, the training counts for unknown ones (id -1);
+        -inf for the padding item and for a known user's items of the ``exclude`` splits."""
+        known = ids > 0
+        scores = torch.empty(len(ids), self.data.n_items)
+        scores[torch.from_numpy(known)] = self.scores(ids[known])
+        scores[torch.from_numpy(~known)] = torch.from_numpy(self.data.item_counts).float()
+        scores[:, 0] = -torch.inf
+        seen = self.data.seen(exclude)
+        if seen is not None and known.any():
+            rows, items = seen.gather(torch.from_numpy(np.where(known, ids, 0)))
+            rows_known = torch.from_numpy(known)[rows]
+            scores.view(-1).index_fill_(0, rows[rows_known] * scores.shape[1] + items[rows_known], -torch.inf)
+        return scores
+
+
+def _splits(exclude: str | Sequence[str]) -> tuple[str, ...]:
+    """``exclude`` as a tuple of split names (a string is one name); a name that is not a split is a DataError."""
+    splits = (exclude,) if isinstance(exclude, str) else tuple(exclude)
+    wrong = [str(s) for s in splits if s not in SPLITS]
+    if wrong:
+        raise DataError(f"exclude names splits ({', '.join(SPLITS)}), not {shown(wrong[0])}; () excludes none")
+    return splits
 
 
 def load(
@@ -150,6 +169,7 @@ def load(
     serving = _serving_file(checkpoint)
     if serving is not None and model_class.type in (ModelType.GENERAL, ModelType.TRADITIONAL):
         data = ServingData.read(serving)
+        check_binding(state, data, serving, checkpoint)
         model = model_class(config, TrainingPairs(config, data))  # trained already: no memory check (create_model's
         # sizing on the meta device imports torch._dynamo, 1.4 s)
     else:

@@ -3,19 +3,22 @@
 A predictions file is delimited text (``,`` for ``.csv``, tab otherwise, or whichever the header uses) whose
 header names a user column (the data set's ``USER_ID_FIELD``, ``user_id`` or ``user``), an item column
 (``ITEM_ID_FIELD``, ``item_id`` or ``item``) and a ``rank`` (1 = best) or ``score`` (higher = better) column;
-other columns are ignored. The data set is split as the config says, and the file's rankings go through the
-same masking (a user's items of earlier splits are removed, so the next listed item moves up) and the same
-metrics as a model's full ranking: the listed items are the candidates, a user's unlisted items are never
-recommended, and a test user the file does not list has an empty list.
+other columns are ignored. The file is UTF-8 (a byte-order mark is dropped; a byte that is not UTF-8 is an error
+naming its line) and a field may be of any length. The data set is split as the config says, and the file's
+rankings go through the same masking (a user's items of earlier splits are removed, so the next listed item moves
+up) and the same metrics as a model's full ranking: the listed items are the candidates, a user's unlisted items
+are never recommended, and a test user the file does not list has an empty list.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +30,7 @@ from recforge.data import create_dataset, data_preparation
 from recforge.data.history import UserHistory, csr_positions
 from recforge.errors import ConfigError, DataError
 from recforge.evaluation.evaluator import Evaluator
+from recforge.serving.artifacts import shown
 from recforge.trainer.scoring import score_loader
 
 logger = logging.getLogger("recforge")
@@ -59,10 +63,11 @@ def read_predictions(path: Path, dataset) -> tuple[UserHistory, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"predictions file {path} does not exist")
-    with open(path, newline="", encoding="utf-8") as handle:
-        first = handle.readline()
+    with open(path, "rb") as handle:
+        first = next(_utf8_lines(handle, path), "")
     delimiter = "," if path.suffix.lower() == ".csv" or ("," in first and "\t" not in first) else "\t"
-    header = [name.strip() for name in next(csv.reader([first], delimiter=delimiter), [])]
+    with _no_field_limit():
+        header = [name.strip() for name in next(_rows(csv.reader([first], delimiter=delimiter), path, 0), [])]
     columns = _columns(path, header, dataset)
     parsed = _read_columns(path, header, delimiter, columns, dataset)
     users, items, values = parsed if parsed is not None else _read_lines(path, header, delimiter, columns, dataset)
@@ -109,13 +114,15 @@ def _read_lines(path: Path, header: list[str], delimiter: str, columns, dataset)
     users, items, values = [], [], []
     seen: dict[tuple[int, int], int] = {}
     user_ids, item_ids = _vocabulary(dataset, dataset.uid_field), _vocabulary(dataset, dataset.iid_field)
-    with open(path, newline="", encoding="utf-8") as handle:
-        handle.readline()
-        for line_no, row in enumerate(csv.reader(handle, delimiter=delimiter), start=2):
+    with open(path, "rb") as handle, _no_field_limit():
+        rows = csv.reader(_utf8_lines(handle, path), delimiter=delimiter)
+        for row in _rows(rows, path, skip=1):
+            line_no = rows.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if len(row) != len(header):
-                raise DataError(f"{path}, line {line_no}: expected {len(header)} fields, found {len(row)}: {row!r}")
+                fields = ", ".join(shown(field) for field in row)
+                raise DataError(f"{path}, line {line_no}: expected {len(header)} fields, found {len(row)}: [{fields}]")
             user, item, value = (row[i].strip() for i in columns[:3])
             user_id = _lookup(user_ids, user, "user", path, line_no, dataset)
             item_id = _lookup(item_ids, item, "item", path, line_no, dataset)
@@ -125,10 +132,10 @@ def _read_lines(path: Path, header: list[str], delimiter: str, columns, dataset)
                 number = float("nan")
             if not np.isfinite(number) or (columns[3] == "rank" and number < 1):
                 kind = "a rank (1 = best)" if columns[3] == "rank" else "a finite score"
-                raise DataError(f"{path}, line {line_no}: {columns[3]} {value!r} is not {kind}")
+                raise DataError(f"{path}, line {line_no}: {columns[3]} {shown(value)} is not {kind}")
             if (user_id, item_id) in seen:
                 raise DataError(
-                    f"{path}, line {line_no}: user {user!r} lists item {item!r} twice (first on line "
+                    f"{path}, line {line_no}: user {shown(user)} lists item {shown(item)} twice (first on line "
                     f"{seen[(user_id, item_id)]})"
                 )
             seen[(user_id, item_id)] = line_no
@@ -136,6 +143,39 @@ def _read_lines(path: Path, header: list[str], delimiter: str, columns, dataset)
             items.append(item_id)
             values.append(-number if columns[3] == "rank" else number)
     return np.asarray(users, np.int64), np.asarray(items, np.int64), np.asarray(values, np.float64)
+
+
+def _utf8_lines(handle: BinaryIO, path: Path) -> Iterator[str]:
+    """The lines of a file opened in binary mode, decoded (a leading byte-order mark dropped); a byte that is not
+    UTF-8 is a DataError naming the line."""
+    for line_no, raw in enumerate(handle, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{path}, line {line_no}: not UTF-8 text (byte {raw[exc.start]:#04x} at byte {exc.start + 1} of the "
+                "line); save the file as UTF-8"
+            ) from None
+
+
+def _rows(reader, path: Path, skip: int) -> Iterator[list[str]]:
+    """The rows of a ``csv.reader`` after the first ``skip``; the csv module's errors name the line."""
+    try:
+        for number, row in enumerate(reader):
+            if number >= skip:
+                yield row
+    except csv.Error as exc:
+        raise DataError(f"{path}, line {reader.line_num}: {exc}") from None
+
+
+@contextmanager
+def _no_field_limit() -> Iterator[None]:
+    """Lift the csv module's limit on a field's length (131072 characters) while reading: a token may be longer."""
+    previous = csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 def evaluate_predictions(path: str | Path, config: Mapping[str, Any], split: str = "test") -> dict[str, float]:
@@ -187,7 +227,7 @@ def _lookup(ids: dict[str, int], token: str, kind: str, path: Path, line_no: int
     found = ids.get(token)
     if found is None:
         raise DataError(
-            f"{path}, line {line_no}: {kind} {token!r} is not a {kind} of {dataset.dataset_name} after processing "
+            f"{path}, line {line_no}: {kind} {shown(token)} is not a {kind} of {dataset.dataset_name} after processing "
             f"(its {len(ids)} {kind}s); rank only the data set's own {kind}s"
         )
     return found
