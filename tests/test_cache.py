@@ -1,6 +1,10 @@
 """The processed-data cache: hits, stale files, changed settings, damaged entries, bypass."""
 
+import json
 import logging
+import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +25,6 @@ def cache_dir(tmp_path, monkeypatch):
 @pytest.fixture
 def data(tmp_path):
     """A private copy of tests/data/features (the tests modify it)."""
-    import shutil
-
     shutil.copytree(ROOT / "tests" / "data" / "features", tmp_path / "data" / "features")
     return tmp_path / "data"
 
@@ -33,6 +35,14 @@ def damage(path, keep_bytes):
     damaged = path.with_suffix(".damaged")
     damaged.write_bytes(path.read_bytes()[:keep_bytes])
     damaged.replace(path)
+
+
+def one_warning(caplog) -> str:
+    """The one warning about a cache logged (and it is one line)."""
+    warnings = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    (message,) = [warning for warning in warnings if " cache " in warning]
+    assert "\n" not in message
+    return message
 
 
 def build(data, **config):
@@ -93,9 +103,18 @@ def test_a_damaged_entry_is_rebuilt(data, cache_dir, caplog):
     reference = build(data)
     (entry,) = entries(cache_dir / "features")
     column = entry / "inter" / "item_id.npy"
+    size = column.stat().st_size
     damage(column, 100)
     again = build(data)
-    assert "is unreadable" in caplog.text and "rebuilding it" in caplog.text
+    assert one_warning(caplog) == (
+        f"processed-data cache {entry} does not match its manifest (inter/item_id.npy has 100 bytes, not {size}); "
+        "rebuilding it"
+    )
+    same(reference, again)
+    caplog.clear()
+    damage(entry / "meta.json", 50)
+    again = build(data)
+    assert one_warning(caplog).startswith(f"processed-data cache {entry} is unreadable (JSONDecodeError")
     same(reference, again)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="recforge"):
@@ -118,6 +137,130 @@ def test_bypass_and_replayed_filter_log(data, cache_dir, caplog, tiny_path, caps
 
     assert main([*tiny_args(tiny_path), "--no-cache"]) == 0
     assert not (cache_dir / "tiny").exists()
+
+
+# -- entries are verified against their manifest when opened --------------------------------------------------
+
+
+def swap(a, b):
+    """Exchange the files ``a`` and ``b`` (each keeps its inode, size and times: only the names change)."""
+    parked = a.with_suffix(".parked")
+    os.replace(a, parked)
+    os.replace(b, a)
+    os.replace(parked, b)
+
+
+def rebuilt_with_one_warning(data, caplog, entry, what):
+    """Load ``data`` again: one warning names ``entry`` and ``what``, and the data set equals a cache-free build;
+    the rewritten entry then serves the next load without a warning."""
+    caplog.clear()
+    again = build(data)
+    assert one_warning(caplog) == f"processed-data cache {entry} does not match its manifest ({what}); rebuilding it"
+    fresh = build(data, data_cache=False)
+    same(fresh, again)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="recforge"):
+        same(fresh, build(data))
+    assert "loaded processed features from the cache" in caplog.text and "WARNING" not in caplog.text
+
+
+def test_two_swapped_arrays_are_detected(data, cache_dir, caplog):
+    build(data)
+    (entry,) = entries(cache_dir / "features")
+    users, items = entry / "inter" / "user_id.npy", entry / "inter" / "item_id.npy"
+    assert np.load(users).shape == np.load(items).shape and np.load(users).dtype == np.load(items).dtype
+    swap(users, items)
+    rebuilt_with_one_warning(
+        data, caplog, entry, "inter/item_id.npy has other content; inter/user_id.npy has other content"
+    )
+
+
+def test_an_array_of_another_entry_is_detected(data, cache_dir, caplog):
+    """The same-named file of another entry (the data with one rating changed): same shape, other content."""
+    build(data)
+    (entry,) = entries(cache_dir / "features")
+    inter = data / "features" / "features.inter"
+    original = inter.read_text()
+    inter.write_text(original.replace("u1\ti2\t4", "u1\ti2\t2"))
+    build(data)
+    (other,) = set(entries(cache_dir / "features")) - {entry}
+    ratings = entry / "inter" / "rating.npy"
+    assert np.array_equal(np.load(ratings), [4.0, 5.0, 3.0])
+    assert np.array_equal(np.load(other / "inter" / "rating.npy"), [2.0, 5.0, 3.0])
+    shutil.copy2(other / "inter" / "rating.npy", ratings)  # times copied too
+    inter.write_text(original)
+    rebuilt_with_one_warning(data, caplog, entry, "inter/rating.npy has other content")
+
+
+def test_an_array_changed_in_place_with_its_times_restored_is_detected(data, cache_dir, caplog):
+    build(data)
+    (entry,) = entries(cache_dir / "features")
+    ratings = entry / "inter" / "rating.npy"
+    before = ratings.stat()
+    with open(ratings, "r+b") as handle:  # the last rating, 3.0, becomes 1.0: same size, same inode
+        handle.seek(-8, os.SEEK_END)
+        handle.write(np.float64(1.0).tobytes())
+    os.utime(ratings, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = ratings.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    assert np.array_equal(np.load(ratings), [4.0, 5.0, 1.0])
+    rebuilt_with_one_warning(data, caplog, entry, "inter/rating.npy has other content")
+
+
+def reseal(entry, change):
+    """Apply ``change`` to the entry's meta.json and seal it again (as if the entry had been written so)."""
+    from recforge.data import cache_entry
+
+    meta = json.loads((entry / "meta.json").read_text())
+    change(meta)
+    meta["seal"] = cache_entry.seal(meta)
+    (entry / "meta.json").write_text(json.dumps(meta))
+
+
+def test_an_entry_of_another_version_is_rebuilt(data, cache_dir, caplog):
+    from recforge.data.cache_entry import recforge_version
+
+    build(data)
+    (entry,) = entries(cache_dir / "features")
+    reseal(entry, lambda meta: meta["built_from"].update(recforge="0.0.1"))
+    rebuilt_with_one_warning(data, caplog, entry, f"built by recforge 0.0.1, this is {recforge_version()}")
+    meta = json.loads((entry / "meta.json").read_text())
+    assert meta["built_from"]["recforge"] == recforge_version()
+    meta["processing_log"] = ["edited by hand"]  # not sealed again
+    (entry / "meta.json").write_text(json.dumps(meta))
+    rebuilt_with_one_warning(data, caplog, entry, "meta.json differs from its seal")
+
+
+def counting_digests(monkeypatch):
+    """Count the array digests ``cache_entry`` computes (writes and verifications)."""
+    from recforge.data import cache_entry
+
+    calls = []
+    real = cache_entry.array_digest
+    monkeypatch.setattr(cache_entry, "array_digest", lambda handle: calls.append(handle.name) or real(handle))
+    return calls
+
+
+def refuse_digests(monkeypatch):
+    def refuse(handle):
+        raise AssertionError(f"{handle.name} read to verify it")
+
+    monkeypatch.setattr("recforge.data.cache_entry.array_digest", refuse)
+
+
+def test_an_unchanged_entry_is_opened_without_reading_its_arrays(data, cache_dir, caplog, monkeypatch):
+    digests = counting_digests(monkeypatch)
+    first = build(data)  # written, then mapped back from the entry: each array digested once, when written
+    (entry,) = entries(cache_dir / "features")
+    arrays = sorted(str(path.relative_to(entry)) for path in entry.rglob("*.npy"))
+    assert sorted(str(Path(name).relative_to(entry.parent)).split("/", 1)[1] for name in digests) == arrays
+    assert isinstance(first.inter_feat["rating"], np.memmap)
+    refuse_digests(monkeypatch)
+    caplog.set_level(logging.INFO, logger="recforge")
+    caplog.clear()
+    second = build(data)
+    assert "loaded processed features from the cache" in caplog.text and "WARNING" not in caplog.text
+    same(build(data, data_cache=False), second)
 
 
 # -- the split and histories cached with the processed data ----------------------------------------------------
@@ -203,7 +346,6 @@ def test_a_damaged_prepared_entry_is_rebuilt(tiny_path, cache_dir, caplog):
 
 
 def test_a_file_digest_is_remembered_only_for_files_older_than_a_tick(tmp_path, monkeypatch):
-    import os
     import time
 
     from recforge.data import cache
@@ -221,3 +363,28 @@ def test_a_file_digest_is_remembered_only_for_files_older_than_a_tick(tmp_path, 
     old.write_text("c\n")  # same size, but a new modification time
     os.utime(old, ns=(hour_ago + 1, hour_ago + 1))
     assert cache.remembered_digests([old], tmp_path) == {"old.inter": "c\n"}
+    old.write_text("d\n")  # same size, the modification time set back: the change time tells
+    os.utime(old, ns=(hour_ago + 1, hour_ago + 1))
+    assert cache.remembered_digests([old], tmp_path) == {"old.inter": "d\n"}
+
+
+def test_a_swapped_history_gives_the_loaders_of_a_fresh_preparation(tiny_path, cache_dir, caplog, monkeypatch):
+    fresh = loader_state(prepare(tiny_path, data_cache=False))
+    prepare(tiny_path)
+    (entry,) = entries(cache_dir / "tiny")
+    (prepared,) = entries(entry / "prepared")
+    valid, test = (prepared / "history" / phase / "positives" / "keys.npy" for phase in ("valid", "test"))
+    assert np.load(valid).shape == np.load(test).shape and not np.array_equal(np.load(valid), np.load(test))
+    swap(valid, test)
+    caplog.clear()
+    again = loader_state(prepare(tiny_path))
+    assert one_warning(caplog) == (
+        f"prepared-split cache {prepared} does not match its manifest (history/test/positives/keys.npy has other "
+        "content; history/valid/positives/keys.npy has other content); rebuilding it"
+    )
+    assert again.keys() == fresh.keys() and all(np.array_equal(again[key], fresh[key]) for key in fresh)
+    refuse_digests(monkeypatch)  # the rewritten sub-entry (and the processed data) open without reading arrays
+    caplog.clear()
+    third = loader_state(prepare(tiny_path))
+    assert not caplog.records and all(np.array_equal(third[key], fresh[key]) for key in fresh)
+    assert entries(entry / "prepared") == [prepared]

@@ -1,15 +1,18 @@
 """Processed-data cache: a data set processed once is stored and loaded quickly the next time.
 
 The key is a hash of the content of every atomic file the config reads, the config keys that change
-processing (``dataset.PROCESSING_KEYS``) and the cache format version; a changed file or setting gives another
-key, so a stale entry is never used. A file's content digest is remembered with its size, modification time
-(ns) and inode in ``digests.json`` beside the entries, so an unchanged 700 MB file is not read again to compute
-the key (a file changed in the last 2 s is always read: file times tick too coarsely to vouch for it). Entries
-are folders of ``.npy`` files (``recforge.data.cache_entry``: no pickle, written atomically, memory-mapped when
-read) under ``$RECFORGE_CACHE_DIR/datasets/<name>/`` (default ``~/.cache/recforge``); an unreadable entry is
-reported and rebuilt. The ``KEEP`` most recently used entries per data set are kept, each with its cached
-splits (``recforge.data.prepared_cache``). ``data_cache: false`` (``--no-cache`` on the command line) bypasses
-the cache.
+processing (``dataset.PROCESSING_KEYS``), the recforge version and the cache format version; a changed file or
+setting gives another key, so a stale entry is never used. A file's content digest is remembered with its size,
+modification and change times (ns) and inode in ``digests.json`` beside the entries, so an unchanged 700 MB file
+is not read again to compute the key (a file changed in the last 2 s is always read: file times tick too coarsely
+to vouch for it). Entries are folders of ``.npy`` files (``recforge.data.cache_entry``: no pickle, written
+atomically, memory-mapped when read) under ``$RECFORGE_CACHE_DIR/datasets/<name>/`` (default
+``~/.cache/recforge``). An entry records its key, the source files' digests, the recforge version and a manifest
+of its arrays, checked cheaply on every open (a file is read only when its stat stamp changed); an entry that
+differs (a swapped or stale ``.npy`` file, an entry moved under another key) or cannot be read is reported in one
+warning line, removed and rebuilt. The ``KEEP`` most recently used entries per data set are kept, each with its
+cached splits (``recforge.data.prepared_cache``). ``data_cache: false`` (``--no-cache`` on the command line)
+bypasses the cache.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recforge.data.cache_entry import (
+    RACY_NS,
+    EntryMismatch,
     keep_newest,
     pack_table,
     read_entry,
+    recforge_version,
     remove_entry,
     touch,
     unpack_table,
@@ -40,11 +46,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("recforge")
 
-FORMAT_VERSION = 3  # 2: vocabularies as UTF-8 bytes + offsets; 3: folders of memory-mapped .npy files
+FORMAT_VERSION = 4  # 2: vocabularies as UTF-8 bytes + offsets; 3: folders of memory-mapped .npy files; 4: manifests
 KEEP = 8
 _CHUNK = 1 << 20
 DIGESTS = "digests.json"
-RACY_NS = 2_000_000_000
 
 
 def cache_root() -> Path:
@@ -62,7 +67,7 @@ def file_digest(path: Path) -> str:
 
 def remembered_digests(paths: list[Path], folder: Path) -> dict[str, str]:
     """``{file name: digest}`` of ``paths``, reusing the digests in ``folder/digests.json`` of files whose size,
-    modification time (ns) and inode are unchanged, and recording the new ones."""
+    modification and change times (ns) and inode are unchanged, and recording the new ones."""
     memo_path = folder / DIGESTS
     try:
         memo = json.loads(memo_path.read_text(encoding="utf-8"))
@@ -72,7 +77,7 @@ def remembered_digests(paths: list[Path], folder: Path) -> dict[str, str]:
     for path in paths:
         stat = path.stat()
         key = str(path.resolve())
-        stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]  # ctime: a restored mtime is seen
         known = memo.get(key)
         if not isinstance(known, dict) or known.get("stamp") != stamp:
             known = {"stamp": stamp, "digest": file_digest(path)}
@@ -92,10 +97,15 @@ def remembered_digests(paths: list[Path], folder: Path) -> dict[str, str]:
 
 
 class DatasetCache:
-    """One cache entry (a path), with the operations to fill a ``Dataset`` from it or store one in it."""
+    """One cache entry (a path), with the operations to fill a ``Dataset`` from it or store one in it.
+    ``sources``: ``{file name: digest}`` of the atomic files it is built from (checked against the entry's record
+    when given)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sources: dict[str, str] | None = None) -> None:
         self.path = path
+        self.built_from: dict[str, object] = {"key": path.name}
+        if sources is not None:
+            self.built_from["sources"] = sources
 
     @property
     def key(self) -> str:
@@ -108,32 +118,27 @@ class DatasetCache:
         folder = cache_root() / dataset.dataset_name
         files = remembered_digests([p for p in dataset.source_files() if p.exists()], folder)
         settings = {k: dataset.config.get(k) for k in PROCESSING_KEYS}
-        blob = json.dumps({"format": FORMAT_VERSION, "files": files, "settings": settings}, sort_keys=True, default=str)
-        return cls(folder / hashlib.blake2b(blob.encode(), digest_size=16).hexdigest())
+        blob = json.dumps(
+            {"format": FORMAT_VERSION, "recforge": recforge_version(), "files": files, "settings": settings},
+            sort_keys=True,
+            default=str,
+        )
+        return cls(folder / hashlib.blake2b(blob.encode(), digest_size=16).hexdigest(), files)
 
     # -- read --------------------------------------------------------------------------------------
     def restore(self, dataset: Dataset, announce: bool = True) -> bool:
-        """Fill ``dataset`` from the entry; False when there is none or it cannot be read (it is then removed).
-        ``announce``: log the hit and the processing log replayed from the entry."""
+        """Fill ``dataset`` from the entry; False when there is none, or it differs from what it must be or cannot be
+        read (it is then removed, with one warning line). ``announce``: log the hit and the processing log replayed
+        from the entry."""
         if not self.path.is_dir():
             return False
         try:
-            arrays, meta = read_entry(self.path)
-            vocabularies = {
-                key: decode_strings(arrays[f"vocab/{key}/offsets"], arrays[f"vocab/{key}/bytes"])
-                for key in meta["vocabularies"]
-            }
-            dataset.field2type = meta["field2type"]
-            dataset.field2source = meta["field2source"]
-            dataset.field2id_token = {field: vocabularies[key] for field, key in meta["field2vocab"].items()}
-            for name, kinds in meta["tables"].items():
-                table = None if kinds is None else unpack_table(name, kinds, arrays)
-                setattr(dataset, f"{name}_feat", table)
-            dataset._preloaded_weight = {field: arrays[f"preload/{field}"] for field in meta["preloaded"]}
-            dataset.derived = {name: arrays[f"derived/{name}"] for name in meta.get("derived", [])}
-            dataset.processing_log = list(meta["processing_log"])
-            if set(meta["tables"]) != set(dataset.cached_tables):
-                raise KeyError(f"tables {sorted(meta['tables'])}, expected {sorted(dataset.cached_tables)}")
+            arrays, meta = read_entry(self.path, self.built_from)
+            self._fill(dataset, arrays, meta)
+        except EntryMismatch as exc:
+            logger.warning("processed-data cache %s does not match its manifest (%s); rebuilding it", self.path, exc)
+            remove_entry(self.path)
+            return False
         except Exception as exc:  # any damage (truncated file, missing key, bad JSON) means: rebuild
             logger.warning(
                 "processed-data cache %s is unreadable (%s: %s); rebuilding it", self.path, type(exc).__name__, exc
@@ -146,6 +151,25 @@ class DatasetCache:
             for line in dataset.processing_log:
                 logger.info("%s (when it was processed)", line)
         return True
+
+    @staticmethod
+    def _fill(dataset: Dataset, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        """Set ``dataset``'s tables, vocabularies and logs from a read entry; KeyError where ``meta`` lacks a part."""
+        vocabularies = {
+            key: decode_strings(arrays[f"vocab/{key}/offsets"], arrays[f"vocab/{key}/bytes"])
+            for key in meta["vocabularies"]
+        }
+        dataset.field2type = meta["field2type"]
+        dataset.field2source = meta["field2source"]
+        dataset.field2id_token = {field: vocabularies[key] for field, key in meta["field2vocab"].items()}
+        for name, kinds in meta["tables"].items():
+            table = None if kinds is None else unpack_table(name, kinds, arrays)
+            setattr(dataset, f"{name}_feat", table)
+        dataset._preloaded_weight = {field: arrays[f"preload/{field}"] for field in meta["preloaded"]}
+        dataset.derived = {name: arrays[f"derived/{name}"] for name in meta.get("derived", [])}
+        dataset.processing_log = list(meta["processing_log"])
+        if set(meta["tables"]) != set(dataset.cached_tables):
+            raise KeyError(f"tables {sorted(meta['tables'])}, expected {sorted(dataset.cached_tables)}")
 
     # -- write -------------------------------------------------------------------------------------
     def save(self, dataset: Dataset) -> None:
@@ -190,7 +214,7 @@ class DatasetCache:
             "derived": sorted(dataset.derived),
             "processing_log": dataset.processing_log,
         }
-        write_entry(self.path, arrays, meta)
+        write_entry(self.path, arrays, meta, self.built_from)
 
 
 def encode_strings(tokens) -> tuple[np.ndarray, np.ndarray]:

@@ -5,8 +5,10 @@ processed data (about 9 s against 1 s); both depend only on the processed data (
 ``seed`` and the fields that order and drop columns. They are stored in the data set's entry under
 ``prepared/<key>/`` (``recforge.data.cache_entry``: ``.npy`` files memory-mapped when read), so a second run with
 the same split reads them instead: the parts' columns (before ``unused_col`` is applied) and every history by
-name. A data set without a cache entry (``data_cache: false``, an unwritable cache) or whose class splits in
-its own way (an overridden ``build``) computes everything, as before.
+name. A sub-entry records its key and the key of the entry it was split from, and is verified like the processed
+data when opened (``cache_entry.read_entry``); one that differs or cannot be read is reported in one warning line,
+removed and computed again. A data set without a cache entry (``data_cache: false``, an unwritable cache) or
+whose class splits in its own way (an overridden ``build``) computes everything, as before.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from recforge.data.history import UserHistory
 
 logger = logging.getLogger("recforge")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a manifest verified on open
 KEEP = 4
 SPLIT_KEYS = ("eval_args", "seed", "unused_col", "USER_ID_FIELD", "ITEM_ID_FIELD", "TIME_FIELD")
 
@@ -43,13 +45,20 @@ class PreparedCache:
         self.computed = False
         if path is not None and (path / entries.META).is_file():
             try:
-                self.arrays, self.meta = entries.read_entry(path)
+                self.arrays, self.meta = entries.read_entry(path, self.built_from)
                 self.hit = True
                 entries.touch(path)
             except Exception as exc:
-                logger.warning("prepared-split cache %s is unreadable (%s); rebuilding it", path, exc)
+                what = "does not match its manifest" if isinstance(exc, entries.EntryMismatch) else "is unreadable"
+                logger.warning("prepared-split cache %s %s (%s); rebuilding it", path, what, exc)
                 entries.remove_entry(path)
                 self.arrays, self.meta = {}, {"parts": None, "histories": []}
+
+    @property
+    def built_from(self) -> dict[str, str]:
+        """What the sub-entry is built from: its key and the key of the processed-data entry it lies in."""
+        assert self.path is not None
+        return {"key": self.path.name, "entry": self.path.parent.parent.name}
 
     @classmethod
     def for_dataset(cls, dataset: Dataset) -> PreparedCache:
@@ -101,7 +110,7 @@ class PreparedCache:
         try:
             entries.remove_entry(self.path)  # an entry missing a history is replaced by the complete one (POSIX: the
             # arrays mapped from it stay readable)
-            entries.write_entry(self.path, self.arrays, self.meta)
+            entries.write_entry(self.path, self.arrays, self.meta, self.built_from)
         except OSError as exc:
             logger.warning("could not write the prepared-split cache %s: %s", self.path, exc)
             return False
