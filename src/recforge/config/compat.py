@@ -43,7 +43,6 @@ NO_EFFECT: dict[str, str] = {
     "transform": "no batch transforms are implemented",
     "seq_len": "token_seq columns are kept whole (ragged)",
     "additional_feat_suffix": "extra atomic files are not read",
-    "benchmark_filename": "pre-split benchmark files are not supported; use eval_args.split",
     "discretization": _CONTEXT,
     "ITEM_LIST_LENGTH_FIELD": _SEQUENTIAL,
     "LIST_SUFFIX": _SEQUENTIAL,

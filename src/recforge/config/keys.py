@@ -8,18 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recforge.config.types import (
-    Anything,
-    Bool,
-    Float,
-    Int,
-    Key,
-    ListOf,
-    Mapping_,
-    Optional,
-    Str,
-    Struct,
-)
+from recforge.config.types import Anything, Bool, Float, Int, Key, ListOf, Mapping_, Optional, Str, Struct
 from recforge.errors import ConfigError
 
 SPLIT_RATIO_TOLERANCE = 1e-6
@@ -356,6 +345,13 @@ PACKAGE_KEYS: list[Key] = [
             Optional(Str()),
             "[0,inf)",
             "Keep items whose interaction count lies in this interval.",
+        ),
+        (
+            "benchmark_filename",
+            Optional(ListOf(Str(), min_length=2)),
+            None,
+            "A split fixed in files, [train, valid, test] or [train, test]: reads <dataset>.<part>.inter per part "
+            "instead of <dataset>.inter, filters them together and uses them as the split (not eval_args.split).",
         ),
         (
             "unused_col",

@@ -9,8 +9,9 @@
 3. feature values (``recforge.data.features``): missing values, ``threshold`` labels, normalisation,
    ``preload_weight``.
 
-``unused_col`` columns stay available until the split and are dropped from its parts. Columns are NumPy arrays
-(ids int64, floats float64) or ragged ``SeqColumn``s. ``inter_feat`` has one row per interaction;
+``unused_col`` columns stay available until the split and are dropped from its parts. With ``benchmark_filename``
+the interactions come from one file per part and the parts are the split (``recforge.data.split``). Columns are
+NumPy arrays (ids int64, floats float64) or ragged ``SeqColumn``s. ``inter_feat`` has one row per interaction;
 ``user_feat`` / ``item_feat`` one row per id (row 0 is padding). A processed data set is cached
 (``recforge.data.cache``).
 """
@@ -66,6 +67,7 @@ PROCESSING_KEYS = (
     "alias_of_relation_id",
     "convert_token_to_onehot",  # the feature matrices of tree models (``derived``)
     "token_num_threhold",
+    "benchmark_filename",  # which files are the parts, in which order (the files' digests alone lose the order)
 )
 
 
@@ -94,7 +96,7 @@ class Dataset(AtomicLoading, FeatureValues):
         self.rating_field: str | None = config["RATING_FIELD"]
         self.time_field: str | None = config["TIME_FIELD"]
         self.label_field: str = config["LABEL_FIELD"]
-        self.dataset_path: Path = resolve_dataset_dir(self.dataset_name, config["data_path"])
+        self.dataset_path: Path = dataset_dir(config)
         self.field2type: dict[str, str] = {}
         self.field2source: dict[str, str] = {}
         self.field2id_token: dict[str, np.ndarray] = {}
@@ -256,6 +258,16 @@ class Dataset(AtomicLoading, FeatureValues):
         )
 
     __repr__ = __str__
+
+
+def dataset_dir(config: Mapping[str, Any]) -> Path:
+    """The folder of the data set's files: with ``benchmark_filename``, ``<data_path>/<dataset>`` when it exists
+    (it needs no ``<dataset>.inter``, as in RecBole); otherwise ``resolve_dataset_dir``'s."""
+    if config.get("benchmark_filename"):
+        folder = Path(config["data_path"]).expanduser() / config["dataset"]
+        if folder.is_dir():
+            return folder
+    return resolve_dataset_dir(config["dataset"], config["data_path"])
 
 
 def __getattr__(name: str) -> Any:

@@ -1,8 +1,11 @@
 """Loading atomic files and giving ids, RecBole's way: ``AtomicLoading`` is a part of ``Dataset`` (a mixin).
 
 1. ``.inter`` (and ``.user`` / ``.item`` per ``load_col``) are read; one code space per id group (an id field and
-   its ``alias_of_*`` fields, over every file that has them), so rows can be filtered across files;
-2. the filters run (``recforge.data.filters.filter_tables``);
+   its ``alias_of_*`` fields, over every file that has them), so rows can be filtered across files. With
+   ``benchmark_filename: [train, valid, test]`` the interactions are ``<dataset>.train.inter``, ... one after
+   another (same header required), each row labelled with its part in a hidden column (``PART``);
+2. the filters run (``recforge.data.filters.filter_tables``); the part column follows the rows that remain and
+   is kept as ``derived["benchmark_part"]``, the split ``recforge.data.split`` uses;
 3. ids: 0 is ``[PAD]``; each group gets ids by first appearance (interactions first, then feature files, then
    alias fields); other token fields get their own vocabulary; feature tables are indexed by id;
 4. the feature values are completed (``recforge.data.features``).
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from recforge.data import filters
-from recforge.data.atomic import AtomicTable, Column, SeqColumn, TokenColumn, read_atomic, take
+from recforge.data.atomic import AtomicTable, Column, SeqColumn, TokenColumn, read_atomic, read_header, take
 from recforge.data.vocabulary import assign_ids, unify
 from recforge.errors import ConfigError, DataError
 from recforge.utils.arrays import first_occurrences
@@ -28,6 +31,8 @@ from recforge.utils.memory import release_free_memory
 logger = logging.getLogger("recforge")
 
 FEATURE_FILES = ("inter", "user", "item")
+PART = "[benchmark part]"  # the hidden .inter column of each row's part (benchmark_filename) while filtering
+BENCHMARK_PART = "benchmark_part"  # its name in ``Dataset.derived``: int8 [inter_num], the index of the part
 
 
 class AtomicLoading:
@@ -39,11 +44,33 @@ class AtomicLoading:
     def _file(self, suffix: str) -> Path:
         return self.dataset_path / f"{self.dataset_name}.{suffix}"
 
+    def inter_files(self) -> list[Path]:
+        """The interaction files: ``<dataset>.inter``, or ``<dataset>.<part>.inter`` per ``benchmark_filename`` part."""
+        parts = self.config.get("benchmark_filename")
+        if not parts:
+            return [self._file("inter")]
+        if (
+            len(parts) not in (2, 3)
+            or len(set(parts)) < len(parts)
+            or any(not p or {"/", "\\"} & set(p) for p in parts)
+        ):
+            raise ConfigError(
+                f"config key 'benchmark_filename': {parts} is not 2 or 3 distinct part names (train, [valid,] test) "
+                "that can be part of a file name, e.g. [train, valid, test]"
+            )
+        return [self._file(f"{part}.inter") for part in parts]
+
     def source_files(self) -> list[Path]:
         """The atomic files this config reads (for the processed-data cache)."""
         load_col = self.config["load_col"]
         suffixes = self.files_read if load_col is None else [s for s in self.files_read if s in load_col]
-        return [self._file(s) for s in suffixes if self._file(s).exists() or s == "inter"]
+        files = []
+        for suffix in suffixes:
+            if suffix == "inter":
+                files.extend(self.inter_files())
+            elif self._file(suffix).exists():
+                files.append(self._file(suffix))
+        return files
 
     def id_groups(self) -> dict[str, list[str]]:
         """The fields sharing each id vocabulary: ``{uid_field: [uid_field, *alias_of_user_id], ...}``."""
@@ -60,40 +87,59 @@ class AtomicLoading:
 
     # -- loading -----------------------------------------------------------------------------------
     def _load(self, suffix: str, required: bool = False) -> AtomicTable | None:
+        """The file ``<dataset>.<suffix>`` per ``load_col`` / ``unload_col`` (None when it is not read); the
+        interactions of ``benchmark_filename``'s parts as one table with the hidden ``PART`` column."""
         load_col = self.config["load_col"]
         unload = (self.config["unload_col"] or {}).get(suffix) or ()
-        path = self._file(suffix)
-        if load_col is None:
-            if not path.exists():
-                if required:
-                    raise DataError(f"{path}: file not found (data set '{self.dataset_name}' needs a .{suffix} file)")
-                return None
-            columns = None
-        elif suffix not in load_col:
+        if load_col is not None and suffix not in load_col:
             if required:
                 raise ConfigError(f"config key 'load_col' has no entry '{suffix}'; the .{suffix} file is required")
             return None
-        else:
-            wanted = load_col[suffix]
-            columns = None if wanted is True else list(wanted if isinstance(wanted, list) else [wanted])
-            if not path.exists():
+        benchmark = suffix == "inter" and bool(self.config.get("benchmark_filename"))
+        paths = self.inter_files() if suffix == "inter" else [self._file(suffix)]
+        if benchmark:
+            self._check_parts(paths)
+        elif not paths[0].exists():
+            if load_col is not None:
                 raise DataError(
-                    f"{path}: file not found, but load_col.{suffix} asks for it; "
+                    f"{paths[0]}: file not found, but load_col.{suffix} asks for it; "
                     f"remove '{suffix}' from load_col or add the file"
                 )
-        table = read_atomic(
-            path,
-            columns,
-            exclude=list(unload),
-            field_separator=self.config["field_separator"],
-            seq_separator=self.config["seq_separator"],
-        )
+            if required:
+                raise DataError(f"{paths[0]}: file not found (data set '{self.dataset_name}' needs a .{suffix} file)")
+            return None
+        wanted = True if load_col is None else load_col[suffix]
+        columns = None if wanted is True else list(wanted if isinstance(wanted, list) else [wanted])
+        options = {"field_separator": self.config["field_separator"], "seq_separator": self.config["seq_separator"]}
+        tables = [read_atomic(path, columns, exclude=list(unload), **options) for path in paths]
+        table = concat_tables(tables) if benchmark else tables[0]
+        if benchmark:
+            sizes = [len(t) for t in tables]
+            table.columns[PART] = np.repeat(np.arange(len(tables), dtype=np.int8), sizes)
         for name, ftype in table.types.items():
             if name in self.field2type and name not in (self.uid_field, self.iid_field):
-                raise DataError(f"{path}: column {name!r} is also in the .{self.field2source[name]} file")
+                raise DataError(f"{table.path}: column {name!r} is also in the .{self.field2source[name]} file")
             self.field2type.setdefault(name, ftype)
             self.field2source.setdefault(name, suffix)
         return table
+
+    def _check_parts(self, paths: list[Path]) -> None:
+        """Every part file of ``benchmark_filename`` exists and has the first part's header (a DataError names the
+        files)."""
+        missing = [str(path) for path in paths if not path.is_file()]
+        if missing:
+            raise DataError(
+                f"config key 'benchmark_filename' {self.config['benchmark_filename']}: part file(s) not found: "
+                f"{', '.join(missing)} (each part <part> is read from {self.dataset_name}.<part>.inter)"
+            )
+        first = read_header(paths[0], self.config["field_separator"])
+        for path in paths[1:]:
+            header = read_header(path, self.config["field_separator"])
+            if list(header.items()) != list(first.items()):
+                raise DataError(
+                    f"{path}: the header ({_show(header)}) differs from the header of {paths[0]} ({_show(first)}); "
+                    "the parts of benchmark_filename need the same columns, in the same order"
+                )
 
     def _require_token(self, table: AtomicTable, field: str, role: str) -> None:
         if field not in table.columns:
@@ -110,6 +156,9 @@ class AtomicLoading:
         tables, groups = self._read()
         self._filter(tables)
         self._remap_all(tables, groups)
+        part = tables["inter"].pop(PART, None)
+        if part is not None:
+            self.derived[BENCHMARK_PART] = part
         self.inter_feat = tables["inter"]
         self.user_feat = self._index_by_id(tables["user"], self.uid_field, self.user_num, "user")
         self.item_feat = self._index_by_id(tables["item"], self.iid_field, self.item_num, "item")
@@ -148,8 +197,9 @@ class AtomicLoading:
     def _require_rows(self, tables: Mapping[str, dict[str, Column] | None]) -> None:
         for name, table in tables.items():
             if table is not None and not len(next(iter(table.values()))):
+                where = ", ".join(map(str, self.inter_files())) if name == "inter" else self._file(name)
                 raise DataError(
-                    f"no rows left in {self._file(name)} after filtering ({self._n_read} interactions read); loosen "
+                    f"no rows left in {where} after filtering ({self._n_read} interactions read); loosen "
                     "val_interval, user_inter_num_interval / item_inter_num_interval or rm_dup_inter"
                 )
 
@@ -245,3 +295,30 @@ def _recode(column: Column, mapping: np.ndarray, vocabulary: np.ndarray) -> Colu
         return SeqColumn(column.offsets, mapping[column.values], vocabulary)
     codes = np.where(column.codes >= 0, mapping[np.maximum(column.codes, 0)], -1)
     return TokenColumn(codes, vocabulary)
+
+
+def _show(header: Mapping[str, str]) -> str:
+    return " ".join(f"{name}:{ftype}" for name, ftype in header.items())
+
+
+def concat_tables(tables: list[AtomicTable]) -> AtomicTable:
+    """The rows of ``tables`` (the same columns) one after another, each token column over one merged vocabulary;
+    the result carries the first table's path and types."""
+    columns: dict[str, Column] = {}
+    for name in tables[0].columns:
+        parts = [table.columns[name] for table in tables]
+        if isinstance(parts[0], np.ndarray):
+            columns[name] = np.concatenate(parts)
+            continue
+        vocabulary = parts[0].vocabulary
+        if vocabulary is not None:
+            vocabulary, mappings = unify([part.vocabulary for part in parts])
+            parts = [_recode(part, mapping, vocabulary) for part, mapping in zip(parts, mappings, strict=True)]
+        if isinstance(parts[0], TokenColumn):
+            columns[name] = TokenColumn(np.concatenate([part.codes for part in parts]), vocabulary)
+        else:
+            lengths = np.concatenate([part.lengths for part in parts])
+            offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            columns[name] = SeqColumn(offsets, np.concatenate([part.values for part in parts]), vocabulary)
+    return AtomicTable(tables[0].path, dict(tables[0].types), columns)

@@ -6,6 +6,7 @@ Evaluation follows ``eval_args.mode`` per phase (full ranking, sampled ranking, 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,8 @@ from recforge.data.prepared_cache import PreparedCache
 from recforge.data.sampler import NegativeSampler
 from recforge.errors import ConfigError, DataError
 from recforge.utils.memory import release_free_memory
+
+logger = logging.getLogger("recforge")
 
 
 def training_sampler(config: Mapping[str, Any], train: Dataset, history: UserHistory) -> NegativeSampler | None:
@@ -81,6 +84,7 @@ def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[Train
         raise ConfigError(
             f"config key 'topk': {max(config['topk'])} exceeds the number of items ({dataset.item_num - 1})"
         )
+    _note_benchmark_files(config, dataset)
     prepared = PreparedCache.for_dataset(dataset)
     loaders = _build_loaders(config, dataset, prepared)
     if prepared.computed and prepared.save():
@@ -90,6 +94,23 @@ def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[Train
         loaders = _build_loaders(config, dataset, PreparedCache(path))
     release_free_memory()
     return loaders
+
+
+def _note_benchmark_files(config: Mapping[str, Any], dataset: Dataset) -> None:
+    """Log that ``benchmark_filename``'s files are the split, and that eval_args' split, group_by and order are not
+    used when eval_args was set by the user (not only by defaults)."""
+    if not config.get("benchmark_filename"):
+        return
+    logger.info(
+        "the split is given by the files %s (benchmark_filename)", ", ".join(p.name for p in dataset.inter_files())
+    )
+    source = config.source("eval_args") if hasattr(config, "source") else "defaults"
+    if not source.endswith("defaults") and source != "derived":
+        logger.info(
+            "eval_args.split, group_by and order (eval_args set in %s) are not used: benchmark_filename gives the "
+            "split; eval_args.mode still applies",
+            source,
+        )
 
 
 def _build_loaders(config: Mapping[str, Any], dataset: Dataset, prepared: PreparedCache):

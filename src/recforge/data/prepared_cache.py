@@ -31,7 +31,7 @@ logger = logging.getLogger("recforge")
 
 FORMAT_VERSION = 2  # 2: a manifest verified on open
 KEEP = 4
-SPLIT_KEYS = ("eval_args", "seed", "unused_col", "USER_ID_FIELD", "ITEM_ID_FIELD", "TIME_FIELD")
+SPLIT_KEYS = ("eval_args", "seed", "unused_col", "USER_ID_FIELD", "ITEM_ID_FIELD", "TIME_FIELD", "benchmark_filename")
 
 
 class PreparedCache:
