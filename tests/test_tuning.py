@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import re
+import signal
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +18,7 @@ import pytest
 import yaml
 
 import recforge
+import recforge.tuning.trial
 from conftest import TINY_INTER, write_atomic
 from recforge.cli import main
 from recforge.trainer import Trainer
@@ -384,7 +388,8 @@ def test_cli_interrupted_study_continues_with_any_storage_url(tiny_path, capsys,
 
     monkeypatch.setattr(Trainer, "_train_epoch", interrupt_second_trial)
     assert main(args) == 130
-    assert "recforge: study interrupted; the same command continues it" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "recforge: study interrupted; the same command continues it (trial 1 " in err and "--resume" not in err
     monkeypatch.undo()
     trials = stored_trials(folder, "mine", storage)
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"] and not (folder / "study.db").exists()
@@ -393,6 +398,100 @@ def test_cli_interrupted_study_continues_with_any_storage_url(tiny_path, capsys,
     assert [t.state.name for t in stored_trials(folder, "mine", storage)] == ["COMPLETE", "FAIL", "COMPLETE"]
     assert f"study mine ({storage}): 3 trials (2 complete, 1 fail)" in capsys.readouterr().out
     assert masked_url("postgresql://me:secret@host/db") == "postgresql://me:***@host/db"  # never printed or written
+
+
+def tune_args(tiny_path, trials=2):
+    """``recforge tune`` of BPR on tiny with SPACE (written to space.yaml) into <tiny_path>/study."""
+    (tiny_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    args = ["tune", "--model", "BPR", "--dataset", "tiny", "--space", str(tiny_path / "space.yaml")]
+    return [*args, "--trials", str(trials), "--study-dir", str(tiny_path / "study"), *fixed_args(tiny_path)]
+
+
+def test_an_interrupted_study_prints_only_its_own_advice(tiny_path, capsys, monkeypatch, one_thread):
+    """The trainer's warning on SIGTERM / Ctrl-C advises `recforge run --resume <the trial's checkpoint>`, which would
+    not continue the study: inside a study only the study's advice is printed. SIGTERM while a trial's data loads
+    (before the trainer handles signals) stops the study the same way."""
+    args = tune_args(tiny_path)
+    original = Trainer._train_epoch
+
+    def sigterm_at_epoch_1(self, train_data, epoch_idx, *a, **k):
+        if epoch_idx == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, train_data, epoch_idx, *a, **k)
+
+    def unhandled(signum, frame):
+        raise AssertionError("SIGTERM reached the test's own handler: the study did not handle it")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        monkeypatch.setattr(Trainer, "_train_epoch", sigterm_at_epoch_1)
+        capsys.readouterr()
+        assert main(args) == 130
+        err = capsys.readouterr().err
+        assert "--resume" not in err
+        assert err.strip().splitlines() == [
+            "recforge: study interrupted; the same command continues it (trial 0 was stopped and is recorded as FAIL)"
+        ]
+        monkeypatch.undo()
+        loading = recforge.tuning.trial.run
+
+        def sigterm_while_loading(*a, **k):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return loading(*a, **k)
+
+        monkeypatch.setattr(recforge.tuning.trial, "run", sigterm_while_loading)
+        assert main(args) == 130
+        assert capsys.readouterr().err.strip().splitlines() == [
+            "recforge: study interrupted; the same command continues it (trial 1 was stopped and is recorded as FAIL)"
+        ]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert [t.state.name for t in stored_trials(tiny_path / "study")] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]
+    assert all(
+        t.user_attrs["error"] == "interrupted (Ctrl-C or SIGTERM)" for t in stored_trials(tiny_path / "study")[:2]
+    )
+
+
+def test_a_finished_study_run_again_gives_its_stored_test_result(tiny_path, capsys, monkeypatch, one_thread):
+    args = tune_args(tiny_path)
+    path = tiny_path / "study" / "best_test.json"
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    stored = path.read_bytes()
+    record = json.loads(stored)
+    phases = []
+    original = Trainer.evaluate
+
+    def recording(self, eval_data, *a, **k):
+        phases.append(getattr(eval_data, "phase", None))
+        return original(self, eval_data, *a, **k)
+
+    monkeypatch.setattr(Trainer, "evaluate", recording)
+    assert main(args) == 0
+    again = capsys.readouterr().out
+    assert phases == []  # no trial ran, and the test split was not evaluated again
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", record["evaluated_at"])
+    assert path.read_bytes() == stored
+    heading = (
+        f"test result of the best trial: the stored result of trial {record['trial']}, evaluated on "
+        f"{record['evaluated_at']} from {record['checkpoint']} (not evaluated again):"
+    )
+    assert heading in again and again.endswith(f"read {path}\n")
+    assert f"test result of the best trial (after the search, from {record['checkpoint']}):" in first
+    assert (
+        first.split(" the best trial")[-1].splitlines()[1:-1] == again.split(" the best trial")[-1].splitlines()[1:-1]
+    )
+
+    del record["evaluated_at"]  # as an older recforge wrote it: the file's time is shown
+    path.write_text(json.dumps(record))
+    os.utime(path, (1767323045, 1767323045))
+    assert main(args) == 0 and "evaluated on 2026-01-02 03:04:05 UTC from" in capsys.readouterr().out
+    path.write_text(json.dumps({**record, "trial": 99}))  # another trial's result: not used
+    assert main(args) == 0 and phases == ["test"]
+    assert "test result of the best trial (after the search" in capsys.readouterr().out
+    assert json.loads(path.read_text())["trial"] == record["trial"]
 
 
 def test_without_optuna_tune_says_what_to_install(tiny_path, capsys, monkeypatch):

@@ -28,7 +28,9 @@ def add_tune_parser(sub, parents: list[argparse.ArgumentParser]) -> argparse.Arg
     tune.add_argument("--study-name", "--study_name", dest="study_name", help="default <Model>-<dataset>")
     tune.add_argument("--sampler", choices=("tpe", "random", "grid"), default="tpe")
     tune.add_argument("--pruner", choices=("median", "none"), default="median")
-    tune.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    tune.add_argument(
+        "--timeout", type=float, help="seconds after which no new trial starts (the running one finishes); > 0"
+    )
     tune.add_argument("--config_files", "--config-files", nargs="+", help="YAML config files, applied in order")
     tune.add_argument("--verbose", action="store_true", help="log every trial's epochs, as recforge run does")
     tune.add_argument("--no-cache", action="store_true", help="process the data set afresh (data_cache: false)")
@@ -39,6 +41,7 @@ def tune_command(args: argparse.Namespace, extra: list[str]) -> int:
     """``recforge tune``: run the study, print its summary; 130 when interrupted (the same command continues)."""
     from recforge.tuning import tune
     from recforge.tuning.results import format_summary
+    from recforge.tuning.trial import TrialInterrupted
 
     if args.no_cache:
         extra = [*extra, "--data_cache", "false"]
@@ -58,8 +61,9 @@ def tune_command(args: argparse.Namespace, extra: list[str]) -> int:
             cmd_args=extra,
             verbose=args.verbose,
         )
-    except KeyboardInterrupt:
-        print("recforge: study interrupted; the same command continues it", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # the trial's own advice (recforge run --resume) is not printed: see trial.py
+        why = f" ({exc})" if isinstance(exc, TrialInterrupted) else ""
+        print(f"recforge: study interrupted; the same command continues it{why}", file=sys.stderr)
         return 130
     print(format_summary(result))
     return 0

@@ -9,6 +9,7 @@
         best.yaml         the best trial's settings: recforge run --config_files best.yaml repeats it
         results.json      the study, its trial counts, the best trial, the parameter importances
         best_test.json    the best trial's test result, computed once after the search (never seen by the search)
+                          and given again, not computed again, while the best trial stays the same
 
 ``valid_score`` is the trial's best validation score: the objective value of a COMPLETE trial, the best score
 before pruning of a PRUNED one, empty for FAIL and RUNNING trials. A searched key named like one of the other
@@ -152,12 +153,23 @@ def format_summary(result: Mapping[str, Any]) -> str:
     folder = Path(result["study_dir"])
     lines.append(f"wrote {folder / 'trials.csv'}, {folder / 'best.yaml'}, {folder / 'results.json'}")
     if best is not None:
-        lines += ["", f"test result of the best trial (after the search, from {result['best_checkpoint']}):"]
-        test = result["best_test_result"]
-        if test is None:
-            lines.append(result["best_test_note"])
-        else:
-            width = max(map(len, test))
-            lines += [f"{k.ljust(width)}  {v:.4f}" for k, v in test.items()]
-            lines.append(f"wrote {folder / 'best_test.json'}")
+        lines += ["", *_test_lines(result, folder)]
     return "\n".join(lines)
+
+
+def _test_lines(result: Mapping[str, Any], folder: Path) -> list[str]:
+    """The best trial's test result: computed now, or the stored one (said so, with when it was computed)."""
+    best, checkpoint = result["best_trial"]["number"], result["best_checkpoint"]
+    if result.get("best_test_stored"):
+        lines = [
+            f"test result of the best trial: the stored result of trial {best}, evaluated on "
+            f"{result['best_test_evaluated_at']} from {checkpoint} (not evaluated again):"
+        ]
+    else:
+        lines = [f"test result of the best trial (after the search, from {checkpoint}):"]
+    test = result["best_test_result"]
+    if test is None:
+        return [*lines, result["best_test_note"]]
+    width = max(map(len, test))
+    lines += [f"{k.ljust(width)}  {v:.4f}" for k, v in test.items()]
+    return [*lines, f"{'read' if result.get('best_test_stored') else 'wrote'} {folder / 'best_test.json'}"]

@@ -14,16 +14,21 @@ trial runs with the config's seed, exactly as ``recforge run`` with its values.
 from __future__ import annotations
 
 import logging
+import math
+import signal
 import sys
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from recforge.config import Config
 from recforge.config.sources import parse_command_line
 from recforge.tuning import results
-from recforge.tuning.holdout import evaluate_checkpoint
+from recforge.tuning.holdout import best_test
 from recforge.tuning.space import SearchSpace, read_space
+from recforge.tuning.storage import connect, masked_url, storage_errors
 from recforge.tuning.trial import TRIAL_FAILURES, TrialPlan, TuningError, user_settings
 from recforge.utils.log import init_logger
 
@@ -69,40 +74,72 @@ def tune(
 ) -> dict[str, Any]:
     """Search ``space`` for the best validation score of ``model`` on ``dataset`` (see the module docstring).
 
-    Args:
-        space: a YAML or hyper.test file, a YAML-style mapping, or a ``SearchSpace``.
-        trials: finished trials the study should hold when the call returns (fewer after ``timeout``, an exhausted
-            grid or too many failures).
-        sampler / pruner: "tpe" | "random" | "grid" / "median" | "none", or Optuna sampler / pruner objects.
-        timeout: seconds after which no new trial starts.
-        config_file_list, config_dict, cmd_args: the fixed settings, as for ``recforge.run`` (``cmd_args`` None
-            means none). A searched key may also be in a config file (the sampled value wins), not in the others.
-        verbose: trials log like ``recforge.run``; otherwise one line per trial (logger ``recforge.tuning``).
+    ``space``: a YAML or hyper.test file, a YAML-style mapping or a ``SearchSpace``; ``trials``: finished trials the
+    study should hold on return (fewer after ``timeout`` seconds, after which no trial starts, an exhausted grid or
+    too many failures); ``sampler`` / ``pruner``: "tpe" | "random" | "grid" / "median" | "none", or Optuna objects;
+    the fixed settings as for ``recforge.run`` (a searched key may be in a config file: the sampled value wins);
+    ``verbose``: trials log like ``recforge.run``, otherwise one line per trial (logger ``recforge.tuning``).
 
-    Returns ``{"study_dir", "study_name", "storage", "direction", "valid_metric", "stopped", "counts", "trials",
-    "best_trial", "importances", "importances_note", "best_checkpoint", "best_test_result", "best_test_note"}``,
-    also written to the study folder (``recforge.tuning.results``). Raises SearchSpaceError / ConfigError /
-    TuningError before any trial runs when the space, the fixed settings or the study do not fit, and TuningError
-    when no trial completed.
+    Returns the results, also written to the study folder: ``{"study_dir", "study_name", "storage", "direction",
+    "valid_metric", "stopped", "counts", "trials", "best_trial", "importances", "importances_note",
+    "best_checkpoint", "best_test_result", "best_test_note", "best_test_stored", "best_test_evaluated_at"}``.
+    Raises SearchSpaceError / ConfigError / TuningError before anything is written when the space, the options, the
+    fixed settings or the storage do not fit; TuningError when no trial completed or the storage fails;
+    ``TrialInterrupted`` (a KeyboardInterrupt) on Ctrl-C or SIGTERM: the same call continues the study.
     """
     optuna = _import_optuna()
     space = read_space(space)
+    _check_options(space, trials, sampler, pruner, timeout)
+    files = [str(f) for f in config_file_list or []]
+    fixed = dict(config_dict or {})
+    cmd = dict(cmd_args) if isinstance(cmd_args, Mapping) else parse_command_line(cmd_args or [])
+    init_logger("INFO" if verbose else "WARNING")
+    base = _study_config(model, dataset, space, files, fixed, cmd)
+    folder = _study_folder(study_dir, base)
+    url = storage or f"sqlite:///{folder / 'study.db'}"
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # recforge.tuning reports each trial, failures included
+    try:
+        with storage_errors(url, "failed during the study"), _sigterm_interrupts():
+            study = _open_study(optuna, url, study_name or f"{base['model']}-{base['dataset']}", base, space)
+            seed = base["seed"] + len(study.trials) if storage is None else None
+            study.sampler = make_sampler(sampler, space, seed)
+            study.pruner = make_pruner(pruner)
+            fixed.pop("checkpoint_dir", None)  # the trials' run folders go to <study dir>/trials
+            cmd.pop("checkpoint_dir", None)
+            plan = TrialPlan(base["model"], base["dataset"], space, folder / "trials", files, fixed, cmd, verbose)
+            stopped = _search(optuna, study, plan, trials, timeout, base["valid_metric"])
+            return _finish(study, folder, masked_url(url), base["valid_metric"], stopped)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _check_options(space: SearchSpace, trials: int, sampler: Any, pruner: Any, timeout: float | None) -> None:
+    """Refuse options that cannot work, before anything is read or written."""
     if trials < 1:
         raise TuningError(f"trials must be at least 1, not {trials}")
+    if timeout is not None and not (isinstance(timeout, (int, float)) and 0 < timeout < math.inf):
+        value = f"{timeout:g}" if isinstance(timeout, (int, float)) else repr(timeout)
+        raise TuningError(
+            f"timeout must be a positive, finite number of seconds (no new trial starts after it), not {value}"
+        )
     if isinstance(sampler, str) and sampler not in SAMPLERS:
         raise TuningError(f"unknown sampler '{sampler}'; use one of {', '.join(SAMPLERS)}")
     if isinstance(pruner, str) and pruner not in PRUNERS:
         raise TuningError(f"unknown pruner '{pruner}'; use one of {', '.join(PRUNERS)}")
     if sampler == "grid":
-        space.grid()  # a continuous key is an error now, before the study exists
-    files = [str(f) for f in config_file_list or []]
-    fixed = dict(config_dict or {})
-    cmd = dict(cmd_args) if isinstance(cmd_args, Mapping) else parse_command_line(cmd_args or [])
+        space.grid()  # a continuous key or a grid too large is an error now, before the study exists
+
+
+def _study_config(
+    model: str | None, dataset: str | None, space: SearchSpace, files: list[str], fixed: dict, cmd: dict
+) -> Config:
+    """The study's resolved config without the searched values; refuses keys both searched and fixed, keys the
+    model does not read, and settings a study cannot use."""
     for name in space:
         if name in fixed or name in cmd:
             where = "on the command line" if name in cmd else "in config_dict"
             raise space.error(name, f"also has a fixed value {where}; search it or fix it, not both")
-    init_logger("INFO" if verbose else "WARNING")
     base = Config(model, dataset, files or None, fixed, cmd)
     space.check_keys(base)
     if base["eval_step"] <= 0:
@@ -112,25 +149,33 @@ def tune(
             "tune trains each trial in one process (nproc / world_size must be 1); to use several processes, start "
             "several recforge tune processes that share one --storage"
         )
+    return base
+
+
+def _study_folder(study_dir: str | Path | None, base: Config) -> Path:
+    """The study folder (created), by absolute path: the trials record their run folders by absolute path."""
     folder = Path(study_dir or Path(base["checkpoint_dir"]) / f"{base['model']}-{base['dataset']}-study")
-    folder = folder.expanduser().resolve()  # trials record their run folders by absolute path
+    folder = folder.expanduser().resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    url = storage or f"sqlite:///{folder / 'study.db'}"
-    name = study_name or f"{base['model']}-{base['dataset']}"
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # recforge.tuning reports each trial, failures included
+    return folder
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM is Ctrl-C during the study (as the trainer makes it during training), so that a trial stopped
+    between epochs or while its data loads is recorded as FAIL rather than left RUNNING."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        study = _open_study(optuna, url, name, base, space)
-        seed = base["seed"] + len(study.trials) if storage is None else None
-        study.sampler = make_sampler(sampler, space, seed)
-        study.pruner = make_pruner(pruner)
-        fixed.pop("checkpoint_dir", None)  # the trials' run folders go to <study dir>/trials
-        cmd.pop("checkpoint_dir", None)
-        plan = TrialPlan(base["model"], base["dataset"], space, folder / "trials", files, fixed, cmd, verbose)
-        stopped = _search(optuna, study, plan, trials, timeout, base["valid_metric"])
-        return _finish(study, folder, masked_url(url), base["valid_metric"], stopped)
+        yield
     finally:
-        optuna.logging.set_verbosity(verbosity)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def make_sampler(sampler: str | Any, space: SearchSpace, seed: int | None) -> Any:
@@ -169,23 +214,10 @@ def _import_optuna():
     return optuna
 
 
-def masked_url(url: str) -> str:
-    """The storage URL without its password (it is printed and written to results.json)."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a database URL sqlalchemy knows: shown as given
-        return url
-
-
 def _open_study(optuna, url: str, name: str, base: Config, space: SearchSpace):
     """Create the study, or load it and check it is the same search (model, data set, metric, direction)."""
     direction = "maximize" if base["valid_metric_bigger"] else "minimize"
-    try:
-        study = optuna.create_study(storage=url, study_name=name, direction=direction, load_if_exists=True)
-    except Exception as exc:  # a bad URL, a missing driver, an unreachable server: sqlalchemy's or Optuna's errors
-        raise TuningError(f"storage {masked_url(url)}: cannot open it ({type(exc).__name__}: {exc})") from exc
+    study = connect(optuna, url, name, direction)
     identity = {"model": base["model"], "dataset": base["dataset"], "valid_metric": base["valid_metric"]}
     fixed = user_settings(base, exclude=("checkpoint_dir", *space))
     if not study.user_attrs:
@@ -249,7 +281,8 @@ def _search(optuna, study, plan: TrialPlan, trials: int, timeout: float | None, 
 
 
 def _finish(study, folder: Path, storage: str, metric: str, stopped: str) -> dict[str, Any]:
-    """Write the results (``recforge.tuning.results``), evaluate the best trial on test once, return them."""
+    """Write the results (``recforge.tuning.results``), give the best trial's test result (``best_test``: computed
+    once per best trial), return them."""
     trials = study.get_trials(deepcopy=False)
     rows = results.trial_rows(trials)
     counts = {"TOTAL": len(trials)}
@@ -285,18 +318,6 @@ def _finish(study, folder: Path, storage: str, metric: str, stopped: str) -> dic
         first = f"; first error: {errors[0]}" if errors else ""
         raise TuningError(f"no trial of study '{study.study_name}' completed{first} (trials: {folder / 'trials.csv'})")
     checkpoint = Path(best.user_attrs["run_dir"]) / "checkpoints" / "best.pth"
-    test_result, note = None, None
-    if checkpoint.is_file():
-        test_result = evaluate_checkpoint(checkpoint, "test")
-        note = None if test_result is not None else "the data set has no test split"
-        record = {"trial": best.number, "checkpoint": str(checkpoint), "valid_score": best.value}
-        results.write_json(folder / "best_test.json", {**record, "test_result": test_result})
-    else:  # a study shared by several machines: the best trial may have run on another one
-        note = f"{checkpoint} is not on this machine; where it is, run: recforge evaluate --checkpoint {checkpoint}"
-    return {
-        **summary,
-        "trials": rows,
-        "best_checkpoint": str(checkpoint),
-        "best_test_result": test_result,
-        "best_test_note": note,
-    }
+    record = {"study_name": study.study_name, "trial": best.number, "checkpoint": str(checkpoint)}
+    test = best_test(folder / "best_test.json", {**record, "valid_score": best.value})
+    return {**summary, "trials": rows, "best_checkpoint": str(checkpoint), **test}

@@ -6,12 +6,19 @@ trial ends PRUNED (the pruner is not asked after the last epoch or when early st
 completes). The trial's user attributes record its run folder (``run_dir``), the config keys it set
 (``config``: the study's fixed settings and the sampled values, what ``best.yaml`` holds), ``best_valid_score``,
 ``epochs`` trained, ``pruned_epoch`` and, for a failed trial, ``error``.
+
+A trial stopped by Ctrl-C or SIGTERM ends FAIL and raises ``TrialInterrupted`` (a KeyboardInterrupt: the study
+stops, and the same ``recforge tune`` command continues it). The trainer's own warning, which advises
+``recforge run --resume <checkpoint>``, is dropped during a trial by a logging filter: resuming the trial's run
+alone would not continue the study.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +38,33 @@ _USER_LAYERS = ("config file ", "config_dict", "the command line")
 
 class TuningError(RecforgeError):
     """A study cannot start or cannot give a result (no trial completed, a study of another model ...)."""
+
+
+class TrialInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped trial ``number`` (recorded as FAIL); the message says so."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        super().__init__(f"trial {number} was stopped and is recorded as FAIL")
+
+
+class _NoResumeAdvice(logging.Filter):
+    """Drops the trainer's ``TrainingInterrupted`` warning (its ``recforge run --resume`` advice)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not any(isinstance(arg, TrainingInterrupted) for arg in args)
+
+
+@contextmanager
+def _without_resume_advice() -> Iterator[None]:
+    """The trainer logs through the ``recforge`` logger; the filter sits there while a trial runs."""
+    log, quiet = logging.getLogger("recforge"), _NoResumeAdvice()
+    log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        log.removeFilter(quiet)
 
 
 def user_settings(config: Any, exclude: Iterable[str] = ("checkpoint_dir",)) -> dict[str, Any]:
@@ -86,25 +120,26 @@ class TrialPlan:
 
     def __call__(self, trial: Any) -> float:
         """Optuna's objective: the run's best validation score. Raises ``optuna.TrialPruned`` when pruned,
-        ``KeyboardInterrupt`` when interrupted (the study stops), a ``TRIAL_FAILURES`` error when the run fails."""
+        ``TrialInterrupted`` when interrupted (the study stops), a ``TRIAL_FAILURES`` error when the run fails."""
         import optuna
 
         reporter = TrialReporter(trial)
         try:
             values = {**self.config_dict, **self.space.suggest(trial), "checkpoint_dir": str(self.trials_dir)}
-            result = run(
-                self.model,
-                self.dataset,
-                self.config_file_list or None,
-                values,
-                cmd_args=dict(self.cmd_args),
-                verbose=self.verbose,
-                callbacks=[reporter],
-                evaluate_test=False,
-            )
-        except TrainingInterrupted:
+            with _without_resume_advice():
+                result = run(
+                    self.model,
+                    self.dataset,
+                    self.config_file_list or None,
+                    values,
+                    cmd_args=dict(self.cmd_args),
+                    verbose=self.verbose,
+                    callbacks=[reporter],
+                    evaluate_test=False,
+                )
+        except (TrainingInterrupted, KeyboardInterrupt):  # during training, or while the data loads
             trial.set_user_attr("error", "interrupted (Ctrl-C or SIGTERM)")
-            raise KeyboardInterrupt from None
+            raise TrialInterrupted(trial.number) from None
         except TRIAL_FAILURES as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             raise
