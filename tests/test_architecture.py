@@ -21,7 +21,7 @@ LAYERS = [
     ("evaluation",),
     ("trainer",),
     ("report", "serving"),
-    ("quick_start", "tuning", "cli", "model", "__init__", "__main__"),
+    ("quick_start", "tuning", "cli", "plugins", "model", "__init__", "__main__"),
 ]
 LAYER_OF = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 # RecBole's ``recbole.utils`` facade names get_model / get_trainer, which live in the registry: resolved lazily.

@@ -55,22 +55,74 @@ def test_events_fire_in_order(tiny_path):
     trainer, train, valid, _ = build(tiny_path, epochs=2, eval_step=2)
     trainer.callbacks.append(recorder)
     trainer.fit(train, valid, verbose=False)
-    # Built-in callbacks run first: the checkpoint of an epoch is written before user callbacks see epoch_end.
+    # The checkpoint writer runs after every callback: an epoch's checkpoint holds the state callbacks reached in it.
     assert recorder.events == [
-        "save last",
         "fit_start",
+        "save last",
         "epoch_start 0",
         "train_end 0",
-        "save last",
         "epoch_end 0 start_epoch=1",
+        "save last",
         "epoch_start 1",
         "train_end 1",
         "validation_end 1",
+        "epoch_end 1 start_epoch=2",
         "save last",
         "save best",
-        "epoch_end 1 start_epoch=2",
         "fit_end",
     ]
+
+
+class EpochCounter(Callback):
+    """A user callback with state: the number of epochs it has seen end."""
+
+    def __init__(self):
+        self.count = 0
+
+    def on_epoch_end(self, trainer, epoch):
+        self.count += 1
+
+    def state_dict(self):
+        return {"count": self.count}
+
+    def load_state_dict(self, state):
+        self.count = state["count"]
+
+
+@pytest.mark.parametrize("tensorboard", [(False, False), (False, True), (True, False)], ids=str)
+def test_a_callback_resumes_with_the_state_of_the_last_epoch(tiny_path, tensorboard):
+    """Checkpoints are written after user callbacks (last.pth after epoch 1 holds count 2, not 1), and callback
+    states are keyed by name, so toggling tensorboard on resume moves no state."""
+    pytest.importorskip("tensorboard")
+    before, after = tensorboard
+    trainer, train, valid, _ = build(tiny_path, epochs=2, tensorboard=before)
+    trainer.add_callback(EpochCounter())
+    trainer.fit(train, valid, verbose=False)
+    last = tiny_path / "run" / "checkpoints" / "last.pth"
+    assert torch.load(last, weights_only=True)["callbacks"]["EpochCounter"] == {"count": 2}
+    resumed, train, valid, _ = build(tiny_path, run="again", epochs=3, tensorboard=after)
+    counter = EpochCounter()
+    resumed.add_callback(counter)
+    resumed.resume_checkpoint(last)
+    assert counter.count == 2
+    resumed.fit(train, valid, verbose=False)
+    assert counter.count == 3
+
+
+def test_a_callback_added_after_resume_gets_its_state_and_old_checkpoints_load(tiny_path):
+    trainer, train, valid, _ = build(tiny_path, epochs=1)
+    trainer.add_callback(EpochCounter())
+    trainer.fit(train, valid, verbose=False)
+    state = torch.load(tiny_path / "run" / "checkpoints" / "last.pth", weights_only=True)
+    # The layout before names: "<position>:<class>".
+    state["callbacks"] = {f"{i}:{k}": v for i, (k, v) in enumerate(state["callbacks"].items())}
+    old = tiny_path / "old.pth"
+    torch.save(state, old)
+    resumed, _, _, _ = build(tiny_path, run="again", epochs=2)
+    resumed.resume_checkpoint(old)
+    counter = EpochCounter()
+    resumed.add_callback(counter)  # a RecBole-style trainer gets its callbacks after it is built
+    assert counter.count == 1
 
 
 def test_run_log_records_every_epoch(tiny_path):

@@ -24,7 +24,10 @@ from recforge.errors import ConfigError
 from recforge.quick_start import load_data_and_model
 from recforge.registry import get_trainer
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+pytestmark = [
+    pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available"),
+    pytest.mark.slow,
+]
 
 RANKING_METRICS = [
     "Recall",
@@ -74,6 +77,10 @@ def run_folder(checkpoint_dir: Path) -> Path:
     return folder
 
 
+def history_losses(run: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run / "history.jsonl").read_text().splitlines()]
+
+
 def evaluated_alone(checkpoint: Path, phase: str = "test") -> dict[str, float]:
     """The checkpoint's metrics from one process (the Python API, full precision)."""
     config, model, _, _, valid, test = load_data_and_model(checkpoint)
@@ -120,6 +127,8 @@ def test_two_processes_train_as_one_and_evaluate_bit_for_bit(tmp_path, mode, lea
     weights_one = torch.load(one / "checkpoints" / "last.pth", weights_only=True)["model"]
     for name, value in weights_one.items():
         assert torch.allclose(weights_two[name], value, atol=1e-6), name
+    # The loss in the history (and the log, the report) is every rank's share, reduced: one process's loss.
+    assert history_losses(two) == pytest.approx(history_losses(one), rel=1e-6)
     # The same weights give every metric bit for bit, whether one process or two evaluate them.
     result_two = json.loads((two / "metrics.json").read_text())["test_result"]
     assert set(result_two) >= {"gauc", "itemcoverage@10", "giniindex@5", "shannonentropy@10", "map@10"}
@@ -167,6 +176,9 @@ def test_resume_with_the_same_and_another_number_of_processes(tmp_path):
     whole = torch.load(run_folder(tmp_path / "whole") / "checkpoints" / "last.pth", weights_only=True)
     recforge("--resume", str(start), "--epochs", "4", "--checkpoint_dir", str(tmp_path / "again2"), nproc=2)
     recforge("--resume", str(start), "--epochs", "4", "--checkpoint_dir", str(tmp_path / "again1"))
+    log = (run_folder(tmp_path / "again1") / "run.log").read_text()
+    assert "will not match" not in log  # another number of processes is not another config
+    assert "trained with 2 process(es), with 1: the same batches, summed in another order" in log
     for where, exact in (("again2", True), ("again1", False)):
         resumed = torch.load(run_folder(tmp_path / where) / "checkpoints" / "last.pth", weights_only=True)
         assert resumed["epoch"] == 3
@@ -222,6 +234,41 @@ def test_a_failing_rank_stops_the_others_and_its_error_is_shown_once(tmp_path):
     assert done.stderr.count("the data of rank 1 is bad") == 1
     assert "recforge: error: the data of rank 1 is bad" in done.stderr
     assert "process 1 of 2 failed" in done.stderr and "Traceback" not in done.stderr
+
+
+BUGGY = """
+import os
+from recforge.models.general.bpr import BPR
+
+
+class BuggyBPR(BPR):
+    calls = 0
+
+    def calculate_loss(self, interaction):
+        BuggyBPR.calls += 1
+        if os.environ.get("RANK") == "1" and BuggyBPR.calls == 2:
+            raise IndexError("index 99 is out of bounds")
+        return super().calculate_loss(interaction)
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_a_bug_in_a_rank_is_shown_once_in_one_line_or_with_its_traceback(tmp_path, debug):
+    write_interactions(tmp_path)
+    (tmp_path / "buggy.py").write_text(BUGGY)
+    args = bpr_args(tmp_path, "bug")
+    args[args.index("BPR")] = "BuggyBPR"
+    done = recforge(
+        "--import", str(tmp_path / "buggy.py"), *args, *(["--debug"] if debug else []), nproc=2, check=False
+    )
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.startswith("recforge: error:")]
+    assert lines == [
+        "recforge: error: IndexError: index 99 is out of bounds (process 1 of 2 failed; the others were stopped)"
+    ]
+    assert ("Traceback" in done.stderr) == debug
+    if debug:  # the failing rank's own traceback, down to the user's line
+        assert 'buggy.py", line 12, in calculate_loss' in done.stderr
 
 
 @pytest.mark.parametrize("model", ["Pop", "ItemKNN"])
@@ -343,3 +390,98 @@ def test_sigterm_stops_every_rank_and_leaves_a_checkpoint(tmp_path):
     assert stderr.count("resume with: recforge run --resume") == 1
     last = history.parent / "checkpoints" / "last.pth"
     assert torch.load(last, weights_only=True)["epoch"] >= 1
+
+
+def test_a_graph_model_trains_with_two_processes_and_evaluates_sharded(tmp_path):
+    """The command of the report: a graph model (a sparse adjacency buffer) with --nproc 2, then ``recforge
+    evaluate --nproc 2`` and under torchrun: the same table as one process, printed once."""
+    write_interactions(tmp_path)
+    args = bpr_args(tmp_path, "two", "--learner", "sgd", "--learning_rate", "0.05")  # Adam would magnify rounding
+    args[args.index("BPR")] = "LightGCN"
+    recforge(*args, nproc=2)
+    args[args.index("--checkpoint_dir") + 1] = str(tmp_path / "one")
+    recforge(*args)
+    two, one = run_folder(tmp_path / "two"), run_folder(tmp_path / "one")
+    weights_two = torch.load(two / "checkpoints" / "last.pth", weights_only=True)["model"]
+    weights_one = torch.load(one / "checkpoints" / "last.pth", weights_only=True)["model"]
+    for name, value in weights_one.items():
+        assert torch.allclose(weights_two[name], value, atol=1e-6), name
+    best = two / "checkpoints" / "best.pth"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    evaluate = ["-m", "recforge", "evaluate", "--checkpoint", str(best), "--quiet", "--data_cache", "false"]
+    outputs = []
+    for launcher in ([], ["--nproc", "2", "--port", str(free_port())], "torchrun"):
+        if launcher == "torchrun":
+            command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"]
+            command += [str(free_port()), *evaluate]
+        else:
+            command = [sys.executable, *evaluate, *launcher]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0].count("recall@10") == 1
+
+
+def two_nodes(command_of, env) -> list[subprocess.CompletedProcess]:
+    """Run ``command_of(node)`` for nodes 0 and 1 at once (two machines, played by one on loopback)."""
+    processes = [
+        subprocess.Popen(command_of(node), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for node in (0, 1)
+    ]
+    done = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        done.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return done
+
+
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not ROOT.joinpath(".venv/bin/torchrun").exists(),
+    reason="torchrun is not installed",
+)
+@pytest.mark.parametrize("model", ["BPR", "LightGCN"])
+def test_two_nodes_on_loopback_train_and_evaluate_as_one_process(tmp_path, model):
+    """Two torchrun launches with --nnodes 2 (a rendezvous on 127.0.0.1) and RecBole's own keys (world_size,
+    offset, ip, port) train as one process does and evaluate bit for bit."""
+    write_interactions(tmp_path)
+    args = bpr_args(tmp_path, "one", "--learner", "sgd", "--learning_rate", "0.05")  # Adam would magnify rounding
+    args[args.index("BPR")] = model
+    recforge(*args)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    port = free_port()
+
+    def torchrun(node: int) -> list[str]:
+        launch = ["--nnodes", "2", "--node_rank", str(node), "--nproc_per_node", "1"]
+        launch += ["--master_addr", "127.0.0.1", "--master_port", str(port)]
+        where = [
+            *args[: args.index("--checkpoint_dir") + 1],
+            str(tmp_path / "torchrun"),
+            *args[args.index("--checkpoint_dir") + 2 :],
+        ]
+        return [sys.executable, "-m", "torch.distributed.run", *launch, "-m", "recforge", "run", *where, "--quiet"]
+
+    for done in two_nodes(torchrun, env):
+        assert done.returncode == 0, done.stderr[-3000:]
+    recbole_port = free_port()
+
+    def recbole_keys(node: int) -> list[str]:
+        where = [
+            *args[: args.index("--checkpoint_dir") + 1],
+            str(tmp_path / "keys"),
+            *args[args.index("--checkpoint_dir") + 2 :],
+        ]
+        keys = ["--nproc", "1", "--world_size", "2", "--offset", str(node), "--ip", "127.0.0.1"]
+        return [sys.executable, "-m", "recforge", "run", *where, *keys, "--port", str(recbole_port), "--quiet"]
+
+    for done in two_nodes(recbole_keys, env):
+        assert done.returncode == 0, done.stderr[-3000:]
+    one = run_folder(tmp_path / "one")
+    weights_one = torch.load(one / "checkpoints" / "last.pth", weights_only=True)["model"]
+    for launched in ("torchrun", "keys"):
+        folder = run_folder(tmp_path / launched)
+        weights = torch.load(folder / "checkpoints" / "last.pth", weights_only=True)["model"]
+        for name, value in weights_one.items():
+            assert torch.allclose(weights[name], value, atol=1e-6), (launched, name)
+        result = json.loads((folder / "metrics.json").read_text())["test_result"]
+        assert result == evaluated_alone(folder / "checkpoints" / "best.pth")

@@ -47,13 +47,14 @@ def build(tiny_path, run, seed=2020, model="BPR", **overrides):
 
 
 class InterruptAt(Callback):
-    """Simulate Ctrl-C (or, with sigterm, a real SIGTERM) once ``epoch`` is complete."""
+    """Simulate Ctrl-C (or, with sigterm, a real SIGTERM) once ``epoch`` is complete (and checkpointed): when the
+    next epoch starts."""
 
     def __init__(self, epoch, sigterm=False):
         self.epoch, self.sigterm = epoch, sigterm
 
-    def on_epoch_end(self, trainer, epoch):
-        if epoch == self.epoch:
+    def on_epoch_start(self, trainer, epoch):
+        if epoch == self.epoch + 1:
             if self.sigterm:
                 os.kill(os.getpid(), signal.SIGTERM)
             raise KeyboardInterrupt

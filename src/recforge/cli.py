@@ -39,50 +39,7 @@ def _format_table(columns: Mapping[str, Mapping[str, float] | None], places: int
     return "\n".join(lines)
 
 
-def import_modules(names: Sequence[str]) -> None:
-    """Import the modules (dotted names, or paths to .py files) that register a user's models and trainers."""
-    import importlib
-    import importlib.util
-    from pathlib import Path
-
-    from recforge.errors import ConfigError
-
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # a console script does not search the working directory
-    for name in names:
-        try:
-            if name.endswith(".py"):
-                path = Path(name)
-                spec = importlib.util.spec_from_file_location(path.stem, path)
-                if spec is None or not path.is_file():
-                    raise ImportError(f"no file {path}")
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[path.stem] = module
-                spec.loader.exec_module(module)
-            else:
-                module = importlib.import_module(name)
-        except ImportError as exc:
-            raise ConfigError(f"--import {name}: cannot import it ({exc})") from None
-        register_module_classes(module)
-
-
-def register_module_classes(module) -> None:
-    """Register the models and trainers a module defines, also those without ``@register_model`` (a model written
-    for RecBole): every ``Recommender`` / ``AbstractTrainer`` subclass whose home is that module."""
-    from recforge.models.base import Recommender
-    from recforge.registry import MODELS, TRAINERS
-    from recforge.trainer import AbstractTrainer
-
-    for value in vars(module).values():
-        if not isinstance(value, type) or value.__module__ != module.__name__:
-            continue
-        if issubclass(value, Recommender) and value.__name__ not in MODELS:
-            MODELS.add(value.__name__, value)
-        elif issubclass(value, AbstractTrainer) and value.__name__ not in TRAINERS:
-            TRAINERS.add(value.__name__, value)
-
-
-def _cmd_run(args: argparse.Namespace, extra: list[str], argv: Sequence[str] = ()) -> int:
+def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     from recforge.quick_start import run
     from recforge.trainer import distributed
 
@@ -91,15 +48,17 @@ def _cmd_run(args: argparse.Namespace, extra: list[str], argv: Sequence[str] = (
         extra = [*extra, "--data_cache", "false"]
     if not distributed.started_as_rank():
         from recforge.config import Config
-        from recforge.quick_start import machine_independent
+        from recforge.config.machine import machine_independent
         from recforge.trainer.checkpoint import load_checkpoint
 
         base = machine_independent(load_checkpoint(args.resume, mmap=True)["config"]) if args.resume else None
         config = Config(args.model, args.dataset, config_files or None, cmd_args=extra, base_config=base)
         total = config["world_size"] if (config["world_size"] or -1) > 0 else None
         if config["nproc"] > 1 or (total or 1) > 1:
-            nproc = config["nproc"]
-            return distributed.launch(_rank_main, argv, nproc, total, config["ip"], config["port"], config["offset"])
+            from recforge.trainer.launch import launch
+
+            where = (config["ip"], config["port"], config["offset"], args.debug)
+            return launch(_rank_main, args.argv, config["nproc"], total, *where)
     result = run(
         model=args.model,
         dataset=args.dataset,
@@ -124,32 +83,57 @@ def _cmd_run(args: argparse.Namespace, extra: list[str], argv: Sequence[str] = (
 
 def _cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
     from recforge.config import parse_command_line
-    from recforge.quick_start import load_data_and_model
-    from recforge.trainer import get_trainer
     from recforge.utils.log import init_logger
 
     init_logger("WARNING" if args.quiet else "INFO")
-    from recforge.trainer.checkpoint import load_checkpoint
-
     overrides = parse_command_line(extra)
     if args.predictions is not None:
         return _evaluate_predictions(args, overrides)
-    args.split = args.split or "both"
-    if args.dataset:
-        overrides["dataset"] = args.dataset
     if args.config_files:
         raise ConfigError("--config_files goes with --predictions; with --checkpoint, override keys as --key value")
-    epoch = load_checkpoint(args.checkpoint).get("epoch")
+    return _evaluate_checkpoint(args, overrides)
+
+
+def _evaluate_checkpoint(args: argparse.Namespace, overrides: dict) -> int:
+    """``recforge evaluate --checkpoint``: the checkpoint's model on its data set's valid / test splits, in one
+    process or, with ``--nproc N`` (or under torchrun), sharded over N processes as ``run`` evaluates."""
+    from recforge.config import Config
+    from recforge.config.machine import machine_independent, processes
+    from recforge.quick_start import load_data_and_model
+    from recforge.trainer import distributed, get_trainer
+    from recforge.trainer.checkpoint import load_checkpoint
+
+    state = load_checkpoint(args.checkpoint, mmap=True)
+    saved = state.get("config", {})
+    for key, wanted in (("model", args.model), ("dataset", args.dataset)):
+        if wanted is not None and str(wanted).lower() != str(saved.get(key)).lower():
+            raise ConfigError(
+                f"--{key} {wanted}: checkpoint {args.checkpoint} holds {saved.get('model')} trained on "
+                f"{saved.get('dataset')}; drop --{key} (it is read from the checkpoint) or pick a checkpoint of "
+                f"{wanted}"
+            )
+    if not distributed.started_as_rank():
+        config = Config(config_dict=overrides, cmd_args=[], base_config=machine_independent(saved))
+        if processes(config) > 1:
+            from recforge.trainer.launch import launch
+
+            total = config["world_size"] if (config["world_size"] or -1) > 0 else None
+            where = (config["ip"], config["port"], config["offset"], args.debug)
+            return launch(_rank_main, args.argv, config["nproc"], total, *where)
     config, model, _, _, valid_data, test_data = load_data_and_model(args.checkpoint, overrides)
-    trainer = get_trainer(config.model_class)(config, model)
+    trainer = get_trainer(config.model_class)(config, model)  # joins the process group of a launched rank
     trainer.verbose = False
-    print(f"{config['model']} on {config['dataset']}, epoch {epoch} ({args.checkpoint})")
+    split = args.split or "both"
     columns = {}
-    if args.split in ("valid", "both"):
+    if split in ("valid", "both"):
         columns["valid"] = trainer.evaluate(valid_data, load_best_model=False)
-    if args.split in ("test", "both"):
+    if split in ("test", "both"):
         columns["test"] = trainer.evaluate(test_data, load_best_model=False)
-    print(_format_table(columns, config["metric_decimal_place"]))
+    main_process = distributed.is_main_process()
+    distributed.leave()
+    if main_process:  # rank 0 prints the results
+        print(f"{config['model']} on {config['dataset']}, epoch {state.get('epoch')} ({args.checkpoint})")
+        print(_format_table(columns, config["metric_decimal_place"]))
     return 0
 
 
@@ -159,7 +143,9 @@ def _evaluate_predictions(args: argparse.Namespace, overrides: dict) -> int:
 
     if not args.dataset:
         raise ConfigError("recforge evaluate --predictions needs --dataset (the data set the rankings are for)")
-    config = Config(args.model, args.dataset, args.config_files, overrides, cmd_args=[])
+    if int(overrides.get("nproc", 1)) > 1 or int(overrides.get("world_size", 1) or 1) > 1:
+        raise ConfigError("--predictions: rankings made elsewhere are scored in one process; drop --nproc")
+    config = Config(args.model or "Pop", args.dataset, args.config_files, overrides, cmd_args=[])
     splits = ("valid", "test") if args.split == "both" else (args.split or "test",)
     columns = {split: evaluate_predictions(args.predictions, config, split) for split in splits}
     print(f"{args.predictions} on {config['dataset']}")
@@ -256,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     source = evaluate.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a .pth file written by recforge")
     source.add_argument("--predictions", help="a ranking file (user, item, rank or score) made elsewhere")
-    evaluate.add_argument("--model", default="Pop", help=argparse.SUPPRESS)
+    evaluate.add_argument("--model", help=argparse.SUPPRESS)
     evaluate.add_argument("--dataset", help="with --predictions: the data set, e.g. ml-100k")
     evaluate.add_argument("--config_files", "--config-files", nargs="+", help="with --predictions: YAML configs")
     evaluate.add_argument("--split", choices=("test", "valid", "both"), default=None)
@@ -297,20 +283,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in ("run", "evaluate", "tune"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    debug = args.debug or "--debug" in extra
+    args.debug = args.debug or "--debug" in extra
+    debug = args.debug
     extra = [a for a in extra if a != "--debug"]
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # what a launched rank runs again
     try:
+        from recforge.plugins import import_modules
+
         import_modules(getattr(args, "imports", []))
-        if args.handler is _cmd_run:
-            return _cmd_run(args, extra, list(argv) if argv is not None else sys.argv[1:])
         return args.handler(args, extra)
     except TrainingInterrupted:
         return 130  # the trainer has reported it, with the checkpoint to resume from
     except RecforgeError as exc:
         if debug:
             raise
-        print(f"recforge: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(str(exc))
     except KeyboardInterrupt:
         print("recforge: interrupted", file=sys.stderr)
         return 130
@@ -318,13 +305,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = resource_error(exc)
         if debug or message is None:
             raise
+        return _error(message)
+
+
+def _error(message: str) -> int:
+    """Report an input error in one line (a rank of ``--nproc N`` leaves it to the launcher, which prints the
+    first failing rank's once); returns the exit status 2."""
+    import os
+
+    if os.environ.get("RECFORGE_RANK_ERRORS") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from recforge.trainer.launch import record_error
+
+        record_error(message)
+    else:
         print(f"recforge: error: {message}", file=sys.stderr)
-        return 2
+    return 2
 
 
 def _rank_main(argv: list[str]) -> None:
     """One process of ``recforge run --nproc N`` (started by torch.distributed's launcher)."""
-    from recforge.trainer.distributed import finish_rank
+    from recforge.trainer.launch import finish_rank
 
     try:
         status = main(argv)

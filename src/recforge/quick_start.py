@@ -7,6 +7,7 @@ is the trainer's (``recforge.trainer.run_folder``), so both write the same one.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -15,12 +16,13 @@ from typing import Any
 import torch
 
 from recforge.config import Config
+from recforge.config.machine import machine_independent
 from recforge.data import create_dataset, data_preparation
 from recforge.errors import TrainingInterrupted
 from recforge.models.sizing import create_model
 from recforge.registry import get_trainer
 from recforge.serving.artifacts import ServingWriter
-from recforge.serving.rebuild import load_data_and_model, machine_independent  # noqa: F401 (RecBole's names here)
+from recforge.serving.rebuild import load_data_and_model  # noqa: F401 (RecBole's name here)
 from recforge.trainer import distributed
 from recforge.trainer.checkpoint import load_checkpoint
 from recforge.trainer.events import Callback
@@ -68,7 +70,7 @@ def run(
     logger.info("config:\n%s", config)
     logger.info("%s", net)
     writer = ServingWriter(train_data, valid_data, test_data)  # serving.npz, for recforge.load
-    trainer = get_trainer(config.model_class)(config, net, callbacks=[*callbacks, writer])
+    trainer = build_trainer(get_trainer(config.model_class), config, net, [*callbacks, writer])
     try:
         if resume is not None:
             trainer.resume_checkpoint(resume)
@@ -95,6 +97,25 @@ def run(
         "test_result": test_result,
         "run_dir": str(trainer.run_dir) if trainer.run_dir is not None and saved else None,
     }
+
+
+def build_trainer(trainer_class: type, config: Config, model: torch.nn.Module, callbacks: list[Callback]) -> Any:
+    """``trainer_class(config, model)`` with ``callbacks``: passed to a constructor that takes them, else added
+    after construction (RecBole's trainers, and the ones its documentation teaches, take ``(config, model)``)."""
+    parameters = inspect.signature(trainer_class).parameters.values()
+    takes_callbacks = any(p.name == "callbacks" or p.kind is p.VAR_KEYWORD for p in parameters)
+    trainer = trainer_class(config, model, callbacks=callbacks) if takes_callbacks else trainer_class(config, model)
+    attached = getattr(trainer, "callbacks", [])
+    missing = [c for c in callbacks if not any(c is a for a in attached)]  # also a **kwargs that dropped them
+    if missing and not hasattr(trainer, "add_callback"):
+        logger.warning(
+            "%s is not a recforge Trainer: its run folder gets no %s",
+            trainer_class.__name__,
+            ", ".join(type(c).__name__ for c in missing),
+        )
+    for callback in missing if hasattr(trainer, "add_callback") else ():
+        trainer.add_callback(callback)
+    return trainer
 
 
 def _write_report(run_dir: Path) -> None:

@@ -44,3 +44,20 @@ def check_device(device) -> None:
             )
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"config key 'device': {device} is not available here; use device: cpu")
+
+
+# Saved config keys that describe the machine a run used rather than the run: not carried into a resumed or
+# reloaded run (another machine, another number of processes).
+MACHINE_KEYS = ("device", "use_gpu", "gpu_id", "nproc", "world_size", "ip", "port", "offset")
+PROCESS_KEYS = ("nproc", "world_size")
+
+
+def machine_independent(saved_config: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved config without the keys that describe the machine it ran on (``MACHINE_KEYS``)."""
+    return {k: v for k, v in saved_config.items() if k not in MACHINE_KEYS}
+
+
+def processes(values: Mapping[str, Any]) -> int:
+    """How many processes a config trains with in all (``world_size``, else ``nproc``)."""
+    world = values.get("world_size") or -1
+    return int(world) if world > 0 else int(values.get("nproc") or 1)

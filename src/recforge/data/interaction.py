@@ -14,10 +14,11 @@ class Interaction(Mapping):
     Indexing with an int, slice or index tensor selects rows and returns a new Interaction.
     """
 
-    __slots__ = ("_data",)
+    __slots__ = ("_data", "share")
 
-    def __init__(self, data: Mapping[str, torch.Tensor]) -> None:
+    def __init__(self, data: Mapping[str, torch.Tensor], share: float = 1.0) -> None:
         self._data = dict(data)
+        self.share = share  # distributed training: this rank's slice of the global batch (see loaders.rank_slices)
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
@@ -45,7 +46,7 @@ class Interaction(Mapping):
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Interaction:
         """A copy with every tensor on ``device``."""
-        return Interaction({k: v.to(device, non_blocking=non_blocking) for k, v in self._data.items()})
+        return Interaction({k: v.to(device, non_blocking=non_blocking) for k, v in self._data.items()}, self.share)
 
     def update(self, other: Mapping[str, torch.Tensor]) -> None:
         self._data.update(other)

@@ -17,7 +17,7 @@ import torch
 
 from recforge.data.history import UserHistory
 from recforge.data.interaction import Interaction
-from recforge.data.loaders import TrainDataLoader
+from recforge.data.loaders import TrainDataLoader, rank_slices
 from recforge.data.sampler import NegativeSampler
 from recforge.errors import DataError
 from recforge.utils.enum_type import KGDataLoaderState
@@ -49,17 +49,24 @@ class KGDataLoader:
             )
         self.sampler = NegativeSampler(tails_of, "uniform")
         self.generator = torch.Generator().manual_seed(config["seed"] + KG_SEED_OFFSET)
+        self.rank, self.world = 0, 1
+
+    def shard(self, rank: int, world: int) -> None:
+        """Yield slice ``rank`` of ``world`` of every batch (distributed training), as ``TrainDataLoader.shard``."""
+        self.rank, self.world = rank, world
 
     def __len__(self) -> int:
-        return math.ceil(len(self.columns[self.head_field]) / self.batch_size)
+        n = len(self.columns[self.head_field])
+        dropped = int(self.world > 1 and 0 < n % self.batch_size < self.world)
+        return math.ceil(n / self.batch_size) - dropped
 
     def __iter__(self) -> Iterator[Interaction]:
         n = len(self.columns[self.head_field])
         order = torch.randperm(n, generator=self.generator)
         columns = {name: column[order] for name, column in self.columns.items()}
         columns[self.neg_tail_field] = self.sampler.sample(columns[self.head_field], 1, self.generator).squeeze(1)
-        for start in range(0, n, self.batch_size):
-            yield Interaction({name: column[start : start + self.batch_size] for name, column in columns.items()})
+        for start, end, share in rank_slices(n, self.batch_size, self.rank, self.world):
+            yield Interaction({name: column[start:end] for name, column in columns.items()}, share=share)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"generator": self.generator.get_state()}
@@ -103,6 +110,11 @@ class KnowledgeBasedDataLoader(TrainDataLoader):
         self.general_dataloader = self
         self.state = KGDataLoaderState.RS
         self.views = {"rs": self, "kg": self.kg, "rskg": _MergedBatches(self)}
+
+    def shard(self, rank: int, world: int) -> None:
+        """Slice every interaction batch and every triple batch (distributed training)."""
+        super().shard(rank, world)
+        self.kg.shard(rank, world)
 
     def set_mode(self, state: KGDataLoaderState) -> None:
         """What iterating the loader yields: ``KGDataLoaderState.RS``, ``KG`` or ``RSKG``."""

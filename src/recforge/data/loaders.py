@@ -23,7 +23,7 @@ from recforge.data.history import UserHistory, csr_positions
 from recforge.data.interaction import Interaction
 from recforge.data.sampler import NegativeSampler
 from recforge.errors import ConfigError
-from recforge.utils.arrays import shard_bounds
+from recforge.utils.arrays import batch_block_bounds, shard_bounds
 
 EvalBatch = tuple[Interaction, Any, torch.Tensor, torch.Tensor]
 PHASE_SEEDS = {"valid": 1, "test": 2}
@@ -43,6 +43,20 @@ def _pinned_take(column: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     """``column[order]`` written into page-locked memory (its slices copy to a GPU asynchronously)."""
     out = torch.empty((len(order), *column.shape[1:]), dtype=column.dtype, pin_memory=True)
     return torch.index_select(column, 0, order, out=out)
+
+
+def rank_slices(n: int, batch_size: int, rank: int, world: int) -> Iterator[tuple[int, int, float]]:
+    """This rank's ``[start, end)`` of every batch of ``n`` rows in batches of ``batch_size``, and its share:
+    rows of the slice x ``world`` / rows of the batch (1.0 in one process). A loss averaged over the slice and
+    multiplied by its share has, averaged over the ranks as DDP averages gradients, the batch's mean loss and
+    gradient exactly, also when the slices differ by a row. Batches with fewer rows than ``world`` are skipped
+    (they cannot give every rank a row)."""
+    for start in range(0, n, batch_size):
+        size = min(batch_size, n - start)
+        if world > 1 and size < world:
+            continue
+        low, high = shard_bounds(size, rank, world)
+        yield start + low, start + high, (high - low) * world / size
 
 
 class DatasetView:
@@ -114,15 +128,6 @@ class TrainDataLoader(DatasetView):
         with fewer positives than ``world`` is dropped (it cannot give every rank a row)."""
         self.rank, self.world = rank, world
 
-    def _batch_bounds(self, n: int) -> Iterator[tuple[int, int]]:
-        """``[start, end)`` of this rank's part of every batch of an epoch of ``n`` positives."""
-        for start in range(0, n, self.step):
-            size = min(self.step, n - start)
-            if self.world > 1 and size < self.world:
-                continue
-            low, high = shard_bounds(size, self.rank, self.world)
-            yield start + low, start + high
-
     def __len__(self) -> int:
         n = self.dataset.inter_num
         dropped = int(self.world > 1 and 0 < n % self.step < self.world)
@@ -148,13 +153,13 @@ class TrainDataLoader(DatasetView):
             negatives = self.sampler.sample(columns[self.uid_field], self.sample_num, self.generator)
             if not self.pointwise:
                 columns[self.neg_field] = negatives.squeeze(1) if self.sample_num == 1 else negatives
-        for start, end in self._batch_bounds(len(order)):
+        for start, end, share in rank_slices(len(order), self.step, self.rank, self.world):
             batch = {name: col[start:end] for name, col in columns.items()}
             if self.pointwise and negatives is not None:
                 batch = self._pointwise(batch, negatives[start:end])
             if self.join:
                 batch = self.dataset.join(batch)
-            yield Interaction(batch)
+            yield Interaction(batch, share=share)
 
     def _pointwise(self, batch: dict[str, torch.Tensor], negatives: torch.Tensor) -> dict[str, torch.Tensor]:
         copies = 1 + negatives.shape[1]
@@ -227,8 +232,9 @@ class FullSortEvalDataLoader(DatasetView):
 
     def shard(self, rank: int, world: int) -> None:
         """Evaluate block ``rank`` of ``world`` contiguous blocks of the users (distributed evaluation; the blocks
-        in rank order are the users in order)."""
-        low, high = shard_bounds(len(self.all_users), rank, world)
+        in rank order are the users in order). Blocks hold whole batches of one process, so every score is
+        computed in the same batch, at the same position, as in one process: metrics are equal bit for bit."""
+        low, high = batch_block_bounds(len(self.all_users), self.batch_size, rank, world)
         if len(self.users) != high - low or (len(self.users) and self.users[0] != self.all_users[low]):
             self.users, self._batches = self.all_users[low:high], None
 
@@ -333,8 +339,10 @@ class LabeledEvalDataLoader(DatasetView):
         self.rows = (0, dataset.inter_num)
 
     def shard(self, rank: int, world: int) -> None:
-        """Score block ``rank`` of ``world`` contiguous blocks of the rows (distributed evaluation)."""
-        self.rows = shard_bounds(self.dataset.inter_num, rank, world)
+        """Score block ``rank`` of ``world`` contiguous blocks of the rows, made of whole batches of one process
+        (distributed evaluation; vectorised kernels treat a batch's last elements apart, so a row scored in another
+        batch position can differ in its last bit)."""
+        self.rows = batch_block_bounds(self.dataset.inter_num, self.batch_size, rank, world)
 
     def __len__(self) -> int:
         return math.ceil((self.rows[1] - self.rows[0]) / self.batch_size)

@@ -12,8 +12,15 @@ Class attributes declare what the rest of the framework needs to know:
 ``input_type`` (what training batches hold), ``type`` (general, knowledge, ...), ``trainable`` (False for
 models fitted in one pass from counts, such as Pop), ``hyper_parameters`` (the config keys the model adds,
 with types and defaults; None, the default, means the model declares nothing and reads free keys from the
-config as a RecBole model does) and ``trainer`` (the name of the trainer that trains it; ``get_trainer`` also
-finds a registered ``<Model>Trainer``).
+config as a RecBole model does), ``trainer`` (the name of the trainer that trains it; ``get_trainer`` also
+finds a registered ``<Model>Trainer``) and ``loss_reductions`` (how each loss is reduced over a batch's rows,
+for distributed training; see below).
+
+Several processes train on slices of each batch and DDP averages their gradients. A loss that is a mean over
+the batch's rows is then exact (each rank's is weighted by its slice's share of the batch); a loss that is a sum
+over rows must be declared, ``loss_reductions = {"calculate_loss": "sum"}`` (or a tuple, one entry per part of a
+tuple loss: "mean" or "sum"), and is then exact too. Terms that are neither (a norm of a whole batch's
+embeddings, in-batch negatives, batch normalisation) follow one process only approximately.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ class Recommender(nn.Module):
     hyper_parameters: ClassVar[tuple[Key, ...] | None] = None
     trainer: ClassVar[str] = "Trainer"
     resizable_buffers: ClassVar[tuple[str, ...]] = ()
+    loss_reductions: ClassVar[Mapping[str, str | tuple[str, ...]]] = {}  # loss method -> "mean" / "sum" per part
 
     def __init__(self, config: Mapping[str, Any], dataset) -> None:
         """``dataset`` is the training split (``train_data.dataset``); a loader is accepted too."""

@@ -40,16 +40,27 @@ class Registry(Generic[T]):
         self._entry_points_loaded = entry_points is None
 
     def add(self, name: str, obj: T) -> T:
-        """Register ``obj`` as ``name``; another object under the same name is a ValueError (re-registering the
-        same class, e.g. after a module reload, is allowed)."""
-        key = name.lower()
-        existing = self._entries.get(key)
-        if existing is not None and existing[1] is not obj and _qualname(existing[1]) != _qualname(obj):
-            raise ValueError(
-                f"a {self.kind} named {name} is already registered ({getattr(existing[1], '__module__', '?')})"
+        """Register ``obj`` as ``name``; another object under the same name (any case) is a ConfigError naming
+        both (re-registering the same class, e.g. after a module reload, is allowed)."""
+        existing = self.find_registered(name)
+        if existing is not None and existing is not obj and _qualname(existing) != _qualname(obj):
+            raise ConfigError(
+                f"{_qualname(obj)}: a {self.kind} named {name} is already registered ({_qualname(existing)}); give "
+                "yours another name"
             )
-        self._entries[key] = (name, obj)
+        self._entries[name.lower()] = (name, obj)
         return obj
+
+    def replace(self, name: str, obj: T) -> T | None:
+        """Register ``obj`` as ``name`` in place of what was registered so; returns that (None if nothing)."""
+        previous = self.find_registered(name)
+        self._entries[name.lower()] = (name, obj)
+        return previous
+
+    def find_registered(self, name: str) -> T | None:
+        """The object registered as ``name`` so far (no entry points loaded)."""
+        entry = self._entries.get(name.lower())
+        return entry[1] if entry is not None else None
 
     def find(self, name: str) -> T | None:
         """The object registered as ``name`` (any case), or None."""

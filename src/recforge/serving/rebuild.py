@@ -7,19 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from recforge.config import Config
+from recforge.config.machine import machine_independent
 from recforge.data import create_dataset, data_preparation
 from recforge.models.sizing import create_model
 from recforge.registry import get_model_class
 from recforge.trainer.checkpoint import load_checkpoint, load_model_state
 from recforge.utils.seed import init_seed
-
-# Saved config keys that describe the machine rather than the run; not carried into a reloaded run.
-MACHINE_KEYS = ("device", "use_gpu", "gpu_id")
-
-
-def machine_independent(saved_config: Mapping[str, Any]) -> dict[str, Any]:
-    """A saved config without the keys that describe the machine it ran on (device, use_gpu, gpu_id)."""
-    return {k: v for k, v in saved_config.items() if k not in MACHINE_KEYS}
 
 
 def load_data_and_model(model_file: str | Path, config_dict: Mapping[str, Any] | None = None):

@@ -1,11 +1,11 @@
 """Distributed training with torch.distributed, in one visible place.
 
-Processes. ``recforge run --nproc N`` starts N processes through torch.distributed's elastic launcher (the
-machinery behind ``torchrun``); ``torchrun --nproc_per_node N -m recforge run ...`` works as well, across machines
-too. Each process joins the group from the environment the launcher sets (``RANK``, ``WORLD_SIZE``,
-``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``): gloo on the CPU, nccl on CUDA (one GPU per process, by local
-rank). RecBole's keys map onto it: ``nproc`` processes on this machine, ``world_size`` in all, ``offset`` the rank
-of this machine's first process (machine ``offset // nproc``), ``ip`` / ``port`` the first machine's address.
+Processes. ``recforge run --nproc N`` starts N processes (``recforge.trainer.launch``); ``torchrun
+--nproc_per_node N -m recforge run ...`` works as well, across machines too. Each process joins the group from
+the environment the launcher sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``):
+gloo on the CPU, nccl on CUDA (one GPU per process, by local rank). RecBole's keys map onto it: ``nproc``
+processes on this machine, ``world_size`` in all, ``offset`` the rank of this machine's first process (machine
+``offset // nproc``), ``ip`` / ``port`` the first machine's address.
 
 What each rank does (see ``Trainer``): the model is wrapped in ``DistributedDataParallel``; every rank draws the
 same seeded permutation and negatives of an epoch and trains on its own slice of each global batch of
@@ -19,18 +19,12 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
 logger = logging.getLogger("recforge")
-
-PEER_FAILED = 3  # exit status of a rank stopped because another rank failed
-PEER_GRACE_S = 2.0
 
 
 def is_distributed() -> bool:
@@ -79,6 +73,22 @@ def gather_objects(obj: Any) -> list[Any]:
     return out
 
 
+def average_losses(totals: list[Any], device: torch.device) -> list[Any]:
+    """The mean over the ranks of each loss total (a float, a tuple of floats, or None where no batch ran; the
+    same structure on every rank, as the ranks train the same batches). With each rank's batch losses weighted by
+    its share of the batch, the mean is the loss one process reports."""
+    flat = [v for total in totals if total is not None for v in (total if isinstance(total, tuple) else (total,))]
+    if not flat:
+        return totals
+    summed = torch.tensor(flat, dtype=torch.float64, device=device)  # nccl reduces CUDA tensors only
+    dist.all_reduce(summed)
+    values = iter((summed / world_size()).tolist())
+    return [
+        None if total is None else tuple(next(values) for _ in total) if isinstance(total, tuple) else next(values)
+        for total in totals
+    ]
+
+
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.parallel.DistributedDataParallel | None:
     """``model`` in DistributedDataParallel, or None when every trainable parameter is a sparse embedding.
 
@@ -89,8 +99,11 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.parallel.Dist
 
     ddp = torch.nn.parallel.DistributedDataParallel
     sparse = [name for name, _ in sparse_parameters(model)]
-    if sparse:
-        ddp._set_params_and_buffers_to_ignore_for_model(model, sparse)
+    # Sparse buffers (a graph's normalised adjacency) cannot be broadcast; DDP copies buffers at construction
+    # even with forward_sync_buffers False. They are built from the data, the same on every rank.
+    sparse_buffers = [name for name, buffer in model.named_buffers() if buffer.layout != torch.strided]
+    if sparse or sparse_buffers:
+        ddp._set_params_and_buffers_to_ignore_for_model(model, sparse + sparse_buffers)
     if not any(p.requires_grad for name, p in model.named_parameters() if name not in sparse):
         return None
     no_buffer_sync = (
@@ -165,79 +178,6 @@ def merge_evaluators(evaluator) -> None:
     """Give every rank's ``evaluator`` the accumulated values of all ranks, in rank order (users or rows of the
     blocks in order: the order of one process)."""
     evaluator.load_states(gather_objects(evaluator.state()))
-
-
-def launch(
-    entry: Callable[[list[str]], None],
-    argv: Sequence[str],
-    nproc: int,
-    total: int | None,
-    ip: str,
-    port: int,
-    offset: int,
-) -> int:
-    """Run ``entry(argv)`` (a module-level function: each process imports it) in ``nproc`` processes here
-    (``total`` in all, this machine's first rank ``offset``); returns the exit status. A failing process stops the
-    others; its own message is its error (``finish_rank`` makes ranks exit the way this expects)."""
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
-    total = total or nproc
-    if total % nproc or offset % nproc:
-        from recforge.errors import ConfigError
-
-        raise ConfigError(
-            f"world_size ({total}) and offset ({offset}) must be multiples of nproc ({nproc}): nproc processes run "
-            "on each machine, and offset is the rank of this machine's first one"
-        )
-    config = LaunchConfig(
-        min_nodes=total // nproc,
-        max_nodes=total // nproc,
-        nproc_per_node=nproc,
-        run_id="recforge",
-        rdzv_backend="static",
-        rdzv_endpoint=f"{ip}:{port}",
-        rdzv_configs={"rank": offset // nproc},
-        max_restarts=0,
-        monitor_interval=0.1,
-        start_method="spawn",
-    )
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-
-    for name in list(logging.root.manager.loggerDict):  # recforge reports failures and signals itself
-        if name.startswith(("torch.distributed.elastic", "torch.multiprocessing")):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-    try:
-        elastic_launch(config, entry)(list(argv))
-    except SignalException as exc:  # Ctrl-C / SIGTERM: the launcher stopped every rank; rank 0 said where to resume
-        print(f"recforge: stopped by signal {exc.sigval.value}", file=sys.stderr)
-        return 130
-    except ChildFailedError as exc:
-        causes = {r: f for r, f in exc.failures.items() if f.exitcode != PEER_FAILED} or exc.failures
-        failed_rank = min(causes, key=lambda r: (causes[r].timestamp, r))
-        status = causes[failed_rank].exitcode
-        print(
-            f"recforge: process {failed_rank} of {total} failed (exit status {status}); the others were stopped",
-            file=sys.stderr,
-        )
-        return status if status and status > 0 else 1
-    return 0
-
-
-def finish_rank(status: int | BaseException) -> None:
-    """End a launched rank: exit with ``status`` (an exit status, or the exception the command raised). A
-    collective that failed because another rank stopped exits with ``PEER_FAILED`` after a moment, so the launcher
-    names the rank that failed first; other exceptions propagate (a bug keeps its traceback)."""
-    if isinstance(status, BaseException):
-        if not peer_failed(status):
-            raise status
-        time.sleep(PEER_GRACE_S)
-        status = PEER_FAILED
-    if status:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)  # no interpreter shutdown: tearing down a process group with a dead peer aborts
-    leave()
 
 
 def leave() -> None:

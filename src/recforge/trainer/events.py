@@ -12,8 +12,10 @@
 
 and, whenever a checkpoint is written or read, ``on_checkpoint_save(kind, path)`` /
 ``on_checkpoint_load(path, state)``; after every ``evaluate``, ``on_evaluate_end(phase, result)`` (phase "valid",
-"test" or None, from the loader). Callbacks run in list order. A callback may keep state that goes into
-checkpoints (``state_dict`` / ``load_state_dict``) and may stop training with ``trainer.should_stop = True``.
+"test" or None, from the loader). Callbacks run in list order; the checkpoint writer (``Checkpoints``) runs after
+all of them, so a checkpoint holds every callback's state of its epoch. A callback may keep state that goes into
+checkpoints (``state_dict`` / ``load_state_dict``, keyed by ``state_key`` or its class name) and may stop training
+with ``trainer.should_stop = True``.
 """
 
 from __future__ import annotations
@@ -71,6 +73,29 @@ class Callback:
         pass
 
 
+def callback_keys(callbacks: list[Callback]) -> list[str]:
+    """The names under which checkpoints keep the callbacks' states: a callback's ``state_key`` attribute when it
+    has one, else its class name; the second of two equal names gets "#2", and so on. Names do not depend on
+    positions, so a callback added or removed on resume (``tensorboard`` toggled) moves no other's state."""
+    keys, seen = [], {}
+    for callback in callbacks:
+        name = getattr(callback, "state_key", None) or type(callback).__qualname__
+        seen[name] = seen.get(name, 0) + 1
+        keys.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return keys
+
+
+def stable_callback_keys(states: dict[str, Any]) -> dict[str, Any]:
+    """Callback states by ``callback_keys`` names, also from checkpoints that keyed them "<position>:<class>"."""
+    out: dict[str, Any] = {}
+    for key, state in states.items():
+        position, colon, name = key.partition(":")
+        if colon and position.isdigit():
+            key = name if name not in out else f"{name}#{sum(k.split('#')[0] == name for k in out) + 1}"
+        out[key] = state
+    return out
+
+
 class EarlyStopping(Callback):
     """Stop when more than ``stopping_step`` validations in a row did not improve (RecBole's rule); the message
     comes at the end of the epoch, after its evaluation line."""
@@ -99,10 +124,12 @@ class Checkpoints(Callback):
 
     def __init__(self) -> None:
         self._improved = False
+        self.saved_epoch: int | None = None  # the epoch of the last last.pth this fit wrote
 
     def on_fit_start(self, trainer) -> None:
         if trainer.saved and trainer.trainable:
             trainer.save_checkpoint("last", trainer.start_epoch - 1)
+            self.saved_epoch = trainer.start_epoch - 1
             if trainer.best_epoch is not None and trainer.best_epoch == trainer.start_epoch - 1:
                 trainer.link_checkpoint("last", "best")  # resumed from the best epoch itself
 
@@ -121,6 +148,7 @@ class Checkpoints(Callback):
                 trainer.keep_best_in_memory()
             return
         trainer.save_checkpoint("last", epoch)
+        self.saved_epoch = epoch
         if improved:
             trainer.link_checkpoint("last", "best")
 

@@ -102,6 +102,7 @@ class Optimization:
         if limit is not None and n_batches is not None:
             n_batches = min(n_batches, limit)
         loss_fns = [o.loss_fn(self.model) for o in group]
+        reductions = [self._reduction(o) for o in group]
         part_masks = [{index: s.due(epoch_idx) for index, s in o.parts.items()} for o in group]
         stepping = [self._step_optimizers(o) for o in group]
         totals: list[Loss | None] = [None] * len(group)
@@ -119,6 +120,8 @@ class Optimization:
                 self.set_reduce_hook()  # distributed: this backward's gradients are averaged over the ranks
                 with self.precision.autocast():
                     losses = loss_fns[i](batch)
+                if distributed.is_distributed():  # this rank's slice of the batch: weighted as one process sums
+                    losses = _weighted(losses, reductions[i], getattr(batch, "share", 1.0))
                 loss, values = self._combine(losses, part_masks[i])
                 loss = loss + self.sync_grad_loss()
                 self._check_finite(values, epoch_idx, batch_idx, objective.name)
@@ -135,7 +138,14 @@ class Optimization:
             for name in sorted(pending):
                 self._optimizer_step(name)
             self._update_scale()
+        if distributed.is_distributed():  # every rank's share: the losses of one process, up to float rounding
+            totals = distributed.average_losses(totals, self.device)
         return {o.name: (0.0 if totals[i] is None else totals[i]) for i, o in enumerate(group)}
+
+    def _reduction(self, objective: Objective) -> str | tuple[str, ...]:
+        """How the objective's loss is reduced over a batch's rows (the model's ``loss_reductions``)."""
+        declared = getattr(self.model, "loss_reductions", {})
+        return declared.get(objective.loss, "mean") if isinstance(objective.loss, str) else "mean"
 
     @staticmethod
     def _combine(losses, mask: dict[int, bool]) -> tuple[torch.Tensor, Loss]:
@@ -204,6 +214,16 @@ class Optimization:
 
 def _names(optimizer: str | Iterable[str]) -> tuple[str, ...]:
     return (optimizer,) if isinstance(optimizer, str) else tuple(optimizer)
+
+
+def _weighted(losses, reduction: str | tuple[str, ...], share: float):
+    """A rank's losses weighted so that DDP's mean over the ranks gives one process's losses: a mean over the
+    slice's rows times its ``share`` (rows x ranks / batch rows), a sum over them times the number of ranks."""
+    world = distributed.world_size()
+    if not isinstance(losses, tuple):
+        return losses * (world if reduction == "sum" else share)
+    kinds = reduction if isinstance(reduction, tuple) else (reduction,) * len(losses)
+    return tuple(part * (world if kind == "sum" else share) for part, kind in zip(losses, kinds, strict=True))
 
 
 def _add(total: Loss, values: Loss) -> Loss:

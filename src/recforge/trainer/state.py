@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from recforge.config.machine import PROCESS_KEYS, processes
 from recforge.trainer import distributed
 from recforge.trainer.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from recforge.trainer.events import callback_keys, stable_callback_keys
 from recforge.trainer.run_folder import RunFolder
 from recforge.utils.files import remove_leftovers
 from recforge.utils.rng import capture_rng_state, restore_rng_state
@@ -40,6 +42,10 @@ RESUME_NEUTRAL_KEYS = frozenset(
         "loss_decimal_place",
         "tensorboard",
         "data_cache",
+        "ip",
+        "port",
+        "offset",
+        *PROCESS_KEYS,  # said apart: another number of processes changes the summation order only
     }
 )
 
@@ -117,7 +123,9 @@ class TrainingState:
             },
             "loaders": {name: loader.state_dict() for name, loader in self._loaders().items()},
             "rng": capture_rng_state(),
-            "callbacks": {f"{i}:{type(c).__name__}": c.state_dict() for i, c in enumerate(self.callbacks)},
+            "callbacks": {
+                key: c.state_dict() for key, c in zip(callback_keys(self.callbacks), self.callbacks, strict=True)
+            },
         }
 
     def save_checkpoint(self, kind: str, epoch: int) -> Path:
@@ -196,11 +204,11 @@ class TrainingState:
         self.best_valid_result = trainer_state.get("best_valid_result")
         self.best_epoch = trainer_state.get("best_epoch")
         self.train_loss_dict = {int(k): v for k, v in trainer_state.get("train_loss_dict", {}).items()}
-        saved_callbacks = state.get("callbacks", {})
-        for i, callback in enumerate(self.callbacks):
-            key = f"{i}:{type(callback).__name__}"
+        saved_callbacks = stable_callback_keys(state.get("callbacks", {}))
+        for key, callback in zip(callback_keys(self.callbacks), self.callbacks, strict=True):
             if key in saved_callbacks:
-                callback.load_state_dict(saved_callbacks[key])
+                callback.load_state_dict(saved_callbacks.pop(key))
+        self._unclaimed_callback_states = saved_callbacks  # for callbacks added later (add_callback)
         self._pending_loader_state = state.get("loaders") or None
         if state.get("rng"):
             restore_rng_state(state["rng"])
@@ -225,4 +233,12 @@ class TrainingState:
             details = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
             logger.warning(
                 "resuming %s with a different config, so the run will not match the original: %s", path, details
+            )
+        if saved and processes(saved) != processes(current):
+            logger.warning(
+                "resuming %s, trained with %d process(es), with %d: the same batches, summed in another order, so "
+                "weights and losses follow the original within float rounding (1e-6), not bit for bit",
+                path,
+                processes(saved),
+                processes(current),
             )

@@ -38,6 +38,7 @@ from recforge.trainer.events import (
     RunSummary,
     SchedulerStep,
     TensorBoardLog,
+    callback_keys,
 )
 from recforge.trainer.objectives import EpochHook, Objective, OptimizerSpec
 from recforge.trainer.optimization import Loss, Optimization, groups_of
@@ -114,7 +115,6 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
             EarlyStopping(self.stopping_step),
             SchedulerStep(),
             RunLog(),  # the epoch's history line before its last.pth: a kill between leaves a line resume drops
-            Checkpoints(),
             EpochLog(),
             ProgressBar(),
             RunSummary(),
@@ -124,6 +124,10 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         if config["tensorboard"]:
             builtin.append(TensorBoardLog())
         self.callbacks: list[Callback] = [*builtin, *callbacks]
+        # Checkpoints are written after every callback has seen the event, so they hold every callback's state
+        # of the epoch (Lightning also checkpoints last).
+        self.checkpoints = Checkpoints()
+        self._unclaimed_callback_states: dict[str, Any] = {}
 
         self.start_epoch = 0
         self.cur_step = 0
@@ -161,8 +165,16 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
             return []
         return [EpochHook(lambda trainer, epoch: trainer.model.on_epoch_start(epoch), when="start")]
 
+    def add_callback(self, callback: Callback) -> None:
+        """Add ``callback`` after the others (a trainer built with RecBole's ``(config, model)`` constructor gets
+        its callbacks this way); a state for it in a checkpoint already resumed is restored now."""
+        self.callbacks.append(callback)
+        key = callback_keys(self.callbacks)[-1]
+        if key in self._unclaimed_callback_states:
+            callback.load_state_dict(self._unclaimed_callback_states.pop(key))
+
     def _emit(self, event: str, *args: Any) -> None:
-        for callback in self.callbacks:
+        for callback in (*self.callbacks, self.checkpoints):
             getattr(callback, event)(self, *args)
 
     # -- fit ---------------------------------------------------------------------------------------
@@ -264,10 +276,11 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
             yield
         except KeyboardInterrupt:
             self._emit("on_fit_end")
-            checkpoint = None
+            checkpoint, epoch = None, self.start_epoch - 1
             if self.saved and self.trainable and self._folder_ready and self.checkpoint_path("last").is_file():
-                checkpoint = self.checkpoint_path("last")
-            interrupted = TrainingInterrupted(self.start_epoch - 1, checkpoint)
+                # An interrupt while callbacks end an epoch comes before its checkpoint: resume the one before.
+                checkpoint, epoch = self.checkpoint_path("last"), self.checkpoints.saved_epoch
+            interrupted = TrainingInterrupted(epoch, checkpoint)
             if distributed.is_main_process():
                 logger.warning("%s", interrupted)
             raise interrupted from None

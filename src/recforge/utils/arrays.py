@@ -56,6 +56,15 @@ def shard_bounds(n: int, part: int, parts: int) -> tuple[int, int]:
     return start, start + base + (1 if part < extra else 0)
 
 
+def batch_block_bounds(n: int, batch_size: int, part: int, parts: int) -> tuple[int, int]:
+    """``[start, end)`` of block ``part`` of ``parts`` contiguous blocks of whole batches: ``n`` items in batches of
+    ``batch_size`` (the last one shorter) are dealt out batch by batch, so every block starts at a batch boundary
+    and each of its batches is one of the undivided sequence's batches (the same tensors, element for element)."""
+    n_batches = -(-n // batch_size)
+    first, last = shard_bounds(n_batches, part, parts)
+    return min(first * batch_size, n), min(last * batch_size, n)
+
+
 PARALLEL_GATHER = 1 << 20  # below this many rows NumPy's indexing is as fast
 
 

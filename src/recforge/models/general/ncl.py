@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,8 @@ class NCL(LightGCN):
     """
 
     trainer = "NCLTrainer"
+    # The contrastive losses sum over the batch (several processes: see Recommender.loss_reductions).
+    loss_reductions: ClassVar[dict[str, str | tuple[str, ...]]] = {"calculate_loss": ("mean", "sum", "sum")}
     hyper_parameters = (
         Key("embedding_size", Int(minimum=1), 64, "Dimension of user and item embeddings."),
         Key("n_layers", Int(minimum=1), 3, "Propagation layers of the LightGCN backbone."),

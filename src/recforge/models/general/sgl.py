@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -25,6 +27,8 @@ class SGL(LightGCN):
     torch's generator (RecBole uses numpy's), so a resumed run draws what an uninterrupted one would.
     """
 
+    # RecBole's SGL sums its BPR and InfoNCE terms over the batch (see Recommender.loss_reductions).
+    loss_reductions: ClassVar[dict[str, str | tuple[str, ...]]] = {"calculate_loss": "sum"}
     hyper_parameters = (
         Key("type", Str(choices=("ED", "ND", "RW")), "ED", "Augmentation: edge dropout, node dropout, random walk."),
         Key("n_layers", Int(minimum=1), 3, "Propagation layers."),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +80,12 @@ class MKR(KnowledgeRecommender):
 
     input_type = InputType.POINTWISE
     trainer = "MKRTrainer"
+    # The L2 terms and the KG score sum over the batch (the KG L2 is also multiplied by the batch size: that part
+    # follows one process only approximately with several).
+    loss_reductions: ClassVar[dict[str, str | tuple[str, ...]]] = {
+        "calculate_rs_loss": ("mean", "sum"),
+        "calculate_kg_loss": ("sum", "sum"),
+    }
     hyper_parameters = (
         Key("embedding_size", Int(minimum=1), 64, "Dimension d of user, item, entity and relation embeddings."),
         Key("kg_embedding_size", Int(minimum=1), 64, "Declared by RecBole's MKR.yaml; unused there and here."),
