@@ -19,8 +19,8 @@ LAYERS = [
     ("data",),
     ("models",),
     ("evaluation",),
-    ("trainer",),
-    ("report", "serving"),
+    ("trainer", "report"),  # the trainer writes its run folder's report; the report reads run folders
+    ("serving",),
     ("quick_start", "tuning", "cli", "plugins", "model", "__init__", "__main__"),
 ]
 LAYER_OF = {name: rank for rank, names in enumerate(LAYERS) for name in names}

@@ -21,7 +21,7 @@ from recforge.registry import MODELS, TRAINERS, get_trainer
 from recforge.trainer import Objective, OptimizerSpec, Trainer
 
 RUN_FOLDER_FILES = {"config.yaml", "run.log", "history.jsonl", "metrics.json", "checkpoints"}
-RUN_EXTRAS = {"serving.npz", "report.html"}  # what recforge.run adds: data for recforge.load, the HTML report
+RUN_EXTRAS = {"serving.npz", "report.html"}  # data for recforge.load, the HTML report: the trainer writes them
 
 # RecBole's documented "use modules" pipeline (docs: user_guide/usage/use_modules), written the RecBole way with
 # only the package name changed.
@@ -132,7 +132,7 @@ def test_recbole_use_modules_script_runs_and_writes_the_run_folder(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     (run_dir,) = (tmp_path / "saved").iterdir()
     assert run_dir.name.startswith("BPR-ml-100k-")
-    assert {p.name for p in run_dir.iterdir()} == RUN_FOLDER_FILES
+    assert {p.name for p in run_dir.iterdir()} == RUN_FOLDER_FILES | RUN_EXTRAS
     assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"last.pth", "best.pth"}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     test_result = eval(done.stdout.strip().splitlines()[-1])  # the script prints the result dict
@@ -168,12 +168,20 @@ def test_pipeline_wired_by_hand_writes_the_same_run_folder_as_run(tiny_path):
     (by_hand,) = (tiny_path / "by_hand").iterdir()
     result = recforge.run("BPR", "tiny", config_dict={**config.to_dict(), "checkpoint_dir": str(tiny_path / "run")})
     ran = Path(result["run_dir"])
-    assert {p.name for p in by_hand.iterdir()} == RUN_FOLDER_FILES
+    assert {p.name for p in by_hand.iterdir()} == RUN_FOLDER_FILES | RUN_EXTRAS  # a script wired by hand, too
     assert {p.name for p in ran.iterdir()} == RUN_FOLDER_FILES | RUN_EXTRAS
     hand_metrics = json.loads((by_hand / "metrics.json").read_text())
     run_metrics = json.loads((ran / "metrics.json").read_text())
     assert hand_metrics.keys() == run_metrics.keys()
     assert hand_metrics["test_result"] == test_result == run_metrics["test_result"]
+    # serving.npz holds every split (the test one added when the script evaluated it): recforge.load recommends
+    # from the hand-wired run exactly as from recforge.run's.
+    from recforge.trainer.serving_file import ServingData
+
+    assert set(ServingData.read(by_hand / "serving.npz").histories) == {"train", "valid", "test"}
+    users = ["u1", "u2", "u3", "u4"]
+    by_hand_top = recforge.load(by_hand / "checkpoints" / "best.pth").recommend(users, k=3)
+    assert by_hand_top.equals(recforge.load(ran / "checkpoints" / "best.pth").recommend(users, k=3))
 
 
 def test_a_loader_may_stand_for_its_data_set(tiny_path):
@@ -244,6 +252,65 @@ def test_custom_model_and_trainer_from_the_command_line(tiny_path, monkeypatch, 
         MODELS._entries.pop("twotower", None)
         TRAINERS._entries.pop("twotowertrainer", None)
         sys.modules.pop("twotower", None)
+
+
+# RecBole's "customize trainers" example: a (config, model) constructor and the two-argument _train_epoch.
+RECBOLE_TRAINER = """
+from recforge.model.general_recommender import BPR
+from recforge.trainer import Trainer
+
+
+class AltBPR(BPR):
+    pass
+
+
+class AltBPRTrainer(Trainer):
+    epochs_seen = 0
+
+    def __init__(self, config, model):
+        super(AltBPRTrainer, self).__init__(config, model)
+
+    def _train_epoch(self, train_data, epoch_idx):
+        type(self).epochs_seen += 1
+        self.model.train()
+        total_loss = 0.0
+        for interaction in train_data:
+            interaction = interaction.to(self.device)
+            self.optimizer.zero_grad()
+            loss = self.model.calculate_loss(interaction)
+            self._check_nan(loss)
+            loss.backward()
+            self.optimizer.step()
+            total_loss += loss.item()
+        return total_loss
+"""
+
+
+@pytest.mark.parametrize("entry", ["cli", "run"])
+def test_a_trainer_with_recboles_constructor_runs_from_the_cli_and_run(tiny_path, monkeypatch, entry):
+    """quick_start passes callbacks to trainers that take them and adds them to the others: the run folder is
+    complete (serving.npz, report.html) and the user's epoch loop trained."""
+    (tiny_path / "alt_trainer.py").write_text(RECBOLE_TRAINER, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tiny_path))
+    try:
+        if entry == "cli":
+            args = [*tiny_args(tiny_path, "AltBPR"), "--import", "alt_trainer", "--epochs", "2"]
+            assert main(args) == 0
+        else:
+            from recforge.plugins import import_modules
+
+            import_modules(["alt_trainer"])
+            values = {**tiny_config(tiny_path).to_dict(), "epochs": 2}
+            values.pop("model")
+            recforge.run("AltBPR", "tiny", config_dict=values)
+        assert sys.modules["alt_trainer"].AltBPRTrainer.epochs_seen == 2
+        (run_dir,) = (tiny_path / "saved").iterdir()
+        assert {p.name for p in run_dir.iterdir()} == RUN_FOLDER_FILES | RUN_EXTRAS
+        assert len((run_dir / "history.jsonl").read_text().splitlines()) == 2
+    finally:
+        MODELS._entries.pop("altbpr", None)
+        TRAINERS._entries.pop("altbprtrainer", None)
+        sys.modules.pop("alt_trainer", None)
 
 
 def test_import_error_is_one_line(tiny_path, capsys):

@@ -44,3 +44,8 @@ def did_you_mean(name: str, candidates: Iterable[str], cutoff: float = 0.6) -> s
     pool = {c.lower(): c for c in candidates}
     match = difflib.get_close_matches(name.lower(), list(pool), n=1, cutoff=cutoff)
     return f" (did you mean '{pool[match[0]]}'?)" if match else ""
+
+
+def shown(token: str, limit: int = 60) -> str:
+    """``repr(token)`` for a one-line message: a longer token is cut to ``limit`` characters and its length named."""
+    return repr(token) if len(token) <= limit else f"{token[:limit]!r}... ({len(token)} characters)"

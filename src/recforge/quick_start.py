@@ -21,11 +21,11 @@ from recforge.data import create_dataset, data_preparation
 from recforge.errors import TrainingInterrupted
 from recforge.models.sizing import create_model
 from recforge.registry import get_trainer
-from recforge.serving.artifacts import ServingWriter
 from recforge.serving.rebuild import load_data_and_model  # noqa: F401 (RecBole's name here)
 from recforge.trainer import distributed
 from recforge.trainer.checkpoint import load_checkpoint
 from recforge.trainer.events import Callback
+from recforge.trainer.serving_file import ServingWriter
 from recforge.utils.log import LOGGER_NAME, init_logger
 from recforge.utils.seed import init_seed
 
@@ -69,8 +69,9 @@ def run(
     net = create_model(config.model_class, config, train_data.dataset)
     logger.info("config:\n%s", config)
     logger.info("%s", net)
-    writer = ServingWriter(train_data, valid_data, test_data)  # serving.npz, for recforge.load
-    trainer = build_trainer(get_trainer(config.model_class), config, net, [*callbacks, writer])
+    trainer = build_trainer(get_trainer(config.model_class), config, net, list(callbacks))
+    for writer in (c for c in getattr(trainer, "callbacks", ()) if isinstance(c, ServingWriter)):
+        writer.include_test(test_data)  # serving.npz holds the test items also when the test split is not scored
     try:
         if resume is not None:
             trainer.resume_checkpoint(resume)
@@ -88,8 +89,6 @@ def run(
     if test_result is not None:
         places = config["metric_decimal_place"]
         logger.info("test result: %s", "  ".join(f"{k}: {v:.{places}f}" for k, v in test_result.items()))
-    if saved and trainer.run_dir is not None and trainer.run_dir.is_dir() and distributed.is_main_process():
-        _write_report(trainer.run_dir)
     return {
         "best_valid_score": best_score,
         "valid_score_bigger": config["valid_metric_bigger"],
@@ -116,16 +115,6 @@ def build_trainer(trainer_class: type, config: Config, model: torch.nn.Module, c
     for callback in missing if hasattr(trainer, "add_callback") else ():
         trainer.add_callback(callback)
     return trainer
-
-
-def _write_report(run_dir: Path) -> None:
-    """``<run_dir>/report.html``; a failure is a warning, never the run's failure."""
-    try:
-        from recforge.report import write_report
-
-        write_report(run_dir)
-    except Exception as exc:
-        logger.warning("the run report %s/report.html was not written: %s: %s", run_dir, type(exc).__name__, exc)
 
 
 def run_recbole(

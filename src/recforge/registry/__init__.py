@@ -2,7 +2,8 @@
 
 They sit below everything that uses them, so the packages form one line with no cycle::
 
-    errors, utils  ->  registry  ->  config  ->  data  ->  models  ->  evaluation  ->  trainer  ->  quick_start, cli
+    errors, utils  ->  registry  ->  config  ->  data  ->  models  ->  evaluation  ->  trainer, report  ->  serving
+        ->  quick_start, tuning, plugins, cli (and RecBole's import paths, recforge.model)
 
 The config reads the registries; models, trainers and metrics register themselves into them when their modules
 are imported (``import recforge`` imports every built-in one). Third-party models and trainers register with

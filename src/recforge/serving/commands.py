@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from recforge.errors import DataError
-from recforge.serving.artifacts import SPLITS
+from recforge.trainer.serving_file import SPLITS
 from recforge.utils.files import read_utf8
 
 

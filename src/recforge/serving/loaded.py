@@ -1,7 +1,7 @@
 """``recforge.load``: a trained model ready to score and recommend, without re-reading the data set.
 
 ``load(checkpoint)`` reads the checkpoint (weights and config) and the run's ``serving.npz`` (vocabularies,
-histories, titles; ``recforge.serving.artifacts``). A general (collaborative-filtering) model is built from
+histories, titles; ``recforge.trainer.serving_file``). A general (collaborative-filtering) model is built from
 those alone: its sizes and, for graph models, the training pairs. A model that needs more of the data set
 (knowledge graph, features, trees), or a checkpoint without ``serving.npz`` beside its run folder, is rebuilt as
 ``load_data_and_model`` does (the processed-data cache makes that fast), which is logged.
@@ -22,12 +22,12 @@ import torch
 from recforge.config import Config
 from recforge.data.dataset import Dataset
 from recforge.data.interaction import Interaction
-from recforge.errors import DataError
+from recforge.errors import DataError, shown
 from recforge.evaluation.ranking import topk_items
 from recforge.registry import get_model_class
-from recforge.serving.artifacts import FILE, SPLITS, ServingData, check_binding, shown
 from recforge.serving.rebuild import load_data_and_model, machine_independent
 from recforge.trainer.checkpoint import load_checkpoint, load_model_state
+from recforge.trainer.serving_file import FILE, SPLITS, ServingData, check_binding
 from recforge.utils.enum_type import ModelType
 
 logger = logging.getLogger("recforge")

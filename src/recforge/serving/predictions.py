@@ -28,9 +28,8 @@ import torch
 
 from recforge.data import create_dataset, data_preparation
 from recforge.data.history import UserHistory, csr_positions
-from recforge.errors import ConfigError, DataError
+from recforge.errors import ConfigError, DataError, shown
 from recforge.evaluation.evaluator import Evaluator
-from recforge.serving.artifacts import shown
 from recforge.trainer.scoring import score_loader
 
 logger = logging.getLogger("recforge")

@@ -281,7 +281,7 @@ class RunSummary(Callback):
     test result when a test split is evaluated."""
 
     def on_fit_end(self, trainer) -> None:
-        if not trainer.saved or not trainer._folder_ready:
+        if not trainer.saved or not trainer.folder_ready:
             return
         config = trainer.config
         trainer.folder().update_metrics(
@@ -297,7 +297,7 @@ class RunSummary(Callback):
         )
 
     def on_evaluate_end(self, trainer, phase, result) -> None:
-        if phase == "test" and trainer.saved and trainer._folder_ready:
+        if phase == "test" and trainer.saved and trainer.folder_ready:
             trainer.folder().update_metrics(test_result=result)
 
 
@@ -337,7 +337,7 @@ class TensorBoardLog(Callback):
                 self.writer.add_scalar(f"valid/{key}", value, epoch)
 
     def on_evaluate_end(self, trainer, phase, result) -> None:
-        if phase != "test" or not trainer._has_fit or not self._open(trainer):
+        if phase != "test" or not trainer.has_fit or not self._open(trainer):
             return
         for key, value in result.items():
             self.writer.add_scalar(f"test/{key}", value, trainer.best_epoch or 0)

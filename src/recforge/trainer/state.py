@@ -81,6 +81,16 @@ class TrainingState:
         logger.info("run folder: %s", self.run_folder)
         return self.run_folder
 
+    @property
+    def folder_ready(self) -> bool:
+        """Whether the run folder exists and this run writes into it (config.yaml and run.log are there)."""
+        return self._folder_ready
+
+    @property
+    def train_data(self) -> Any:
+        """The training loader of the last ``fit`` (None before)."""
+        return self._train_data
+
     def best_checkpoint(self) -> Path | None:
         """The best checkpoint of this run so far: this run folder's ``best.pth``, or, before a resumed run has
         written anything, the one of the run it continues."""

@@ -44,8 +44,10 @@ from recforge.trainer.objectives import EpochHook, Objective, OptimizerSpec
 from recforge.trainer.optimization import Loss, Optimization, groups_of
 from recforge.trainer.precision import Precision
 from recforge.trainer.run_folder import RunFolder, check_checkpoint_dir
+from recforge.trainer.run_report import RunReport
 from recforge.trainer.schedulers import EpochSchedule
 from recforge.trainer.scoring import score_loader
+from recforge.trainer.serving_file import ServingWriter
 from recforge.trainer.state import TrainingState
 from recforge.utils.log import detach_run_log
 
@@ -118,6 +120,8 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
             EpochLog(),
             ProgressBar(),
             RunSummary(),
+            ServingWriter(),  # serving.npz, for recforge.load
+            RunReport(),  # report.html
         ]
         if hooks:
             builtin.insert(0, EpochHooks(hooks))
@@ -145,6 +149,8 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         self.last_train_seconds = 0.0
         self.last_valid_seconds = 0.0
         self._train_data: Any = None
+        self.valid_data: Any = None  # the validation loader of the last fit
+        self.evaluated_data: Any = None  # the loader of the last evaluate
         self._pending_loader_state: dict[str, Any] | None = None
         self._best_in_memory: dict[str, torch.Tensor] | None = None
         self._has_fit = False
@@ -210,6 +216,7 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         if saved and self.run_folder is None:
             check_checkpoint_dir(self.config["checkpoint_dir"])  # a file there fails now, not after an epoch
         self.validates = valid_data is not None and self.eval_step > 0
+        self.valid_data = valid_data
         self.should_stop = False
         self._has_fit = True
         self._attach_loaders(train_data)
@@ -358,6 +365,7 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
                 merge = distributed.merge_evaluators
             show_progress = show_progress and distributed.is_main_process()
         result = score_loader(self.model, eval_data, self.evaluator, self.device, label_field, show_progress, merge)
+        self.evaluated_data = eval_data
         self._emit("on_evaluate_end", getattr(eval_data, "phase", None), result)
         return result
 
@@ -377,6 +385,11 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
                 "evaluate(load_best_model=True) needs a best model, but fit has not run: call fit first, "
                 "pass model_file, or use load_best_model=False"
             )
+
+    @property
+    def has_fit(self) -> bool:
+        """Whether ``fit`` has run (evaluate then knows this run's best model)."""
+        return self._has_fit
 
     def keep_best_in_memory(self) -> None:
         """Copy the current weights as the best model (used when fit runs with ``saved=False``)."""

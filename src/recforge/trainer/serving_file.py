@@ -200,11 +200,6 @@ def check_binding(state: dict[str, Any], data: ServingData, serving: Path, check
         )
 
 
-def shown(token: str, limit: int = 60) -> str:
-    """``repr(token)`` for a one-line message: a longer token is cut to ``limit`` characters and its length named."""
-    return repr(token) if len(token) <= limit else f"{token[:limit]!r}... ({len(token)} characters)"
-
-
 def _described(found: dict[str, Any]) -> str:
     """``"name with N users and M items"`` (the sizes without the padding id; only the name when unknown)."""
     sizes = f" with {found['n_users'] - 1} users and {found['n_items'] - 1} items" if "n_items" in found else ""
@@ -247,30 +242,64 @@ def _titles(dataset) -> tuple[np.ndarray | None, str | None]:
 
 
 class ServingWriter(Callback):
-    """Writes ``serving.npz`` into the run folder with the run's first checkpoint (so an interrupted run's
-    checkpoints can be loaded too); a failure to write it is a warning."""
+    """A built-in callback of ``Trainer``: writes ``serving.npz`` into the run folder with the run's first checkpoint
+    (so an interrupted run's checkpoints can be loaded too), from the training and validation loaders ``fit`` got
+    and the test loader when it is known (``include_test``, or the first evaluation of a "test" loader, which then
+    completes the file). Nothing is written with ``saved=False``; a failure to write is a warning."""
 
-    def __init__(self, train_data, valid_data, test_data) -> None:
-        self.loaders = (train_data, valid_data, test_data)
-        self.written = False
+    def __init__(self) -> None:
+        self.train_data: Any = None
+        self.valid_data: Any = None
+        self.test_data: Any = None
+        self.written_splits: set[str] | None = None  # None: not written (or checked) by this run yet
         self._fingerprint: dict[str, Any] | None = None
+
+    def include_test(self, test_data: Any) -> None:
+        """Also store the users' test items (``recforge.run`` knows the test loader before training)."""
+        self.test_data = test_data
 
     def state_dict(self) -> dict[str, Any]:
         """The fingerprint of the run's data, so that each checkpoint names the ``serving.npz`` it goes with."""
-        if self._fingerprint is None:
-            train = self.loaders[0].dataset
+        if self._fingerprint is None and self.train_data is not None:
+            train = self.train_data.dataset
             tokens = train.field2id_token
             self._fingerprint = fingerprint(train.dataset_name, tokens[train.uid_field], tokens[train.iid_field])
-        return {KEY: dict(self._fingerprint)}
+        return {KEY: dict(self._fingerprint)} if self._fingerprint is not None else {}
+
+    def on_fit_start(self, trainer) -> None:
+        self.train_data, self.valid_data = trainer.train_data, trainer.valid_data
 
     def on_checkpoint_save(self, trainer, kind: str, path: Path) -> None:
-        if self.written or trainer.run_dir is None:
+        if self.written_splits is None and trainer.saved and trainer.run_dir is not None:
+            self._write(trainer.run_dir / FILE)
+
+    def on_evaluate_end(self, trainer, phase: str | None, result: dict[str, float]) -> None:
+        """A test evaluation completes a file written without the test split."""
+        if phase != "test" or not trainer.saved or trainer.run_dir is None or self.train_data is None:
             return
-        self.written = True
-        target = trainer.run_dir / FILE
-        if target.is_file():  # a resumed run continuing in its folder
+        if self.test_data is None:
+            self.test_data = trainer.evaluated_data
+        if self.written_splits is None or "test" not in self.written_splits:
+            self._write(trainer.run_dir / FILE, replace=True)
+
+    def _write(self, target: Path, replace: bool = False) -> None:
+        if self.train_data is None:
             return
+        if target.is_file() and self.written_splits is None:  # a resumed run continuing in its folder
+            self.written_splits = set(_splits_in(target))
+            if not replace or "test" in self.written_splits or self.test_data is None:
+                return
+        data = ServingData.from_loaders(self.train_data, self.valid_data, self.test_data)
         try:
-            ServingData.from_loaders(*self.loaders).save(target)
+            data.save(target)
         except OSError as exc:
             logger.warning("could not write %s: %s (recforge.load will rebuild the data set)", target, exc)
+        self.written_splits = set(data.histories) | ({"test"} if self.test_data is not None else set())
+
+
+def _splits_in(path: Path) -> list[str]:
+    """The splits a ``serving.npz`` holds ([] when it cannot be read: it is then written anew)."""
+    try:
+        return list(ServingData.read(path).histories)
+    except CheckpointError:
+        return []
