@@ -169,6 +169,12 @@ def read_atomic(
                 f"{path}: column(s) {', '.join(map(repr, missing))} requested by load_col are not in the header; "
                 f"the file has: {', '.join(names)}"
             )
+    unknown = [c for c in exclude if c not in header]
+    if unknown:
+        raise DataError(
+            f"{path}: column(s) {', '.join(map(repr, unknown))} named by unload_col are not in the header; "
+            f"the file has: {', '.join(names)}"
+        )
     wanted = [n for n in names if (columns is None or n in columns) and n not in exclude]
     if not wanted:
         return AtomicTable(path, {}, {})

@@ -23,6 +23,7 @@ import numpy as np
 
 from recforge.data import filters
 from recforge.data.atomic import AtomicTable, Column, SeqColumn, TokenColumn, read_atomic, read_header, take
+from recforge.data.field_keys import check_field_keys
 from recforge.data.vocabulary import assign_ids, unify
 from recforge.errors import ConfigError, DataError
 from recforge.utils.arrays import first_occurrences
@@ -154,6 +155,7 @@ class AtomicLoading:
         """Read, filter, give ids, complete the feature values; a data set with more files (a knowledge graph)
         extends the steps ``_read``, ``_filter`` and ``_remap_all``."""
         tables, groups = self._read()
+        check_field_keys(self.config, self.field2type, self.field2source)
         self._filter(tables)
         self._remap_all(tables, groups)
         part = tables["inter"].pop(PART, None)
