@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ import torch
 
 from conftest import ROOT, TINY_INTER, entries, tiny_args, write_atomic
 from recforge.cli import main
+from recforge.errors import ConfigError
+from recforge.registry import MODELS, get_model_class
 
 HEADER = ["user_id:token", "item_id:token", "rating:float", "timestamp:float"]
 
@@ -308,3 +311,254 @@ def test_a_full_disk_during_a_checkpoint_leaves_no_temporary_file(world, capsys,
     code, err = run_case(world, capsys, [*tiny_args(root, "BPR"), "--checkpoint_dir", str(runs)])
     assert code == 2 and "No space left on device (a file-system error" in one_error(err)
     assert not list(runs.rglob("*.tmp")) and not list(runs.rglob("*.pth"))
+
+
+# -- plugins ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("import os\n\ndef f(:\n    pass\n", r"--import {file}: {file}:3: syntax error: invalid syntax"),
+        ("x = 1\nraise KeyError('boom')\n", r"--import {file}: {file}:2: KeyError: 'boom'"),
+        ("import no_such_package_xyz\n", r"--import {file}: {file}:1: No module named 'no_such_package_xyz'"),
+    ],
+    ids=["syntax error", "raises", "missing dependency"],
+)
+def test_a_broken_plugin_is_one_line_with_its_file_and_line(world, capsys, tmp_path, source, message):
+    root, _ = world
+    plugin = tmp_path / "broken_plugin.py"
+    plugin.write_text(source)
+    code, err = run_case(world, capsys, [*tiny_args(root, "BPR"), "--import", str(plugin)])
+    assert code == 2 and one_error(err) == "recforge: error: " + message.format(file=plugin)
+    with pytest.raises(ConfigError) as raised:  # --debug: the error with the original exception as its cause
+        main(["--debug", *tiny_args(root, "BPR"), "--import", str(plugin)])
+    assert raised.value.__cause__ is not None
+    sys.modules.pop("broken_plugin", None)
+
+
+SAME_NAME = """
+from recforge.models.general.bpr import BPR as BuiltIn
+
+
+class BPR(BuiltIn):
+    used = 0
+
+    def calculate_loss(self, interaction):
+        BPR.used += 1
+        return super().calculate_loss(interaction)
+"""
+
+
+def test_a_plugin_class_named_like_a_built_in_replaces_it_with_a_warning(world, capsys, tmp_path):
+    root, _ = world
+    (tmp_path / "same_name.py").write_text(SAME_NAME)
+    builtin = get_model_class("BPR")
+    try:
+        args = [*tiny_args(root, "BPR"), "--import", str(tmp_path / "same_name.py"), "--epochs", "1"]
+        args += ["--checkpoint_dir", str(tmp_path / "runs")]
+        code, err = run_case(world, capsys, args)
+        assert code == 0
+        assert "same_name.BPR replaces the model BPR of recforge.models.general.bpr for this run" in err
+        assert sys.modules["same_name"].BPR.used > 0  # the user's class trained, not the built-in one
+        # Registered with the decorator, the same name is refused in one line naming both classes.
+        decorated = tmp_path / "decorated_same.py"
+        decorated.write_text(
+            "from recforge import register_model\n" + SAME_NAME.replace("class BPR", "@register_model\nclass BPR")
+        )
+        MODELS.replace("BPR", builtin)
+        code, err = run_case(world, capsys, [*tiny_args(root, "BPR"), "--import", str(decorated)])
+        assert code == 2 and "decorated_same.BPR: a model named BPR is already registered" in one_error(err)
+    finally:
+        MODELS.replace("BPR", builtin)
+        sys.modules.pop("same_name", None)
+        sys.modules.pop("decorated_same", None)
+
+
+# -- input that names things that do not exist ---------------------------------------------------------------------
+
+
+def test_options_that_contradict_a_checkpoint_are_refused(world, capsys):
+    root, earlier = world
+    best = earlier / "checkpoints" / "best.pth"
+    code, err = run_case(world, capsys, ["evaluate", "--checkpoint", str(best), "--model", "Pop"])
+    assert code == 2 and f"--model Pop: checkpoint {best} holds BPR trained on tiny" in one_error(err)
+    code, err = run_case(world, capsys, ["evaluate", "--checkpoint", str(best), "--dataset", "ml-100k"])
+    assert code == 2 and f"--dataset ml-100k: checkpoint {best} holds BPR trained on tiny" in one_error(err)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--RATING_FIELD", "stars"], "config key 'RATING_FIELD' names 'stars', which is not a loaded field"),
+        (["--unused_col", "{inter: [ratin]}"], "config key 'unused_col' names 'ratin' of the .inter file"),
+        (["--alias_of_item_id", "[nope]"], "config key 'alias_of_item_id' names 'nope', which is not a loaded"),
+    ],
+)
+def test_keys_that_name_fields_are_checked_against_the_data(world, capsys, extra, message):
+    root, _ = world
+    code, err = run_case(world, capsys, [*tiny_args(root, "BPR"), *extra])
+    assert code == 2 and message in one_error(err)
+
+
+def test_numerical_features_naming_a_missing_field(world, capsys, tmp_path):
+    from feature_data import write_feature_data
+
+    write_feature_data(tmp_path)
+    args = ["run", "--model", "FM", "--dataset", "feat", "--data_path", str(tmp_path), "--load_col", "~"]
+    args += ["--threshold", "{rating: 3}", "--numerical_features", "[pricee]", "--quiet"]
+    code, err = run_case(world, capsys, args, extra_roots=(tmp_path / "feat",))
+    assert (
+        code == 2
+        and "'numerical_features' names 'pricee', which is not a loaded field (did you mean 'price'?)" in one_error(err)
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            b"epochs: 2\nlearning_rate: 0.1\nepochs: 5\n",
+            "line 3, column 1: the key 'epochs' is written twice (lines 1 and 3)",
+        ),
+        (
+            b"eval_args:\n  mode: full\n  mode: uni10\n",
+            "line 3, column 3: the key 'mode' is written twice (lines 2 and 3)",
+        ),
+        (b"epochs: 2\n# caf\xe9\n", "line 2: not UTF-8 text (byte 0xe9 at byte 6 of the line)"),
+    ],
+    ids=["duplicate key", "duplicate nested key", "not UTF-8"],
+)
+def test_config_files_with_duplicate_keys_or_bad_bytes(world, capsys, tmp_path, content, message):
+    root, _ = world
+    config = tmp_path / "my.yaml"
+    config.write_bytes(content)
+    code, err = run_case(world, capsys, [*tiny_args(root, "BPR"), "--config_files", str(config)])
+    assert code == 2 and f"config file {config}, {message}" in one_error(err)
+    code, err = run_case(world, capsys, [*tiny_args(root, "BPR"), "--eval_args", "{mode: full, mode: uni10}"])
+    assert code == 2 and "config key 'eval_args': the key 'mode' is written twice" in one_error(err)
+
+
+def test_a_data_set_folder_that_is_a_link_loop(world, capsys, tmp_path):
+    root, _ = world
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    args = [*tiny_args(root, "BPR"), "--data_path", str(tmp_path)]
+    args[args.index("--dataset") + 1] = "loop"
+    code, err = run_case(world, capsys, args)
+    assert code == 2 and f"{tmp_path / 'loop'}: a symbolic link that leads nowhere" in one_error(err)
+
+
+# -- training faults -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "message"),
+    [
+        ("LightGBM", "{num_leaves: -5, objective: binary}", "'lgb_params': lightgbm refuses the booster's parameters"),
+        ("XGBoost", "{max_depth: -3}", "'xgb_params': xgboost refuses the booster's parameters or data: value -3"),
+    ],
+)
+def test_a_parameter_the_booster_library_refuses(world, capsys, tmp_path, model, params, message):
+    pytest.importorskip(model.lower())
+    root, _ = world
+    runs = tmp_path / "runs"
+    args = [*tiny_args(root, model), "--threshold", "{rating: 3}", "--checkpoint_dir", str(runs)]
+    args += ["--lgb_params" if model == "LightGBM" else "--xgb_params", params]
+    code, err = run_case(world, capsys, args)
+    assert code == 2 and message in one_error(err)
+    assert not runs.exists()  # refused before a run folder was made
+
+
+def test_a_history_line_that_is_not_utf8_is_dropped_with_its_line(world, capsys, tmp_path):
+    root, earlier = world
+    run = tmp_path / "copy"
+    shutil.copytree(earlier, run)
+    history = run / "history.jsonl"
+    lines = history.read_bytes().splitlines()
+    history.write_bytes(b"\n".join([lines[0].replace(b'"epoch"', b'"\xe9poch"'), *lines[1:]]) + b"\n")
+    capsys.readouterr()
+    code = main(["run", "--resume", str(run / "checkpoints" / "last.pth"), "--epochs", "3"])
+    err = capsys.readouterr().err
+    assert code == 0 and "history.jsonl, line 1: damaged (not UTF-8 text: byte 0xe9 at byte 3); dropped" in err
+    assert "Traceback" not in err
+    assert [json.loads(line)["epoch"] for line in history.read_text().splitlines()] == [1, 2]
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 256 KB file system (tmpfs): checkpoints cannot be written on it."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here ({done.stderr.decode().strip()})")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)  # lazily: the run log may still be open
+
+
+def test_a_real_full_disk_during_a_checkpoint_save(world, capsys, full_disk):
+    root, _ = world
+    args = [*tiny_args(root, "BPR"), "--checkpoint_dir", str(full_disk / "runs"), "--embedding_size", "512"]
+    code, err = run_case(world, capsys, args)
+    assert code == 2 and "No space left on device" in one_error(err) and "a file-system error" in err
+    assert not list(
+        full_disk.rglob("*.tmp")
+    )  # nothing half-written; a checkpoint saved before the disk filled is whole
+    for checkpoint in full_disk.rglob("*.pth"):
+        assert torch.load(checkpoint, weights_only=True)["epoch"] >= -1
+
+
+# -- distributed settings the machine cannot honour ------------------------------------------------------------------
+
+
+def test_a_distributed_port_in_use(world, capsys):
+    import socket
+
+    root, _ = world
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = [*tiny_args(root, "BPR"), "--nproc", "2", "--ip", "127.0.0.1", "--port", str(port)]
+        code, err = run_case(world, capsys, args)
+    assert code == 2 and f"config key 'port': port {port} is in use on 127.0.0.1" in one_error(err)
+
+
+def test_more_processes_than_cores(world, capsys):
+    root, _ = world
+    cores = len(os.sched_getaffinity(0))
+    code, err = run_case(world, capsys, [*tiny_args(root, "BPR"), "--nproc", str(cores + 1)])
+    assert code == 2 and f"nproc {cores + 1} is more than the {cores} CPU core(s)" in one_error(err)
+
+
+# -- concurrent writers ----------------------------------------------------------------------------------------------
+
+
+def test_a_run_folder_is_locked_while_a_process_trains_in_it(world, capsys, tmp_path):
+    """Two --resume of one run: the second is refused in one line and changes nothing; once the first process is
+    killed (SIGKILL: no clean-up), its lock is gone and the run resumes."""
+    import signal
+    import subprocess
+    import time
+
+    root, earlier = world
+    run = tmp_path / "busy"
+    shutil.copytree(earlier, run)
+    last = run / "checkpoints" / "last.pth"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "recforge", "run", "--resume", str(last), "--epochs", "100000", "--quiet"]
+    trainer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while len((run / "history.jsonl").read_text().splitlines()) < 4:
+            assert time.monotonic() < deadline and trainer.poll() is None, "the first run did not train"
+            time.sleep(0.1)
+        code, err = run_case(world, capsys, ["run", "--resume", str(last), "--epochs", "50"], extra_roots=())
+        assert code == 2 and f"run folder {run} is in use: another recforge process is training in it" in one_error(err)
+    finally:
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait(timeout=60)
+    capsys.readouterr()
+    assert main(["run", "--resume", str(last), "--epochs", str(torch.load(last, weights_only=True)["epoch"] + 2)]) == 0

@@ -22,6 +22,10 @@ class CheckpointError(RecforgeError):
     """A checkpoint file is missing, truncated, corrupt or from another model."""
 
 
+class RunFolderInUse(RecforgeError):
+    """Another process is training in the run folder (it holds the folder's lock)."""
+
+
 class TrainingError(RecforgeError, RuntimeError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
 

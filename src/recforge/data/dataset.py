@@ -109,10 +109,13 @@ class Dataset(AtomicLoading, FeatureValues):
         self._removed_so_far: dict[str, int] = {}
         self.processing_log: list[str] = []
         from recforge.data.cache import DatasetCache
+        from recforge.data.field_keys import check_field_keys
         from recforge.utils.memory import release_free_memory
 
         cache = DatasetCache.for_dataset(self) if config["data_cache"] else None
-        if cache is None or not cache.restore(self):
+        if cache is not None and cache.restore(self):
+            check_field_keys(config, self.field2type, self.field2source)  # _build checks them before filtering
+        else:
             self._build()
             self._derive()
             if cache is not None:

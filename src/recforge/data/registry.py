@@ -28,8 +28,11 @@ def resolve_dataset_dir(name: str, data_path: str | Path) -> Path:
         raise DataError(f"config key 'data_path': {root} is a file, not a folder; give the folder that holds {name}/")
     candidate = root / name
     inter = candidate / f"{name}.inter"
-    if inter.is_symlink() and not inter.exists():
-        raise DataError(f"{inter}: a symbolic link that leads nowhere (a loop or a missing target); fix or remove it")
+    for path in (root, candidate, inter):
+        if path.is_symlink() and not path.exists():
+            raise DataError(
+                f"{path}: a symbolic link that leads nowhere (a loop or a missing target); fix or remove it"
+            )
     if inter.exists() and not inter.is_file():
         raise DataError(f"{inter}: not a file (a folder?); the interactions must be a file")
     if inter.is_file():
@@ -48,13 +51,22 @@ def resolve_dataset_dir(name: str, data_path: str | Path) -> Path:
             f"that {candidate / (name + '.inter')} exists, or point data_path at a folder that holds {name}/"
         )
         if not downloads_allowed():
-            raise DataError(f"data set '{name}' not found in {candidate.resolve()}: {manual}")
+            raise DataError(f"data set '{name}' not found in {_absolute(candidate)}: {manual}")
         try:
             return fetch(name, known["source"], known["license"], candidate)
         except DataError as exc:
             raise DataError(f"{exc}; {manual}") from None
     available = sorted(set(find_datasets(data_path)) | set(bundled_datasets()) | set(KNOWN))
     raise DataError(
-        f"data set '{name}' not found{did_you_mean(name, available)}: no folder {candidate.resolve()} and no "
+        f"data set '{name}' not found{did_you_mean(name, available)}: no folder {_absolute(candidate)} and no "
         f"bundled data set of that name; available: {', '.join(available)}"
     )
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute for a message, links resolved where they can be (a loop elsewhere in the path is
+    left as it is rather than raised)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python < 3.13 on a symbolic-link loop
+        return path.absolute()

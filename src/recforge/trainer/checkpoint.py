@@ -16,6 +16,8 @@ A checkpoint is a dict of plain values and tensors only (no pickled classes), so
 
 from __future__ import annotations
 
+import errno
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from recforge.utils.files import atomic_write
 
 FORMAT = "recforge.checkpoint"
 VERSION = 1
+FULL_DISK_BYTES = 16 << 20  # a failed write with less free space than this is reported as a full disk
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
@@ -34,9 +37,26 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     A crash mid-write leaves any previous file at ``path`` intact.
     """
     path = Path(path)
-    with atomic_write(path, durable=True) as handle:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
+    try:
+        with atomic_write(path, durable=True) as handle:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
+    except RuntimeError as exc:  # torch's zip writer reports a failed write as an "enforce fail", not an OSError
+        raise _write_failure(exc, path) from exc
     return path
+
+
+def _write_failure(exc: RuntimeError, path: Path) -> BaseException:
+    """The OSError behind a failed ``torch.save`` (the disk full, most often), or ``exc`` itself."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError):
+        return OSError(cause.errno, cause.strerror or str(cause), str(path))
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return exc
+    if free < FULL_DISK_BYTES:
+        return OSError(errno.ENOSPC, f"No space left on device ({free:,} bytes free)", str(path))
+    return exc
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:

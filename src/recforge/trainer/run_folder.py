@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from recforge.errors import ConfigError
+from recforge.errors import ConfigError, RunFolderInUse
 from recforge.utils.files import atomic_write
 from recforge.utils.log import attach_run_log
 
@@ -52,6 +53,36 @@ class RunFolder:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._lock: int | None = None  # an open descriptor of the folder holding its lock
+
+    # -- the lock ----------------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Hold the folder's lock (an exclusive ``flock`` on the folder itself) while this process trains in it,
+        so that two processes never write it at once (two ``--resume`` of one run). The kernel drops the lock of
+        a process that ends, however it ends: a killed run leaves nothing stale to clean up. A RunFolderInUse
+        names the folder when another process holds it. Without ``fcntl`` (Windows) nothing is locked."""
+        if self._lock is not None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise RunFolderInUse(
+                f"run folder {self.path} is in use: another recforge process is training in it; wait until it "
+                "ends (or stop it), or resume from a copy of the checkpoint (a new run folder)"
+            ) from None
+        self._lock = descriptor
+
+    def unlock(self) -> None:
+        """Let the folder's lock go (nothing when not held)."""
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
 
     @classmethod
     def create(cls, config: Mapping[str, Any]) -> RunFolder:
@@ -136,18 +167,22 @@ class RunFolder:
             handle.write(json.dumps(record, allow_nan=True) + "\n")
 
     def history(self, up_to_epoch: int | None = None) -> list[str]:
-        """The lines of ``history.jsonl`` (of epochs <= ``up_to_epoch``); a line torn by a kill is skipped."""
+        """The lines of ``history.jsonl`` (of epochs <= ``up_to_epoch``). A line that cannot be read is dropped
+        with a warning naming it: the last one torn by a kill during a write, or a damaged one (not UTF-8, not a
+        JSON record)."""
         if not self.history_file.is_file():
             return []
+        raw = self.history_file.read_bytes().splitlines()
         kept = []
-        for number, line in enumerate(self.history_file.read_text(encoding="utf-8").splitlines(), start=1):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                logger.warning("%s, line %d: torn by a kill during a write; dropped", self.history_file, number)
+        for number, data in enumerate(raw, start=1):
+            problem, record = _history_record(data)
+            if problem is not None:
+                torn = number == len(raw) and not data.endswith(b"}")
+                why = "torn by a kill during a write" if torn else f"damaged ({problem})"
+                logger.warning("%s, line %d: %s; dropped", self.history_file, number, why)
                 continue
             if up_to_epoch is None or record.get("epoch", -1) <= up_to_epoch:
-                kept.append(line)
+                kept.append(data.decode("utf-8"))
         return kept
 
     def write_history(self, lines: list[str]) -> None:
@@ -171,3 +206,14 @@ class RunFolder:
 
     def __str__(self) -> str:
         return str(self.path)
+
+
+def _history_record(data: bytes) -> tuple[str | None, dict[str, Any]]:
+    """``(None, record)`` of one history line, or ``(what is wrong, {})``."""
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text: byte {data[exc.start]:#04x} at byte {exc.start + 1}", {}
+    except ValueError:
+        return "not a JSON record", {}
+    return (None, record) if isinstance(record, dict) else ("not a JSON record", {})

@@ -12,7 +12,8 @@ import copy
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ class TrainingState:
         if self.run_folder is None:
             self.run_folder = RunFolder.create(self.config)
         self.run_folder.path.mkdir(parents=True, exist_ok=True)
+        self.run_folder.lock()  # before anything in it changes; fit lets it go when it ends
         if source is not None and in_place:
             self.run_folder.write_history(self.run_folder.history(epoch))
             for leftover in remove_leftovers(self.run_folder.path) + remove_leftovers(self.run_folder.checkpoints):
@@ -90,6 +92,15 @@ class TrainingState:
     def train_data(self) -> Any:
         """The training loader of the last ``fit`` (None before)."""
         return self._train_data
+
+    @contextmanager
+    def _run_folder_locked(self) -> Iterator[None]:
+        """While fit runs, the run folder is locked (``RunFolder.lock``, taken when the folder is first used)."""
+        try:
+            yield
+        finally:
+            if self.run_folder is not None:
+                self.run_folder.unlock()
 
     def best_checkpoint(self) -> Path | None:
         """The best checkpoint of this run so far: this run folder's ``best.pth``, or, before a resumed run has

@@ -222,7 +222,7 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         self._attach_loaders(train_data)
         # A model fitted in one pass (Pop, ItemKNN) is fitted once, whatever epochs says (also epochs: 0).
         last_epoch = self.epochs if self.trainable else self.start_epoch + 1
-        with self._interruptible():
+        with self._interruptible(), self._run_folder_locked():
             self._emit("on_fit_start")
             for epoch_idx in range(self.start_epoch, last_epoch):
                 self.epoch_learning_rates = {n: o.param_groups[0]["lr"] for n, o in self.optimizers.items()}

@@ -73,6 +73,7 @@ class DecisionTreeTrainer(Trainer):
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._valid_data = valid_data
+        self.model.check_params(train_data.dataset)  # a refused parameter: one line, before the run folder exists
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
     def _validation_rows(self, encoder) -> tuple[Any, np.ndarray] | None:

@@ -14,19 +14,23 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from recforge.config.types import Bool, Int, Key
+from recforge.data.atomic import take
 from recforge.data.feature_matrix import FeatureEncoder
 from recforge.errors import ConfigError
 from recforge.models.base import Recommender
 from recforge.utils.enum_type import InputType, ModelType
 
 logger = logging.getLogger("recforge")
+
+PROBE_ROWS = 8  # rows of the training split a booster's parameters are tried on
 
 SCORE_CHUNK = 1 << 20  # candidate rows scored per booster call in full ranking
 
@@ -144,12 +148,42 @@ class DecisionTreeRecommender(Recommender):
     def session_open(self) -> bool:
         return self._session_open
 
+    params_key: ClassVar[str] = ""  # the config key of the library's parameters ("lgb_params")
+
+    @contextmanager
+    def library_errors(self) -> Iterator[None]:
+        """Turn the library's refusal of its parameters (or of the data) into one ConfigError naming the key."""
+        error = self._library_error()
+        try:
+            yield
+        except error as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(
+                f"config key '{self.params_key}': {self.library} refuses the booster's parameters or data: {first}"
+            ) from exc
+
+    def _library_error(self) -> type[BaseException]:
+        raise NotImplementedError
+
+    def check_params(self, train_dataset) -> None:
+        """Let the library check ``params`` by boosting one round on the first rows of the training split (the
+        model's own encoding, labels 0 and 1 in turn): a refusal is a ConfigError naming ``params_key``. No
+        random numbers are drawn and nothing is kept."""
+        rows = take(train_dataset.inter_feat, np.arange(min(PROBE_ROWS, train_dataset.inter_num)))
+        labels = (np.arange(len(next(iter(rows.values())))) % 2).astype(np.float32)
+        with self.library_errors():
+            self._probe(self.encoder.matrix(rows), labels)
+
+    def _probe(self, matrix, labels: np.ndarray) -> None:
+        raise NotImplementedError
+
     def boost(self, rounds: int, stop: EarlyStop | None = None) -> bool:
         """Add up to ``rounds`` boosting rounds; with ``stop``, score the validation rows after each round and
         cut the booster back to its best round when the rule fires (the session then ends). Returns True when
         early stopping fired. ``last_train_loss`` holds the library's training loss after the block."""
         for _ in range(rounds):
-            self._update(self.rounds_done)
+            with self.library_errors():
+                self._update(self.rounds_done)
             self.rounds_done += 1
             if stop is not None and stop.rounds is not None:
                 score, higher = self._valid_score(self.rounds_done - 1)

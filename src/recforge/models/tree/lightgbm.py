@@ -20,6 +20,7 @@ class LightGBM(DecisionTreeRecommender):
 
     library = "lightgbm"
     trainer = "LightGBMTrainer"
+    params_key = "lgb_params"
     hyper_parameters = (
         *FEATURE_KEYS,
         Key(
@@ -53,7 +54,17 @@ class LightGBM(DecisionTreeRecommender):
         self.rounds_per_epoch: int = config["lgb_num_boost_round"]
         self.early_stopping_rounds = config["lgb_early_stopping_rounds"]
 
+    def _library_error(self) -> type[BaseException]:
+        return self.lib.basic.LightGBMError
+
+    def _probe(self, matrix, labels: np.ndarray) -> None:
+        self.lib.train(self.params, self.lib.Dataset(matrix, label=labels, params=self.params), num_boost_round=1)
+
     def start(self, train, valid) -> None:
+        with self.library_errors():
+            self._start(train, valid)
+
+    def _start(self, train, valid) -> None:
         lgb = self.lib
         self._dtrain = lgb.Dataset(train[0], label=train[1], params=self.params, free_raw_data=False)
         valid_sets = []

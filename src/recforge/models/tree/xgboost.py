@@ -20,6 +20,7 @@ class XGBoost(DecisionTreeRecommender):
     """An XGBoost booster; ``xgb_num_boost_round`` rounds per epoch added to the same booster."""
 
     library = "xgboost"
+    params_key = "xgb_params"
     trainer = "XGBoostTrainer"
     hyper_parameters = (
         *FEATURE_KEYS,
@@ -75,11 +76,20 @@ class XGBoost(DecisionTreeRecommender):
         matrix, labels = rows
         return self.lib.DMatrix(matrix, label=labels, nthread=self.config["xgb_nthread"])
 
+    def _library_error(self) -> type[BaseException]:
+        return self.lib.core.XGBoostError
+
+    def _probe(self, matrix, labels: np.ndarray) -> None:
+        rows = self._matrix((matrix, labels))
+        self.lib.Booster(self.params, [rows]).update(rows, 0)
+
     def start(self, train, valid) -> None:
-        self._dtrain = self._matrix(train)
-        self._dvalid = self._matrix(valid) if valid is not None else None
-        cache = [self._dtrain] + ([self._dvalid] if self._dvalid is not None else [])
-        self.booster = self.lib.Booster(self.params, cache, model_file=self.booster)
+        with self.library_errors():
+            self._dtrain = self._matrix(train)
+            self._dvalid = self._matrix(valid) if valid is not None else None
+            cache = [self._dtrain] + ([self._dvalid] if self._dvalid is not None else [])
+            self.booster = self.lib.Booster(self.params, cache, model_file=self.booster)
+            self.booster.save_config()  # XGBoost checks its parameters when configured (lazily, at the first round)
         self._session_open = True
 
     def _update(self, round_idx: int) -> None:
