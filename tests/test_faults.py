@@ -390,7 +390,6 @@ def test_options_that_contradict_a_checkpoint_are_refused(world, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--RATING_FIELD", "stars"], "config key 'RATING_FIELD' names 'stars', which is not a loaded field"),
         (["--unused_col", "{inter: [ratin]}"], "config key 'unused_col' names 'ratin' of the .inter file"),
         (["--alias_of_item_id", "[nope]"], "config key 'alias_of_item_id' names 'nope', which is not a loaded"),
     ],
@@ -399,6 +398,16 @@ def test_keys_that_name_fields_are_checked_against_the_data(world, capsys, extra
     root, _ = world
     code, err = run_case(world, capsys, [*tiny_args(root, "BPR"), *extra])
     assert code == 2 and message in one_error(err)
+
+
+def test_a_field_key_naming_a_missing_field_is_a_warning(world, capsys, tmp_path):
+    """RATING_FIELD / TIME_FIELD: RecBole's YAML files set them for data sets without the field; a warning says
+    which field is not used (and the closest loaded one)."""
+    root, _ = world
+    args = [*tiny_args(root, "BPR"), "--epochs", "1", "--checkpoint_dir", str(tmp_path), "--TIME_FIELD", "timestmp"]
+    code, err = run_case(world, capsys, [*args, "--eval_args", "{split: {RS: [0.6, 0.2, 0.2]}, order: RO}"])
+    assert code == 0
+    assert "config key 'TIME_FIELD' names 'timestmp', which is not a loaded field (did you mean 'timestamp'?)" in err
 
 
 def test_numerical_features_naming_a_missing_field(world, capsys, tmp_path):

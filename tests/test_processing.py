@@ -189,7 +189,6 @@ def test_join_adds_features_to_a_batch():
         ({"alias_of_user_id": ["nope"]}, ConfigError, "alias_of_user_id' names 'nope', which is not a loaded field"),
         ({"alias_of_item_id": ["rating"]}, ConfigError, "alias field 'rating' must be a token or token_seq column"),
         ({"unused_col": {"inter": ["ratin"]}}, ConfigError, "unused_col' names 'ratin' of the .inter file, which is"),
-        ({"RATING_FIELD": "stars"}, ConfigError, "RATING_FIELD' names 'stars', which is not a loaded field"),
         ({"unload_col": {"inter": ["ratin"]}}, DataError, "column\\(s\\) 'ratin' named by unload_col are not in"),
     ],
 )

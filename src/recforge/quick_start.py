@@ -46,7 +46,7 @@ def run(
 ) -> dict[str, Any]:
     """Train and evaluate ``model`` on ``dataset`` (RecBole's ``run_recbole``).
 
-    Returns ``{"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result", "run_dir"}``.
+    Returns ``{"model", "best_valid_score", "valid_score_bigger", "best_valid_result", "test_result", "run_dir"}``.
     The run folder holds config.yaml, run.log, history.jsonl, metrics.json, checkpoints/ and, once the run has
     finished, report.html (``recforge.report``; a failure to write it is a warning); it is created when
     training starts, so nothing is written when the config, data or model cannot be built (and nothing at all
@@ -90,6 +90,7 @@ def run(
         places = config["metric_decimal_place"]
         logger.info("test result: %s", "  ".join(f"{k}: {v:.{places}f}" for k, v in test_result.items()))
     return {
+        "model": config["model"],
         "best_valid_score": best_score,
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_result,
@@ -115,6 +116,18 @@ def build_trainer(trainer_class: type, config: Config, model: torch.nn.Module, c
     for callback in missing if hasattr(trainer, "add_callback") else ():
         trainer.add_callback(callback)
     return trainer
+
+
+def objective_function(
+    config_dict: Mapping[str, Any] | None = None,
+    config_file_list: Iterable[str | Path] | None = None,
+    saved: bool = True,
+) -> dict[str, Any]:
+    """RecBole's hyper-parameter objective: one quiet run of the model the config names, returning ``{"model",
+    "best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"}``. Command-line arguments are not
+    read (the objective is called by a tuner). recforge's own tuner is ``recforge.tuning.tune``."""
+    result = run(config_file_list=config_file_list, config_dict=config_dict, saved=saved, cmd_args={}, verbose=False)
+    return {"model": result["model"], **{k: v for k, v in result.items() if k not in ("model", "run_dir")}}
 
 
 def run_recbole(

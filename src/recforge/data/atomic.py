@@ -11,6 +11,7 @@ is the token of row ``i``. Sequences are ragged: row ``i`` holds ``values[offset
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ import pyarrow.csv as pa_csv
 
 from recforge.errors import DataError
 from recforge.utils.arrays import gather
+
+logger = logging.getLogger("recforge")
 
 FIELD_TYPES = ("token", "token_seq", "float", "float_seq")
 
@@ -206,26 +209,34 @@ def _read_columns(
     """The ``wanted`` columns as text, except ``numbers`` parsed by the reader (an empty field is null).
 
     With ``numbers``, None when one of their values is not a plain finite number (the caller reads the file as
-    text, whose checks name the line); without, a file that cannot be parsed is a DataError naming the line.
+    text, whose checks name the line); without, a file that cannot be parsed is a DataError naming the line. A row
+    with more fields than the header keeps its first ones, with one warning naming the line (RecBole's reader
+    ignores the extra fields too; RecBole's own test fixture has such a row); fewer fields is an error.
     """
     if len(sep) != 1:
         raise DataError(f"field_separator must be one character, got {sep!r}")
     numbers = numbers or {}
+    longer: list[int] = []  # rows with more fields than the header, skipped by the first read
+
+    def on_invalid_row(row) -> str:
+        if row.actual_columns > row.expected_columns:
+            longer.append(row.number or 0)
+            return "skip"
+        return "error"
+
     try:
-        table = pa_csv.read_csv(
-            path,
-            read_options=pa_csv.ReadOptions(
-                column_names=names, skip_rows=1, encoding="utf8", use_threads=path.stat().st_size > THREADED_BYTES
-            ),
-            parse_options=pa_csv.ParseOptions(delimiter=sep, quote_char=False, double_quote=False),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={n: numbers.get(n, pa.string()) for n in names},
-                include_columns=wanted,
-                strings_can_be_null=False,
-                null_values=[""],
-            ),
-            memory_pool=POOL,
-        )
+        table = _read_csv(path, names, wanted, sep, numbers, on_invalid_row)
+        if longer:
+            fixed, lines = _without_extra_fields(path, len(names), sep)
+            more = f" (and {len(lines) - 1} more such line(s))" if len(lines) > 1 else ""
+            logger.warning(
+                "%s, line %d: more fields than the header's %d; the extra ones are ignored%s",
+                path,
+                lines[0],
+                len(names),
+                more,
+            )
+            table = _read_csv(pa.BufferReader(fixed), names, wanted, sep, numbers, None)
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         if numbers:
             return None
@@ -238,6 +249,38 @@ def _read_columns(
         if pc.sum(pc.invert(finite)).as_py():  # a value written as nan / inf
             return None
     return table
+
+
+def _read_csv(source, names: list[str], wanted: list[str], sep: str, numbers: dict, on_invalid) -> pa.Table:
+    big = isinstance(source, Path) and source.stat().st_size > THREADED_BYTES
+    return pa_csv.read_csv(
+        source,
+        read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, encoding="utf8", use_threads=big),
+        parse_options=pa_csv.ParseOptions(
+            delimiter=sep, quote_char=False, double_quote=False, invalid_row_handler=on_invalid
+        ),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={n: numbers.get(n, pa.string()) for n in names},
+            include_columns=wanted,
+            strings_can_be_null=False,
+            null_values=[""],
+        ),
+        memory_pool=POOL,
+    )
+
+
+def _without_extra_fields(path: Path, n_columns: int, sep: str) -> tuple[bytes, list[int]]:
+    """The file's bytes with each row cut to its first ``n_columns`` fields, and the numbers of the lines cut."""
+    data = path.read_bytes()
+    separator = sep.encode()
+    lines = data.split(b"\n")
+    cut = []
+    for number, line in enumerate(lines[1:], start=2):
+        if line.count(separator) >= n_columns:
+            ending = b"\r" if line.endswith(b"\r") else b""
+            lines[number - 1] = separator.join(line.rstrip(b"\r").split(separator)[:n_columns]) + ending
+            cut.append(number)
+    return b"\n".join(lines), cut
 
 
 def _locate_parse_error(path: Path, n_columns: int, sep: str, exc: Exception) -> DataError:

@@ -114,7 +114,8 @@ class Dataset(AtomicLoading, FeatureValues):
 
         cache = DatasetCache.for_dataset(self) if config["data_cache"] else None
         if cache is not None and cache.restore(self):
-            check_field_keys(config, self.field2type, self.field2source)  # _build checks them before filtering
+            # _build checks them before processing; the processing keys were checked when the entry was built
+            check_field_keys(config, self.field2type, self.field2source, skip=PROCESSING_KEYS)
         else:
             self._build()
             self._derive()

@@ -9,10 +9,13 @@ Keys checked where they are used (``threshold``, ``val_interval``, ``normalize_f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from recforge.errors import ConfigError, did_you_mean
+
+logger = logging.getLogger("recforge")
 
 # Keys holding a list of fields (of any file) and the field types they may name.
 LISTS = {
@@ -22,17 +25,22 @@ LISTS = {
     "alias_of_entity_id": ("token", "token_seq"),
     "alias_of_relation_id": ("token", "token_seq"),
 }
-# Keys naming one field, checked only when a user set them (RecBole's defaults name fields many data sets lack).
+# Keys naming one field, checked only when a user set them, with a warning: RecBole's YAML files set them for
+# data sets that lack the field (an implicit-feedback data set keeps RATING_FIELD: rating), and RecBole uses none.
 SINGLE = ("RATING_FIELD", "TIME_FIELD")
 
 
-def check_field_keys(config: Any, field2type: Mapping[str, str], field2source: Mapping[str, str]) -> None:
+def check_field_keys(
+    config: Any, field2type: Mapping[str, str], field2source: Mapping[str, str], skip: Collection[str] = ()
+) -> None:
     """Raise a ConfigError for the first field-naming key that names a field the data set did not load.
 
     ``field2type`` / ``field2source``: every loaded field's type and file suffix ("inter", "user", "item", ...).
+    ``skip``: keys not to check (a data set from the cache was checked when it was built, with the same
+    processing keys, before processing consumed fields such as a rating turned into labels).
     """
     for key, allowed in LISTS.items():
-        for field in _fields(config.get(key)):
+        for field in _fields(config.get(key) if key not in skip else None):
             _require(key, field, field2type, allowed)
     for key in ("unused_col",):
         for suffix, fields in (config.get(key) or {}).items():
@@ -43,10 +51,16 @@ def check_field_keys(config: Any, field2type: Mapping[str, str], field2source: M
                         f"config key '{key}' names {field!r} of the .{suffix} file, which is not a loaded column of it"
                         f"{did_you_mean(field, loaded)}; loaded: {', '.join(sorted(loaded)) or 'none'}"
                     )
-    for key in SINGLE:
+    for key in (k for k in SINGLE if k not in skip):
         field = config.get(key)
         if field and _set_by_user(config, key) and field not in field2type:
-            _require(key, field, field2type, None)
+            logger.warning(
+                "config key '%s' names %r, which is not a loaded field%s: none is used (loaded: %s)",
+                key,
+                field,
+                did_you_mean(field, field2type),
+                ", ".join(field2type),
+            )
 
 
 def _fields(value: Any) -> Iterable[str]:
