@@ -64,7 +64,7 @@ def missing_models(suite: Path) -> dict[str, str]:
     import recforge  # noqa: F401 - registers the built-in models
 
     out = {}
-    for path in sorted((suite / "model").glob("test_*.py")):
+    for path in sorted(p for folder in FOLDERS for p in (suite / folder).glob("test_*.py")):
         for node, model in model_tests(path):
             if MODELS.find(model) is None:
                 out[node] = model

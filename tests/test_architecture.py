@@ -21,7 +21,7 @@ LAYERS = [
     ("evaluation",),
     ("trainer", "report"),  # the trainer writes its run folder's report; the report reads run folders
     ("serving",),
-    ("quick_start", "tuning", "cli", "plugins", "model", "__init__", "__main__"),
+    ("quick_start", "tuning", "cli", "plugins", "model", "evaluator", "__init__", "__main__"),
 ]
 LAYER_OF = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 # RecBole's ``recbole.utils`` facade names get_model / get_trainer, which live in the registry: resolved lazily.

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from recforge.data.atomic import SeqColumn, read_atomic, read_header
+from recforge.data.atomic import read_atomic, read_header
+from recforge.data.columns import SeqColumn
 from recforge.errors import DataError
 
 

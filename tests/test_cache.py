@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, entries
 from recforge import Config, create_dataset
 from recforge.cli import main
-from recforge.data.atomic import SeqColumn
+from recforge.data.columns import SeqColumn
 
 
 @pytest.fixture

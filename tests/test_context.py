@@ -9,7 +9,7 @@ import torch
 
 from feature_data import feature_config, write_feature_data
 from recforge import create_dataset, data_preparation
-from recforge.data.atomic import SeqColumn
+from recforge.data.columns import SeqColumn
 from recforge.data.interaction import Interaction
 from recforge.registry import get_model_class, get_trainer
 from recforge.utils import init_seed

@@ -314,10 +314,18 @@ def test_labelled_evaluation_matches_the_metric_functions(wide_path, caplog):
     )
 
 
-def test_labeled_mode_needs_labels(tiny_path):
+def test_labeled_mode_needs_labels_to_score(tiny_path):
+    """As in RecBole, labelled loaders without labels can be built and read (scripts that only read batches); scoring
+    them is refused."""
+    from recforge.registry import get_model_class
+    from recforge.trainer.scoring import score_loader
+
     config = tiny_config(tiny_path, "Pop", metrics=["AUC"], valid_metric="AUC", eval_args={"mode": "labeled"})
-    with pytest.raises(ConfigError, match="eval_args.mode labeled needs labels in the column 'label'"):
-        data_preparation(config, create_dataset(config))
+    train, valid, _ = data_preparation(config, create_dataset(config))
+    assert [len(batch[0]) for batch in valid] == [4]
+    model = get_model_class("Pop")(config, train.dataset)
+    with pytest.raises(ConfigError, match="eval_args.mode labeled scores labelled rows, but the split has no 'label'"):
+        score_loader(model, valid, Evaluator.from_config(config), torch.device("cpu"), "label")
 
 
 def test_every_metric_in_one_full_run(tiny_path, caplog):

@@ -19,7 +19,7 @@ TRAINING = {
     "NGCF": {**FAST, "learning_rate": 0.01, "epochs": 100},
     # On 20 users the contrastive tasks (uniformity) would outweigh BPR at their default weights.
     "SGL": {**FAST, "ssl_weight": 0.005},
-    "SimGCL": {**FAST, "lambda": 0.05},
+    "SimGCL": {**FAST, "lambda": 0.01},
     "NCL": {**FAST, "num_clusters": 4, "warm_up_step": 5},
     "CFKG": {"learning_rate": 0.02, "epochs": 8, "train_batch_size": 16},
     "KGAT": {"learning_rate": 0.02, "epochs": 3, "train_batch_size": 32},

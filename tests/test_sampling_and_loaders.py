@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import tiny_args, tiny_config
 from recforge import create_dataset, data_preparation
 from recforge.data.history import UserHistory
 from recforge.data.sampler import NegativeSampler
 from recforge.errors import ConfigError, DataError
+from recforge.trainer import Trainer
 
 
 def history_fixture():
@@ -119,10 +120,21 @@ def test_eval_loaders_mask_earlier_splits(tiny_path):
     assert ds.id2token("item_id", valid_items[0]) == "i4"
 
 
-def test_pairwise_model_needs_negative_sampling(tiny_path):
+def test_pairwise_model_needs_negative_sampling(tiny_path, capsys):
+    """RecBole's train_neg_sample_args: None gives loaders of positives only (scripts read them); training a pairwise
+    model on them is refused in one line, before the run folder is made."""
+    from recforge.cli import main
+    from recforge.registry import get_model_class
+
     config = tiny_config(tiny_path, "BPR", train_neg_sample_args=None)
+    train, valid, _ = data_preparation(config, create_dataset(config))
+    assert "neg_item_id" not in next(iter(train)) and sum(len(batch) for batch in train) == train.dataset.inter_num
+    trainer = Trainer(config, get_model_class("BPR")(config, train.dataset))
     with pytest.raises(ConfigError, match="BPR is trained on pairs"):
-        data_preparation(config, create_dataset(config))
+        trainer.fit(train, valid)
+    assert not (tiny_path / "saved").exists()
+    assert main([*tiny_args(tiny_path, "BPR"), "--train_neg_sample_args", "~"]) == 2
+    assert "recforge: error: BPR is trained on pairs (positive, negative)" in capsys.readouterr().err
 
 
 def test_topk_larger_than_catalogue(tiny_path):

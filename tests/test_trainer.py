@@ -122,11 +122,13 @@ def test_best_model_is_what_evaluate_uses(tiny_path, caplog):
         )
         trainer, train, valid, test = build(config)
         best, best_result = trainer.fit(train, valid, verbose=False, saved=saved)
+        noise = torch.Generator().manual_seed(7)
         with torch.no_grad():
             for p in trainer.model.parameters():
-                p.zero_()
-        assert trainer.evaluate(valid, load_best_model=False) != best_result  # the zeroed weights
+                p.copy_(torch.randn(p.shape, generator=noise))
+        overwritten = [p.clone() for p in trainer.model.parameters()]
         assert trainer.evaluate(valid) == best_result  # the best weights, reloaded
+        assert not any(torch.equal(p, q) for p, q in zip(trainer.model.parameters(), overwritten, strict=True))
         assert (tiny_path / f"s{saved}").exists() is saved  # nothing is written with saved=False
         where = "kept in memory: saved=False" if not saved else "best.pth"
         assert f"evaluating the best model of this run (epoch {trainer.best_epoch}, " in caplog.text

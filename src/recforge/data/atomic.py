@@ -12,7 +12,7 @@ is the token of row ``i``. Sequences are ragged: row ``i`` holds ``values[offset
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from recforge.data.columns import Column, SeqColumn, TokenColumn
 from recforge.errors import DataError
-from recforge.utils.arrays import gather
 
 logger = logging.getLogger("recforge")
 
@@ -34,59 +34,6 @@ POOL = pa.system_memory_pool()
 # Below this size a file is parsed on one thread: starting Arrow's thread pool costs more (time and ~10 MB
 # resident) than it saves; above it, threads pay (5M rows: 0.55 s with 2 threads, 0.87 s with one).
 THREADED_BYTES = 8 << 20
-
-
-@dataclass
-class TokenColumn:
-    """A token column: ``codes`` (int64 [n]) into ``vocabulary`` (object array of str); -1 marks a missing token."""
-
-    codes: np.ndarray
-    vocabulary: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-
-@dataclass
-class SeqColumn:
-    """A ragged column: row ``i`` holds ``values[offsets[i]:offsets[i + 1]]``.
-
-    ``values`` are int64 codes into ``vocabulary`` for token_seq (``vocabulary`` is None for float_seq, whose
-    values are float64).
-    """
-
-    offsets: np.ndarray
-    values: np.ndarray
-    vocabulary: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    def take(self, rows: np.ndarray) -> SeqColumn:
-        """The rows ``rows`` (int indices) as a new ragged column."""
-        starts, lengths = self.offsets[rows], self.lengths[rows]
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        flat = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
-        return SeqColumn(offsets, self.values[flat], self.vocabulary)
-
-    def padded(self, pad: float = 0, max_len: int | None = None) -> np.ndarray:
-        """A dense [n, max_len] array, each row left-aligned and filled with ``pad``."""
-        lengths = self.lengths
-        width = int(lengths.max(initial=0)) if max_len is None else max_len
-        out = np.full((len(self), width), pad, dtype=self.values.dtype)
-        rows = np.repeat(np.arange(len(self)), lengths)
-        cols = np.arange(len(self.values)) - np.repeat(self.offsets[:-1], lengths)
-        keep = cols < width
-        out[rows[keep], cols[keep]] = self.values[keep]
-        return out
-
-
-Column = TokenColumn | SeqColumn | np.ndarray
 
 
 @dataclass
@@ -380,18 +327,3 @@ def _split_sequences(array: pa.Array, sep: str, tokens: bool, where: tuple[Path,
     path, name = where
     _refuse_non_finite(values, flat, path, lambda k: f"line {int(row_of[k]) + 2} ({name}:float_seq)")
     return SeqColumn(offsets, values, None)
-
-
-def take(columns: Mapping[str, Column], rows: np.ndarray) -> dict[str, Column]:
-    """Select ``rows`` (int indices or a boolean mask) of every column."""
-    if rows.dtype == bool:
-        rows = np.flatnonzero(rows)
-    out: dict[str, Column] = {}
-    for name, col in columns.items():
-        if isinstance(col, TokenColumn):
-            out[name] = TokenColumn(col.codes[rows], col.vocabulary)
-        elif isinstance(col, SeqColumn):
-            out[name] = col.take(rows)
-        else:
-            out[name] = gather(col, rows)
-    return out

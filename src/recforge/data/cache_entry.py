@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from recforge.data.atomic import SeqColumn
+from recforge.data.columns import SeqColumn
 from recforge.utils.files import atomic_write
 
 META = "meta.json"

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from recforge.data.atomic import Column, SeqColumn, take
+from recforge.data.columns import Column, SeqColumn, as_table, take
 from recforge.data.features import FeatureValues
+from recforge.data.interaction import BatchFeatures
 from recforge.data.loading import AtomicLoading
 from recforge.data.registry import resolve_dataset_dir
 from recforge.data.vocabulary import PAD
@@ -88,6 +89,11 @@ class Dataset(AtomicLoading, FeatureValues):
 
     cached_tables: tuple[str, ...] = ("inter", "user", "item")  # the ``<name>_feat`` tables the cache stores
 
+    # The tables behave as RecBole's ``Interaction`` (``recforge.data.columns.FeatureTable``) whatever assigns them.
+    inter_feat = property(lambda self: self._inter_feat, lambda self, t: setattr(self, "_inter_feat", as_table(t)))
+    user_feat = property(lambda self: self._user_feat, lambda self, t: setattr(self, "_user_feat", as_table(t)))
+    item_feat = property(lambda self: self._item_feat, lambda self, t: setattr(self, "_item_feat", as_table(t)))
+
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = config
         self.dataset_name: str = config["dataset"]
@@ -100,9 +106,9 @@ class Dataset(AtomicLoading, FeatureValues):
         self.field2type: dict[str, str] = {}
         self.field2source: dict[str, str] = {}
         self.field2id_token: dict[str, np.ndarray] = {}
-        self.inter_feat: dict[str, Column] = {}
-        self.user_feat: dict[str, Column] | None = None
-        self.item_feat: dict[str, Column] | None = None
+        self.inter_feat = {}
+        self.user_feat = None
+        self.item_feat = None
         self._preloaded_weight: dict[str, np.ndarray] = {}
         self.derived: dict[str, np.ndarray] = {}  # arrays computed from the processed data, cached with it
         self._token2id_cache: dict[str, dict[str, int]] = {}
@@ -191,6 +197,11 @@ class Dataset(AtomicLoading, FeatureValues):
         if field not in self._preloaded_weight:
             raise KeyError(f"field {field!r} is not in preload_weight")
         return self._preloaded_weight[field]
+
+    def batch_features(self) -> BatchFeatures:
+        """What batches of this data set join on first read: its user and item features (RecBole's batches hold
+        them; see ``recforge.data.interaction``)."""
+        return BatchFeatures(self.user_feat, self.item_feat, self.uid_field, self.iid_field, self.config["NEG_PREFIX"])
 
     def join(self, columns: Mapping[str, Any]) -> dict[str, Any]:
         """``columns`` (a batch: user and item ids) with the user's and item's feature columns added (RecBole's

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recforge.data.atomic import SeqColumn
+from recforge.data.columns import SeqColumn
 from recforge.data.context import FeatureField, feature_fields
 
 SOURCES = ("inter", "user", "item")  # column order: the interaction's context, then the user's, then the item's

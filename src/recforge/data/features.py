@@ -11,7 +11,7 @@ import logging
 
 import numpy as np
 
-from recforge.data.atomic import Column, SeqColumn
+from recforge.data.columns import Column, SeqColumn
 from recforge.errors import ConfigError
 
 logger = logging.getLogger("recforge")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from recforge.config.intervals import Interval, parse_intervals, within
-from recforge.data.atomic import Column, SeqColumn, TokenColumn
+from recforge.data.columns import Column, SeqColumn, TokenColumn
 from recforge.errors import ConfigError
 from recforge.utils.arrays import first_occurrences, stable_argsort
 

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from recforge.config.intervals import parse_intervals
 from recforge.data import filters
-from recforge.data.atomic import Column, TokenColumn, take
+from recforge.data.columns import Column, TokenColumn, take
 from recforge.data.dataset import Dataset
 from recforge.data.loading import _recode
 from recforge.data.vocabulary import unify
@@ -384,7 +384,7 @@ def _index_in(tokens: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
 
 
 def _map_ids(column: Any, mapping: np.ndarray) -> Any:
-    from recforge.data.atomic import SeqColumn
+    from recforge.data.columns import SeqColumn
 
     if isinstance(column, SeqColumn):
         return SeqColumn(column.offsets, mapping[column.values], column.vocabulary)

@@ -17,12 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from recforge.data.atomic import SeqColumn
+from recforge.data.columns import SeqColumn
 from recforge.data.dataset import Dataset
 from recforge.data.history import UserHistory, csr_positions
 from recforge.data.interaction import Interaction
 from recforge.data.sampler import NegativeSampler
-from recforge.errors import ConfigError
 from recforge.utils.arrays import batch_block_bounds, shard_bounds
 
 EvalBatch = tuple[Interaction, Any, torch.Tensor, torch.Tensor]
@@ -70,6 +69,12 @@ class DatasetView:
             raise AttributeError(name)
         return getattr(self.__dict__["dataset"], name)
 
+    @property
+    def _batch_size(self) -> int:
+        """RecBole's attribute: rows of a training batch (positives x copies), users of an evaluation batch (the
+        ``eval_batch_size`` semantics differ from RecBole's: docs/architecture.md)."""
+        return self.batch_size
+
 
 class TrainDataLoader(DatasetView):
     """Batches of training interactions, reshuffled every epoch.
@@ -105,6 +110,7 @@ class TrainDataLoader(DatasetView):
         self.config = config
         self.dataset = dataset
         self._dataset = dataset  # RecBole's attribute name
+        self.features = dataset.batch_features()  # the .user / .item features a batch joins when read
         self.sampler = sampler
         self.pointwise = pointwise
         self.join = join
@@ -114,6 +120,7 @@ class TrainDataLoader(DatasetView):
         self.sample_num: int = neg_args.get("sample_num", 1)
         times = 1 if sampler is None else (1 + self.sample_num if pointwise else self.sample_num)
         self.step: int = max(self.batch_size // times, 1)  # positives per batch (RecBole's ``step``)
+        self.times = times  # rows per positive
         self.neg_field = config["NEG_PREFIX"] + dataset.iid_field
         self.label_field = config["LABEL_FIELD"]
         self.uid_field, self.iid_field = dataset.uid_field, dataset.iid_field
@@ -121,6 +128,10 @@ class TrainDataLoader(DatasetView):
         self.generator = torch.Generator().manual_seed(config["seed"])
         self.rank, self.world = 0, 1
         self.pin_memory = False  # the trainer sets it on CUDA: epoch columns in page-locked memory, copied async
+
+    @property
+    def _batch_size(self) -> int:
+        return self.step * self.times
 
     def shard(self, rank: int, world: int) -> None:
         """Yield slice ``rank`` of ``world`` of every batch (distributed training): the batches, their order and
@@ -159,7 +170,7 @@ class TrainDataLoader(DatasetView):
                 batch = self._pointwise(batch, negatives[start:end])
             if self.join:
                 batch = self.dataset.join(batch)
-            yield Interaction(batch, share=share)
+            yield Interaction(batch, share=share, features=self.features)
 
     def _pointwise(self, batch: dict[str, torch.Tensor], negatives: torch.Tensor) -> dict[str, torch.Tensor]:
         copies = 1 + negatives.shape[1]
@@ -214,6 +225,7 @@ class FullSortEvalDataLoader(DatasetView):
         self.config = config
         self.dataset = dataset
         self._dataset = dataset
+        self.features = dataset.batch_features()
         self.item_counts = item_counts
         self.positives = positives if positives is not None else UserHistory.from_datasets(dataset)
         self.history = mask if mask is not None else history.minus(self.positives)
@@ -249,7 +261,7 @@ class FullSortEvalDataLoader(DatasetView):
             users = self.users[start : start + self.batch_size]
             history = self.history.gather(users)
             pos_rows, pos_items = self.positives.gather(users)
-            yield Interaction({self.uid_field: users}), history, pos_rows, pos_items
+            yield Interaction({self.uid_field: users}, features=self.features), history, pos_rows, pos_items
 
 
 class SampledEvalDataLoader(FullSortEvalDataLoader):
@@ -258,7 +270,8 @@ class SampledEvalDataLoader(FullSortEvalDataLoader):
     Each batch is ``(pairs, rows, positive_rows, positive_items)``: ``pairs`` holds every (user, candidate item)
     to score with ``model.predict`` and ``rows`` [P] the batch row of each pair; RecBole's
     ``NegSampleEvalDataLoader`` format. Negatives avoid the user's items in this and earlier splits and are
-    drawn once, here.
+    drawn once, when the loader is first read (RecBole's loaders draw while they are read too), from a generator
+    seeded by ``seed``.
 
     Args:
         config: the run config.
@@ -287,27 +300,48 @@ class SampledEvalDataLoader(FullSortEvalDataLoader):
         super().__init__(config, dataset, exclude, item_counts, positives=positives)
         self.iid_field = dataset.iid_field
         self.sample_num = sample_num
+        self.sampler = sampler
+        self.seed = seed
+        self._negatives: torch.Tensor | None = None  # drawn when first read
+
+    @property
+    def negatives(self) -> torch.Tensor:
+        """[P, N] negatives of the positives, in user order (drawn on first use)."""
+        if self._negatives is None:
+            self._draw()
+        return self._negatives
+
+    def _draw(self) -> None:
+        """Draw every user's negatives once, from a generator seeded by ``seed`` (the same whenever drawn), and lay
+        out the candidates: per user its positives, then the negatives of each positive."""
+        sample_num = self.sample_num
         pos_users = torch.repeat_interleave(torch.arange(self.positives.n_users), self.positives.lengths)
-        generator = torch.Generator().manual_seed(seed)
-        self.negatives = sampler.sample(pos_users, sample_num, generator)  # [P, N], rows in user order
+        self._negatives = self.sampler.sample(pos_users, sample_num, torch.Generator().manual_seed(self.seed))
         counts = self.positives.lengths * (1 + sample_num)
         self.indptr = torch.zeros(len(counts) + 1, dtype=torch.int64)
         torch.cumsum(counts, 0, out=self.indptr[1:])
-        # Candidates per user: the positives, then the negatives of each positive.
         neg_starts = self.positives.indptr[:-1] * sample_num
         self.candidates = torch.empty(int(self.indptr[-1]), dtype=torch.int64)
         rank_in_user = torch.arange(len(pos_users)) - self.positives.indptr[pos_users]
         self.candidates[self.indptr[pos_users] + rank_in_user] = self.positives.items
-        neg_flat = self.negatives.reshape(-1)
+        neg_flat = self._negatives.reshape(-1)
         neg_users = pos_users.repeat_interleave(sample_num)
         neg_rank = torch.arange(len(neg_flat)) - neg_starts[neg_users]
         self.candidates[self.indptr[neg_users] + self.positives.lengths[neg_users] + neg_rank] = neg_flat
 
+    @property
+    def neg_sample_args(self) -> dict[str, Any]:
+        """RecBole's attribute: how the candidates' negatives are drawn."""
+        return {"distribution": self.sampler.distribution, "sample_num": self.sample_num}
+
     def _build_batches(self) -> Iterator[EvalBatch]:
+        if self._negatives is None:
+            self._draw()
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
             rows, flat = csr_positions(self.indptr, users)
-            pairs = Interaction({self.uid_field: users[rows], self.iid_field: self.candidates[flat]})
+            pairs = {self.uid_field: users[rows], self.iid_field: self.candidates[flat]}
+            pairs = Interaction(pairs, features=self.features)
             pos_rows, pos_items = self.positives.gather(users)
             yield pairs, rows, pos_rows, pos_items
 
@@ -326,12 +360,8 @@ class LabeledEvalDataLoader(DatasetView):
         self.config = config
         self.dataset = dataset
         self._dataset = dataset
-        self.label_field = config["LABEL_FIELD"]
-        if self.label_field not in dataset.inter_feat:
-            raise ConfigError(
-                f"eval_args.mode labeled needs labels in the column {self.label_field!r} (LABEL_FIELD); set threshold "
-                "(e.g. {rating: 4}) or point LABEL_FIELD at a loaded column"
-            )
+        self.features = dataset.batch_features()
+        self.label_field = config["LABEL_FIELD"]  # without it the rows can be read, not scored (score_loader)
         self.columns = _columns(dataset)
         self.batch_size: int = config["eval_batch_size"]
         self.join = join
@@ -352,4 +382,9 @@ class LabeledEvalDataLoader(DatasetView):
         for start in range(first, last, self.batch_size):
             end = min(start + self.batch_size, last)
             batch = {name: col[start:end] for name, col in self.columns.items()}
-            yield Interaction(self.dataset.join(batch) if self.join else batch), None, None, None
+            yield (
+                Interaction(self.dataset.join(batch) if self.join else batch, features=self.features),
+                None,
+                None,
+                None,
+            )

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from recforge.data import filters
-from recforge.data.atomic import AtomicTable, Column, SeqColumn, TokenColumn, read_atomic, read_header, take
+from recforge.data.atomic import AtomicTable, read_atomic, read_header
+from recforge.data.columns import Column, SeqColumn, TokenColumn, take
 from recforge.data.field_keys import check_field_keys
 from recforge.data.vocabulary import assign_ids, unify
 from recforge.errors import ConfigError, DataError

@@ -120,12 +120,8 @@ def _build_loaders(config: Mapping[str, Any], dataset: Dataset, prepared: Prepar
     train, valid, test = prepared.parts(dataset)
     train_history = prepared.history("train/positives", lambda: UserHistory.from_datasets(train))
     sampler = training_sampler(config, train, train_history)
-    pairwise = model_class is None or model_class.input_type == InputType.PAIRWISE
-    if pairwise and model_class is not None and sampler is None:
-        raise ConfigError(
-            f"{model_class.__name__} is trained on pairs (positive, negative) and needs negative sampling; "
-            "set train_neg_sample_args, e.g. {distribution: uniform, sample_num: 1}"
-        )
+    pairwise = model_class is None or model_class.input_type == InputType.PAIRWISE  # without a sampler (RecBole's
+    # train_neg_sample_args: None) the batches hold positives only; training a pairwise model then refuses them
     trains_on_rows = model_class is not None and getattr(model_class, "trainable", True)
     loader_class = TrainDataLoader
     if model_class is not None and model_class.type == ModelType.KNOWLEDGE:

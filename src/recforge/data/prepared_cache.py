@@ -29,7 +29,7 @@ from recforge.data.history import UserHistory
 
 logger = logging.getLogger("recforge")
 
-FORMAT_VERSION = 2  # 2: a manifest verified on open
+FORMAT_VERSION = 3  # 3: parts grouped by user (RecBole's order)
 KEEP = 4
 SPLIT_KEYS = ("eval_args", "seed", "unused_col", "USER_ID_FIELD", "ITEM_ID_FIELD", "TIME_FIELD", "benchmark_filename")
 

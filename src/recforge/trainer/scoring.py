@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from recforge.errors import ConfigError
 from recforge.evaluation.evaluator import Evaluator
 from recforge.utils.progress import progress
 
@@ -35,6 +36,11 @@ def score_loader(
     evaluator.reset()
     evaluator.set_item_counts(getattr(eval_data, "item_counts", None))
     mode = getattr(eval_data, "mode", "full")
+    if mode == "labeled" and label_field not in eval_data.dataset.inter_feat:
+        raise ConfigError(
+            f"eval_args.mode labeled scores labelled rows, but the split has no {label_field!r} column (LABEL_FIELD); "
+            "set threshold (e.g. {rating: 4}) or point LABEL_FIELD at a loaded column"
+        )
     for batch in progress(eval_data, show_progress, "evaluate"):
         if mode == "labeled":
             interaction = batch[0].to(device)
@@ -72,3 +78,17 @@ def _score_sampled(model, evaluator: Evaluator, device, pairs, rows, positive_ro
         labels = (keys[found] == query).float() if len(keys) else torch.zeros_like(pair_scores)
         evaluator.add_labelled(pair_scores, labels, pairs[model.USER_ID])
     evaluator.add_ranking(scores, None, positive_rows, positive_items)
+
+
+def check_training_data(model: torch.nn.Module, train_data: Any) -> None:
+    """A ConfigError when ``train_data`` cannot train ``model``: a pairwise model needs negatives, which a loader
+    built with ``train_neg_sample_args: None`` does not draw (RecBole builds such loaders too; they serve scripts
+    that only read the batches)."""
+    from recforge.utils.enum_type import InputType
+
+    pairwise = getattr(model, "input_type", None) == InputType.PAIRWISE and getattr(model, "trainable", True)
+    if pairwise and hasattr(train_data, "sampler") and train_data.sampler is None:
+        raise ConfigError(
+            f"{type(model).__name__} is trained on pairs (positive, negative) and needs negative sampling; "
+            "set train_neg_sample_args, e.g. {distribution: uniform, sample_num: 1}"
+        )

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from recforge.data.atomic import SeqColumn, TokenColumn, read_atomic, read_header
+from recforge.data.atomic import read_atomic, read_header
 from recforge.data.cache import decode_strings, encode_strings
+from recforge.data.columns import SeqColumn, TokenColumn
 from recforge.data.history import UserHistory
 from recforge.errors import CheckpointError
 from recforge.trainer.events import Callback

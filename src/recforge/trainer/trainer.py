@@ -46,7 +46,7 @@ from recforge.trainer.precision import Precision
 from recforge.trainer.run_folder import RunFolder, check_checkpoint_dir
 from recforge.trainer.run_report import RunReport
 from recforge.trainer.schedulers import EpochSchedule
-from recforge.trainer.scoring import score_loader
+from recforge.trainer.scoring import check_training_data, score_loader
 from recforge.trainer.serving_file import ServingWriter
 from recforge.trainer.state import TrainingState
 from recforge.utils.log import detach_run_log
@@ -210,6 +210,7 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         Raises:
             TrainingInterrupted: on Ctrl-C or SIGTERM; its ``checkpoint`` resumes the run exactly.
         """
+        check_training_data(self.model, train_data)
         if not distributed.is_main_process():  # rank 0 alone writes and logs
             verbose, saved, show_progress = False, False, False
         self.verbose, self.saved, self.show_progress = verbose, saved, show_progress

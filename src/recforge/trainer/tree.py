@@ -53,7 +53,7 @@ def labelled_rows(train_data, encoder, label_field: str) -> tuple[Any, np.ndarra
             f"boosted trees learn from labels, but the training split has no {label_field!r} column and no negative "
             "sampling; set threshold (e.g. {rating: 4}) or train_neg_sample_args"
         )
-    batches = [dict(batch.items()) for batch in train_data]
+    batches = [batch.loaded() for batch in train_data]
     columns = {name: np.concatenate([b[name].numpy() for b in batches]) for name in batches[0]}
     return encoder.matrix(columns), columns[label_field].astype(np.float32)
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from recforge.data.atomic import SeqColumn
+from recforge.data.columns import SeqColumn
 from recforge.data.context import FeatureField
 
 KIND_ORDER = ("token_seq", "token", "float_seq", "float")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from recforge.config.types import Bool, Int, Key
-from recforge.data.atomic import take
+from recforge.data.columns import take
 from recforge.data.feature_matrix import FeatureEncoder
 from recforge.errors import ConfigError
 from recforge.models.base import Recommender
@@ -230,7 +230,7 @@ class DecisionTreeRecommender(Recommender):
     def predict(self, interaction) -> torch.Tensor:
         """Scores [B] of the rows of ``interaction`` (ids, plus context columns when they are features)."""
         self._require_booster()
-        matrix = self.encoder.matrix({k: interaction[k] for k in interaction})
+        matrix = self.encoder.matrix(interaction.loaded() if hasattr(interaction, "loaded") else dict(interaction))
         device = interaction[self.USER_ID].device
         return torch.from_numpy(np.asarray(self._predict_matrix(matrix), dtype=np.float32)).to(device)
 
