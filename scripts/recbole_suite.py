@@ -27,7 +27,24 @@ DEFAULT_SOURCE = ROOT.parent / "shared" / "recbole-tests"
 FOLDERS = ("data", "metrics", "evaluation_setting", "config", "model")
 IMPORT = re.compile(r"^(\s*)(from|import)(\s+)recbole(?=[.\s])", re.MULTILINE)
 # Tests that meet a deliberate difference from RecBole: node id -> the row of docs/architecture.md that explains it.
-DIFFERENCES: dict[str, str] = {}
+_PADDING = "ItemCoverage / GiniIndex: RecBole divides by the item count including padding, recforge by real items"
+_EVAL_BATCH = "eval_batch_size: RecBole counts user x item cells (candidate rows when sampled), recforge users"
+_LEARNER = "unknown learner: RecBole warns and trains with Adam, recforge refuses the key"
+DIFFERENCES: dict[str, str] = {
+    "config/test_overall.py::TestOverallConfig::test_learner": _LEARNER,
+    "metrics/test_topk_metrics.py::TestTopKMetrics::test_itemcoverage": _PADDING,
+    "metrics/test_topk_metrics.py::TestTopKMetrics::test_giniindex": _PADDING,
+    **{
+        f"data/test_dataloader.py::TestGeneralDataloader::test_general_{name}": _EVAL_BATCH
+        for name in (
+            "full_dataloader",
+            "uni100_dataloader_with_batch_size_in_101",
+            "uni100_dataloader_with_batch_size_in_303",
+        )
+    },
+}
+# Test modules of a family recforge does not implement yet (their imports fail): run once the module exists.
+PENDING = {"data/test_transform.py": "recforge.data.transform"}
 
 
 def rewrite_imports(text: str) -> str:
@@ -48,20 +65,27 @@ def model_tests(path: Path) -> list[tuple[str, str]]:
     found = []
     for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
         for method in (n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test")):
-            for node in ast.walk(method):
-                if isinstance(node, ast.Dict):
-                    for key, value in zip(node.keys, node.values, strict=True):
-                        if isinstance(key, ast.Constant) and key.value == "model" and isinstance(value, ast.Constant):
-                            found.append((f"{path.parent.name}/{path.name}::{cls.name}::{method.name}", value.value))
-                            break
+            models = [_named_model(node) for node in ast.walk(method)]
+            node_id = f"{path.parent.name}/{path.name}::{cls.name}::{method.name}"
+            found += [(node_id, model) for model in dict.fromkeys(m for m in models if m is not None)]
     return found
+
+
+def _named_model(node: ast.AST) -> str | None:
+    """The model a ``{"model": "X"}`` literal or a ``model="X"`` argument names."""
+    if isinstance(node, ast.Dict):
+        for key, value in zip(node.keys, node.values, strict=True):
+            if isinstance(key, ast.Constant) and key.value == "model" and isinstance(value, ast.Constant):
+                return value.value
+    if isinstance(node, ast.keyword) and node.arg == "model" and isinstance(node.value, ast.Constant):
+        return node.value.value
+    return None
 
 
 def missing_models(suite: Path) -> dict[str, str]:
     """Node ids of the model tests whose model recforge does not implement yet -> the model."""
-    from recforge.registry import MODELS
-
     import recforge  # noqa: F401 - registers the built-in models
+    from recforge.registry import MODELS
 
     out = {}
     for path in sorted(p for folder in FOLDERS for p in (suite / folder).glob("test_*.py")):
@@ -69,6 +93,26 @@ def missing_models(suite: Path) -> dict[str, str]:
             if MODELS.find(model) is None:
                 out[node] = model
     return out
+
+
+def _link_datasets(work: Path) -> None:
+    """RecBole's config tests train on ml-100k from ``dataset/`` (RecBole downloads it): link the copy in
+    ../shared/datasets there (it may not be copied; the link lives in the temporary folder only)."""
+    shared = ROOT.parent / "shared" / "datasets" / "ml-100k"
+    if (shared / "ml-100k.inter").is_file():
+        (work / "dataset").mkdir(exist_ok=True)
+        link = work / "dataset" / "ml-100k"
+        if not link.exists():
+            link.symlink_to(shared, target_is_directory=True)
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,10 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     if suite.exists():
         shutil.rmtree(suite)
     copy_suite(args.source, suite)
+    _link_datasets(work)
     deselect = {**missing_models(suite), **DIFFERENCES}
     (work / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n", encoding="utf-8")
     command = [sys.executable, "-m", "pytest", "-q", *(f"tests/{f}" for f in FOLDERS)]
     command += [f"--deselect=tests/{node}" for node in sorted(deselect)]
+    command += [f"--ignore=tests/{path}" for path, module in PENDING.items() if not _importable(module)]
     print(f"recbole_suite: {len(deselect)} tests deselected ({len(DIFFERENCES)} deliberate differences)", flush=True)
     try:
         return subprocess.run([*command, *pytest_args], cwd=work, check=False).returncode

@@ -127,13 +127,15 @@ def test_part_names_are_checked(tmp_path, parts):
 
 
 def write_timed(root, n_users=30, n_items=150, per_user=12):
-    """'timed': interactions in time order; every item and user first appears in an early row, so a split by time
-    keeps the order of first appearances (the ids) in its training part. A link and a triple per item."""
+    """'timed': interactions in time order, user after user (so the split's parts, grouped by user in RecBole's
+    order, keep the file's order); each user first brings five new items, so every item and user first appears in
+    a training row and the parts keep the ids of the whole file. A link and a triple per item."""
     rng = np.random.default_rng(0)
-    rows = [[f"u{i % n_users}", f"i{i}", int(rng.integers(1, 6)), i] for i in range(n_items)]
-    for _ in range(per_user):
-        for user in range(n_users):
-            rows.append([f"u{user}", f"i{rng.integers(n_items)}", int(rng.integers(1, 6)), len(rows)])
+    rows, new = [], n_items // n_users
+    for user in range(n_users):
+        seen = (user + 1) * new
+        items = [*range(user * new, seen), *rng.integers(seen, size=per_user - new)]
+        rows += [[f"u{user}", f"i{item}", int(rng.integers(1, 6)), len(rows) + k] for k, item in enumerate(items)]
     header = ["user_id:token", "item_id:token", "rating:float", "timestamp:float"]
     write_atomic(root, "timed", "inter", header, rows)
     write_atomic(

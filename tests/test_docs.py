@@ -112,7 +112,7 @@ def test_user_guide_mixed_precision_example(tiny_path):
 
 
 def test_user_guide_custom_model_example(tiny_path):
-    from recforge import Config, ConfigError, create_dataset, data_preparation
+    from recforge import Config, ConfigError, create_dataset, data_preparation, init_seed
     from recforge.registry import MODELS
     from recforge.trainer import Trainer
 
@@ -122,6 +122,7 @@ def test_user_guide_custom_model_example(tiny_path):
         config = tiny_config(tiny_path, "DotMF", epochs=3, embedding_size=8, learning_rate=0.05)
         assert config["dropout"] == 0.0 and config["embedding_size"] == 8
         train, valid, test = data_preparation(config, create_dataset(config))
+        init_seed(config["seed"], config["reproducibility"])  # the weights do not depend on earlier tests
         trainer = Trainer(config, namespace["DotMF"](config, train.dataset))
         trainer.fit(train, valid, verbose=False, saved=False)
         assert trainer.train_loss_dict[2] < trainer.train_loss_dict[0] and trainer.evaluate(test)["recall@3"] > 0

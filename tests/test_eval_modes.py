@@ -118,19 +118,6 @@ def test_gauc_from_rankings_by_hand():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (
-            {"metrics": ["NDCG"], "valid_metric": "NDCG@10", "eval_args": {"mode": "labeled"}},
-            "metric NDCG ranks items, but eval_args.mode.valid is 'labeled'",
-        ),
-        ({"metrics": ["AUC"], "valid_metric": "AUC"}, "metric AUC compares predictions with labels"),
-        (
-            {
-                "metrics": ["AUC", "Recall"],
-                "valid_metric": "AUC",
-                "eval_args": {"mode": {"valid": "labeled", "test": "full"}},
-            },
-            "metric AUC compares predictions with labels, but eval_args.mode.test is 'full'",
-        ),
         ({"eval_args": {"mode": "uni0"}}, r"'uni0' is not an evaluation mode; use full, labeled, uniN or popN"),
         ({"eval_args": {"mode": "sampled"}}, "is not an evaluation mode"),
         ({"metrics": ["AUC"], "valid_metric": "AUC@10", "eval_args": {"mode": "labeled"}}, "AUC has no cut-off"),
@@ -140,6 +127,32 @@ def test_gauc_from_rankings_by_hand():
 def test_metrics_that_cannot_apply_are_rejected_when_read(overrides, message):
     with pytest.raises(ConfigError, match=message):
         Config("BPR", config_dict=overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"metrics": ["NDCG"], "valid_metric": "NDCG@3", "eval_args": {"mode": "labeled"}},
+            "metric NDCG ranks items, but eval_args.mode.valid is 'labeled'",
+        ),
+        ({"metrics": ["AUC"], "valid_metric": "AUC"}, "metric AUC compares predictions with labels"),
+    ],
+)
+def test_metrics_that_cannot_apply_to_a_mode_are_refused_before_training(tiny_path, overrides, message):
+    """As in RecBole, such a config builds loaders (scripts read them); training or evaluating on them is refused,
+    before the first epoch and before anything is written."""
+    from recforge.registry import get_model_class
+    from recforge.trainer import Trainer
+
+    config = tiny_config(tiny_path, "BPR", threshold={"rating": 3}, **overrides)
+    train, valid, test = data_preparation(config, create_dataset(config))
+    trainer = Trainer(config, get_model_class("BPR")(config, train.dataset))
+    with pytest.raises(ConfigError, match=message):
+        trainer.fit(train, valid)
+    with pytest.raises(ConfigError, match=message.replace("valid", "test")):
+        trainer.evaluate(test, load_best_model=False)
+    assert not (tiny_path / "saved").exists()
 
 
 def test_modes_parse_per_phase():

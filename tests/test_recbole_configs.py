@@ -91,7 +91,7 @@ def test_ignored_keys_are_reported_together_with_their_reasons(caplog):
     assert "ml-1m (config_dict): a download address from RecBole's dataset/url.yaml" in message
     assert "worker" not in message  # RecBole's own default asks for nothing
     assert set(config.ignored_keys) == {"local_rank", "repeatable", "hidden_dropout_prob", "n_layers", "ml-1m"}
-    assert "local_rank" not in config
+    assert "local_rank" not in config and config["local_rank"] == 3  # not recforge's key; reads as given
 
 
 def test_every_unknown_key_in_one_error_with_close_suggestions_only():
@@ -141,8 +141,11 @@ def test_value_metrics_in_sampled_mode_and_not_in_full_mode():
         cmd_args=[],
     )
     assert config["eval_args"]["mode"] == {"valid": "uni100", "test": "uni100"}
+    from recforge.evaluation.evaluator import check_mode
+
+    check_mode(["AUC", "LogLoss"], "sampled", "valid")
     with pytest.raises(ConfigError, match="metric AUC compares predictions with labels, but eval_args.mode.valid is"):
-        Config("BPR", config_dict={"metrics": ["AUC"], "valid_metric": "AUC"}, cmd_args=[])
+        check_mode(["AUC"], "full", "valid")  # when a full-ranking loader is evaluated (the config is accepted)
 
 
 def test_script_arguments_are_read_as_recbole_reads_them():

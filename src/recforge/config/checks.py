@@ -1,58 +1,90 @@
 """Checks that span several config keys, run when a config is read so that a bad combination fails before any
-data is loaded: metrics against evaluation modes, the validation metric, time order, intervals, normalisation."""
+data is loaded: the metrics and the validation metric, time order, intervals, normalisation."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from recforge.config.intervals import parse_intervals
 from recforge.errors import ConfigError
-from recforge.registry import BEYOND, RANKING, VALUE, metric_spec
+from recforge.registry import metric_spec
 
+logger = logging.getLogger("recforge")
 
-def mode_family(mode: str) -> str:
-    """ "full", "sampled" (uniN / popN) or "labeled"."""
-    return "sampled" if re.fullmatch(r"(uni|pop)\d+", mode) else mode
+# RecBole's ``smaller_metrics``: the metrics where lower is better (recforge.evaluator.register lists the same).
+SMALLER_IS_BETTER = frozenset({"mae", "rmse", "logloss", "averagepopularity", "giniindex"})
+# What RecBole does with a valid_metric that is not computed (recforge refuses it when the config is read).
+_AT_VALIDATION = " (RecBole would fail at the first validation with a KeyError)"
 
 
 def check_metric_config(metrics: list[str], topk: list[int], valid_metric: str, modes: Mapping[str, str]) -> None:
-    """Reject unknown metrics, metrics that cannot apply to an evaluation mode, and a valid_metric that is not
-    computed.
-
-    Ranking and beyond-accuracy metrics need ranked candidates (full, uniN, popN); value metrics need labels
-    (labeled, or uniN / popN where the positives are labelled 1 and the sampled negatives 0, as in RecBole).
-    """
+    """Reject unknown metrics and a valid_metric that is not computed. Whether a metric applies to an evaluation
+    mode is checked when a loader of that mode is evaluated (``recforge.evaluation.evaluator.check_mode``): as in
+    RecBole, a config may build loaders that are only read."""
     for name in metrics:
-        kind = metric_spec(name).kind
-        for phase, mode in modes.items():
-            family = mode_family(mode)
-            if kind in (RANKING, BEYOND) and family == "labeled":
-                raise ConfigError(
-                    f"metric {name} ranks items, but eval_args.mode.{phase} is 'labeled', which scores the labelled "
-                    "interactions one by one; use a value metric (AUC, GAUC, LogLoss, MAE, RMSE) or mode full / uniN"
-                )
-            if kind == VALUE and family == "full":
-                raise ConfigError(
-                    f"metric {name} compares predictions with labels, but eval_args.mode.{phase} is 'full', which has "
-                    "no labels; use mode labeled (with threshold or a label column), uniN / popN (positives against "
-                    "sampled negatives) or a ranking metric"
-                )
+        metric_spec(name)
     name, at, k = valid_metric.partition("@")
     computed = {m.lower() for m in metrics}
     if name.lower() not in computed:
         raise ConfigError(
             f"config key 'valid_metric': {valid_metric!r} is not among the computed metrics "
-            f"({', '.join(metrics)}); add {name!r} to metrics or pick one of them"
+            f"({', '.join(metrics)}); add {name!r} to metrics or pick one of them{_AT_VALIDATION}"
         )
     if metric_spec(name).at_k:
         if not at or not k.strip().isdigit():
-            raise ConfigError(f"config key 'valid_metric': {valid_metric!r} needs a cut-off, e.g. {name}@{topk[0]}")
+            raise ConfigError(
+                f"config key 'valid_metric': {valid_metric!r} needs a cut-off, e.g. {name}@{topk[0]}{_AT_VALIDATION}"
+            )
         if int(k) not in topk:
-            raise ConfigError(f"config key 'valid_metric': {valid_metric!r} uses k={k}, which is not in topk {topk}")
+            raise ConfigError(
+                f"config key 'valid_metric': {valid_metric!r} uses k={k}, which is not in topk {topk}{_AT_VALIDATION}"
+            )
     elif at:
-        raise ConfigError(f"config key 'valid_metric': {name} has no cut-off; write {name}")
+        raise ConfigError(f"config key 'valid_metric': {name} has no cut-off; write {name}{_AT_VALIDATION}")
+
+
+def fit_valid_metric(values: dict[str, Any], user_set: Callable[[str], bool]) -> None:
+    """A ``valid_metric`` that no user layer set follows ``metrics`` and ``topk`` (its metric at the first k when
+    its k is not computed, the first metric when its metric is not), where RecBole would fail at the first
+    validation; a warning names the change."""
+    if user_set("valid_metric"):
+        return
+    default, metrics, topk = values["valid_metric"], values["metrics"], values["topk"]
+    name, _, k = default.partition("@")
+    if name.lower() not in {m.lower() for m in metrics}:
+        name, k = metrics[0], ""
+    fitted = name
+    if metric_spec(name).at_k:
+        fitted = f"{name}@{k if k.strip().isdigit() and int(k) in topk else topk[0]}"
+    if fitted != default:
+        logger.warning(
+            "valid_metric: the default %s is not computed with metrics %s and topk %s, so %s selects the best epoch "
+            "(RecBole would fail at the first validation); set valid_metric to choose another",
+            default,
+            metrics,
+            topk,
+            fitted,
+        )
+        values["valid_metric"] = fitted
+
+
+def fit_metric_direction(values: dict[str, Any], user_set: Callable[[str], bool]) -> None:
+    """``valid_metric_bigger`` from the valid metric (RecBole's rule) when no user layer set it; a value set
+    against the metric's direction is kept, with a warning."""
+    name = values["valid_metric"].partition("@")[0]
+    smaller = name.lower() in SMALLER_IS_BETTER
+    if not user_set("valid_metric_bigger"):
+        values["valid_metric_bigger"] = not smaller
+    elif values["valid_metric_bigger"] == smaller:
+        logger.warning(
+            "valid_metric_bigger is %s, but %s is better when %s; recforge uses the value given (RecBole ignores it "
+            "and follows the metric)",
+            values["valid_metric_bigger"],
+            name,
+            "smaller" if smaller else "bigger",
+        )
 
 
 def check_config(values: Mapping[str, Any]) -> None:

@@ -29,6 +29,7 @@ _SEQUENTIAL = "sequential models are not implemented"
 _DISTRIBUTED = "each process reads its rank from the launcher's environment (LOCAL_RANK, RANK)"
 _KNOWLEDGE = "the .kg and .link files are read for knowledge-aware models only"
 _CONTEXT = "float features are embedded as value x vector (numerical_features); bucketing is not implemented"
+_LEGACY = "RecBole < 1.0's evaluation setting, which 1.2.1 ignores too; use eval_args"
 
 # RecBole settings (overall.yaml, dataset/*.yaml, quick_start_config/*.yaml) that recforge accepts without effect.
 NO_EFFECT: dict[str, str] = {
@@ -51,7 +52,16 @@ NO_EFFECT: dict[str, str] = {
     "SOURCE_ID_FIELD": "social models are not implemented",
     "TARGET_ID_FIELD": "social models are not implemented",
     "local_rank": _DISTRIBUTED,
+    "eval_setting": _LEGACY,
+    "split_ratio": _LEGACY,
+    "leave_one_num": _LEGACY,
+    "group_by_user": _LEGACY,
+    "training_neg_sample_num": "RecBole < 1.1's name, which 1.2.1 ignores too (with a warning); use "
+    "train_neg_sample_args: {sample_num: N}",
 }
+
+# What reading a key of NO_EFFECT that no layer set gives (``config["worker"]``): RecBole's own value.
+RECBOLE_VALUES: dict[str, Any] = {name: recbole_catalog.DEFAULTS.get(name) for name in NO_EFFECT} | {"local_rank": 0}
 
 # load_col entries for files recforge does not read.
 LOAD_COL_NO_EFFECT: dict[str, str] = {"kg": _KNOWLEDGE, "link": _KNOWLEDGE}
@@ -114,3 +124,18 @@ def legacy_neg_sampling(value: Any, source: str) -> Any:
         f"config key 'neg_sampling' ({source}): {value!r} is not RecBole's old form {{uniform: 1}}; "
         "use train_neg_sample_args: {distribution: uniform, sample_num: 1}"
     )
+
+
+def warn_ignored(ignored: Mapping[str, str], sources: Mapping[str, list[str]]) -> None:
+    """One warning for every accepted key without effect (``ignored``: key -> reason), grouped by reason."""
+    if not ignored:
+        return
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in ignored.items():
+        by_reason.setdefault(reason, []).append(name)
+    lines = []
+    for reason, names in by_reason.items():
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        where = "; ".join(dict.fromkeys(s for n in names for s in sources[n]))
+        lines.append(f"  {shown} ({where}): {reason}")
+    logger.warning("config keys accepted without effect:\n%s", "\n".join(lines))

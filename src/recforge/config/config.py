@@ -27,18 +27,22 @@ from typing import Any
 
 import yaml
 
-from recforge.config.checks import check_config, check_processes
+from recforge.config.checks import check_config, check_processes, fit_metric_direction, fit_valid_metric
 from recforge.config.compat import (
     LOAD_COL_NO_EFFECT,
+    NO_EFFECT,
+    RECBOLE_VALUES,
     is_recbole_default,
     legacy_neg_sampling,
     no_effect_reason,
     setting_keys,
+    warn_ignored,
 )
 from recforge.config.families import KNOWLEDGE_SUFFIXES, context_defaults, knowledge_defaults
 from recforge.config.keys import PACKAGE_KEYS
 from recforge.config.machine import resolve_device
 from recforge.config.sources import parse_command_line, read_yaml_file, script_arguments
+from recforge.config.structs import plain_value
 from recforge.config.types import Anything, Key, Optional, Struct, parse_text
 from recforge.errors import ConfigError, did_you_mean
 from recforge.registry import (
@@ -85,7 +89,8 @@ class Config(Mapping):
         base_config: a resolved config to start from (a resumed run's), below the files, dict and command line.
 
     Besides the keys, ``config["MODEL_TYPE"]``, ``config["MODEL_INPUT_TYPE"]`` and ``config["single_spec"]``
-    answer as in RecBole (derived, not saved). ``ignored_keys`` maps each accepted-but-unused key to the reason.
+    answer as in RecBole (derived, not saved), and so do RecBole's keys without effect (``config["worker"]``: the
+    value given, else RecBole's). ``ignored_keys`` maps each accepted-but-unused key to the reason.
     """
 
     def __init__(
@@ -111,6 +116,7 @@ class Config(Mapping):
         self._keys.update(model_keys)
         self.ignored_keys: dict[str, str] = {}
         self._ignored_sources: dict[str, list[str]] = {}
+        self._recbole_only: dict[str, Any] = {}  # values given to keys of NO_EFFECT, read back as RecBole would
 
         base = [
             _Layer("recforge defaults", {k.name: k.default for k in PACKAGE_KEYS}),
@@ -124,6 +130,7 @@ class Config(Mapping):
         if getattr(model_class, "type", None) in (ModelType.CONTEXT, ModelType.DECISIONTREE):
             user_eval_args = [layer.values["eval_args"] for layer in layers if "eval_args" in layer.values]
             base.append(_Layer("context-aware defaults", context_defaults(dataset_name, user_eval_args)))
+        self._defaults_sources = {layer.source for layer in base}
         raw, sources = self._collect(base + layers)
 
         values: dict[str, Any] = {}
@@ -138,10 +145,10 @@ class Config(Mapping):
         self._sources = sources
         self._derived = self._derive()
         self._note_unread_files()
-        check_config(self._values)
+        self._check()
         check_processes(self._values, self.model_class)
         self._resolve_machine_dependent()
-        self._report_ignored()
+        warn_ignored(self.ignored_keys, self._ignored_sources)
 
     # -- layering ----------------------------------------------------------------------------------
     @staticmethod
@@ -228,6 +235,8 @@ class Config(Mapping):
         if reason is not None and not (self._free and name not in setting_keys()):
             if not is_recbole_default(name, value):
                 self._ignore(name, reason, layer.source)
+            if name in NO_EFFECT:
+                self._recbole_only[name] = Anything().parse(value, name)
             return True
         if self._free and not self._typo(name):
             self._keys[name] = Key(name, Anything(), None, f"free key read by {self.model_class.__name__}", "model")
@@ -282,19 +291,15 @@ class Config(Mapping):
                 reason = LOAD_COL_NO_EFFECT.get(suffix, f"the .{suffix} file is not read (no model here uses it)")
                 self._ignore(f"{key}.{suffix}", reason, self._sources.get(key, "?"))
 
-    def _report_ignored(self) -> None:
-        """One warning for every accepted key without effect, grouped by reason."""
-        if not self.ignored_keys:
-            return
-        by_reason: dict[str, list[str]] = {}
-        for name, reason in self.ignored_keys.items():
-            by_reason.setdefault(reason, []).append(name)
-        lines = []
-        for reason, names in by_reason.items():
-            shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-            where = "; ".join(dict.fromkeys(s for n in names for s in self._ignored_sources[n]))
-            lines.append(f"  {shown} ({where}): {reason}")
-        logger.warning("config keys accepted without effect:\n%s", "\n".join(lines))
+    def _check(self) -> None:
+        """Fit the defaults that follow other keys (valid_metric, valid_metric_bigger), then check across keys."""
+
+        def user_set(name: str) -> bool:
+            return self._sources.get(name) not in self._defaults_sources
+
+        fit_valid_metric(self._values, user_set)
+        check_config(self._values)
+        fit_metric_direction(self._values, user_set)
 
     def _derive(self) -> dict[str, Any]:
         """RecBole's derived entries (not saved with the config)."""
@@ -320,6 +325,8 @@ class Config(Mapping):
             return self._values[name]
         if name in self._derived:
             return self._derived[name]
+        if name in NO_EFFECT:
+            return self._recbole_only.get(name, RECBOLE_VALUES[name])
         if name in self._keys or self._free:
             raise KeyError(
                 f"config key '{name}' is not set: {self['model']} reads it but no layer gives it a value; set it "
@@ -331,17 +338,22 @@ class Config(Mapping):
         return name in self._values or name in self._derived
 
     def __setitem__(self, name: str, value: Any) -> None:
-        """Set one key after construction (RecBole allows it); the value is parsed and checked as usual."""
+        """Set one key after construction (RecBole allows it); the value is parsed and checked as usual (a RecBole
+        key without effect is kept as given, read back by ``config[name]``)."""
+        if name in NO_EFFECT and name not in self._keys:
+            self._recbole_only[name] = value
+            return
         if name not in self._keys:
             if not self._free:
                 raise ConfigError(f"unknown config key '{name}'{did_you_mean(name, self._keys)}")
             self._keys[name] = Key(name, Anything(), None, f"free key read by {self.model_class.__name__}", "model")
         key = self._keys[name]
-        if _is_struct(key) and isinstance(value, Mapping) and isinstance(self._values.get(name), Mapping):
-            value = {**self._values[name], **value}
+        current = self._values.get(name)  # merged into, unless it is "no sampling" (a NoSampling is false)
+        if _is_struct(key) and isinstance(value, Mapping) and isinstance(current, Mapping) and current:
+            value = {**current, **value}
         self._values[name] = key.type.parse(value, name)
         self._sources[name] = "assignment"
-        check_config(self._values)
+        self._check()
         self._resolve_machine_dependent()
 
     def __iter__(self) -> Iterator[str]:
@@ -361,7 +373,7 @@ class Config(Mapping):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, YAML/JSON-safe values (the form saved in run folders and checkpoints)."""
-        return {k: _plain(v) for k, v in self._values.items()}
+        return {k: plain_value(v) for k, v in self._values.items()}
 
     def save(self, path: str | Path) -> None:
         """Write the resolved config as YAML (atomically)."""
@@ -379,13 +391,3 @@ class Config(Mapping):
 
     def __repr__(self) -> str:
         return f"Config(model={self['model']!r}, dataset={self['dataset']!r})"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)

@@ -8,160 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from recforge.config.types import Anything, Bool, Float, Int, Key, ListOf, Mapping_, Optional, Str, Struct
-from recforge.errors import ConfigError
-
-SPLIT_RATIO_TOLERANCE = 1e-6
-LEAVE_ONE_OUT_MODES = ("valid_and_test", "test_only", "valid_only")
-EVAL_MODE_SYNTAX = "full, labeled, uniN or popN (N sampled negatives per positive, e.g. uni100)"
-
-
-def _parse_eval_mode(value: Any, key: str) -> str:
-    import re
-
-    mode = str(value).strip()
-    lowered = mode.lower()
-    if lowered in ("full", "labeled"):
-        return lowered
-    match = re.fullmatch(r"(uni|pop)(\d+)", lowered)
-    if not match or int(match.group(2)) < 1:
-        raise ConfigError(f"config key '{key}': {value!r} is not an evaluation mode; use {EVAL_MODE_SYNTAX}")
-    return lowered
-
-
-def _normalize_split(split: dict, key: str) -> dict:
-    if len(split) != 1:
-        raise ConfigError(
-            f"config key '{key}' needs exactly one of RS (ratios) or LS (leave-one-out), got {split!r}; "
-            "for example {RS: [0.8, 0.1, 0.1]} or {LS: valid_and_test}"
-        )
-    ((method, arg),) = split.items()
-    method = str(method).upper()
-    if method == "RS":
-        ratios = ListOf(Float(minimum=0.0)).parse(arg, f"{key}.RS")
-        if len(ratios) not in (2, 3):
-            raise ConfigError(
-                f"config key '{key}.RS' needs 2 ratios (train, test) or 3 (train, valid, test), got {ratios}"
-            )
-        total = sum(ratios)
-        if abs(total - 1.0) > SPLIT_RATIO_TOLERANCE:
-            raise ConfigError(
-                f"config key '{key}.RS': the ratios {ratios} sum to {total:g}, not 1; "
-                "give fractions of the data that add up to 1, e.g. [0.8, 0.1, 0.1]"
-            )
-        if ratios[0] <= 0 or ratios[-1] <= 0:
-            raise ConfigError(f"config key '{key}.RS': the train and test ratios must be > 0, got {ratios}")
-        if len(ratios) == 2:
-            ratios = [ratios[0], 0.0, ratios[1]]
-        return {"RS": ratios}
-    if method == "LS":
-        mode = Str(choices=LEAVE_ONE_OUT_MODES).parse(arg, f"{key}.LS")
-        return {"LS": mode}
-    raise ConfigError(f"config key '{key}': unknown split method {method!r}; use RS (ratios) or LS (leave-one-out)")
-
-
-def _normalize_eval_args(args: dict, key: str) -> dict:
-    args["split"] = _normalize_split(args["split"], f"{key}.split")
-    mode = args["mode"]
-    if isinstance(mode, str):
-        mode = {"valid": mode, "test": mode}
-    elif isinstance(mode, dict):
-        unknown = set(mode) - {"valid", "test"}
-        if unknown:
-            raise ConfigError(f"config key '{key}.mode' accepts the fields valid and test, not {sorted(unknown)}")
-        mode = {"valid": mode.get("valid", "full"), "test": mode.get("test", "full")}
-    else:
-        raise ConfigError(f"config key '{key}.mode' must be a mode name or {{valid: ..., test: ...}}")
-    args["mode"] = {phase: _parse_eval_mode(value, f"{key}.mode.{phase}") for phase, value in mode.items()}
-    if "LS" in args["split"] and args["group_by"] is None:
-        raise ConfigError(
-            f"config key '{key}': leave-one-out (LS) splits each user's history, so it needs group_by: user"
-        )
-    return args
-
-
-EVAL_ARGS = Struct(
-    fields={
-        "split": Mapping_(),
-        "group_by": Optional(Str(choices=("user",))),
-        "order": Str(choices=("RO", "TO")),
-        "mode": Anything(),
-    },
-    defaults={"split": {"RS": [0.8, 0.1, 0.1]}, "group_by": "user", "order": "RO", "mode": "full"},
-    normalize=_normalize_eval_args,
-)
-
-NEG_SAMPLE_ARGS = Optional(
-    Struct(
-        fields={
-            "distribution": Str(choices=("uniform", "popularity")),
-            "sample_num": Int(minimum=1),
-            "alpha": Float(minimum=0.0),
-            "dynamic": Bool(),
-            "candidate_num": Int(minimum=0),
-        },
-        defaults={"distribution": "uniform", "sample_num": 1, "alpha": 1.0, "dynamic": False, "candidate_num": 0},
-    )
-)
-
-
-class ClipGradNorm(Anything):
-    """``clip_grad_norm``: a max norm, or keyword arguments of ``torch.nn.utils.clip_grad_norm_``."""
-
-    ARGUMENTS = ("max_norm", "norm_type", "error_if_nonfinite", "foreach")
-
-    def parse(self, value: Any, key: str) -> dict | None:
-        value = super().parse(value, key)
-        if value is None:
-            return None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = {"max_norm": value}
-        if not isinstance(value, dict) or "max_norm" not in value:
-            raise self._fail(value, key)
-        unknown = sorted(set(value) - set(self.ARGUMENTS))
-        if unknown:
-            raise ConfigError(f"config key '{key}': unknown argument(s) {unknown}; use {list(self.ARGUMENTS)}")
-        value["max_norm"] = Float(minimum=0.0, exclusive_minimum=True).parse(value["max_norm"], f"{key}.max_norm")
-        return value
-
-    def describe(self) -> str:
-        return "a max norm or a mapping like {max_norm: 5, norm_type: 2}"
-
-
-LR_SCHEDULER = Optional(
-    Struct(
-        fields={
-            "name": Str(choices=("constant", "step", "multistep", "exponential", "cosine", "plateau")),
-            "step_size": Int(minimum=1),
-            "milestones": ListOf(Int(minimum=1)),
-            "gamma": Float(minimum=0.0, exclusive_minimum=True),
-            "T_max": Optional(Int(minimum=1)),
-            "eta_min": Float(minimum=0.0),
-            "factor": Float(minimum=0.0, maximum=1.0, exclusive_minimum=True),
-            "patience": Int(minimum=0),
-            "threshold": Float(minimum=0.0),
-            "cooldown": Int(minimum=0),
-            "min_lr": Float(minimum=0.0),
-            "warmup_epochs": Int(minimum=0),
-            "warmup_start_factor": Float(minimum=0.0, maximum=1.0, exclusive_minimum=True),
-        },
-        defaults={
-            "name": "constant",
-            "step_size": 10,
-            "milestones": [],
-            "gamma": 0.1,
-            "T_max": None,
-            "eta_min": 0.0,
-            "factor": 0.1,
-            "patience": 10,
-            "threshold": 1e-4,
-            "cooldown": 0,
-            "min_lr": 0.0,
-            "warmup_epochs": 0,
-            "warmup_start_factor": 0.1,
-        },
-    )
-)
+from recforge.config.structs import EVAL_ARGS, LR_SCHEDULER, NEG_SAMPLE_ARGS, ClipGradNorm, GpuId, Learner
+from recforge.config.types import Bool, Float, Int, Key, ListOf, Mapping_, Optional, Str
 
 
 def _keys(group: str, *entries: tuple[str, Any, Any, str]) -> list[Key]:
@@ -180,7 +28,12 @@ PACKAGE_KEYS: list[Key] = [
         ("checkpoint_dir", Str(), "saved", "Folder under which each run writes its own run folder."),
         ("show_progress", Bool(), True, "Progress bars for training and evaluation (shown on terminals only)."),
         ("use_gpu", Bool(), True, "Use a CUDA device when one is available."),
-        ("gpu_id", Anything(), 0, "CUDA device index used when use_gpu is true."),
+        (
+            "gpu_id",
+            GpuId(),
+            "0",
+            "CUDA device(s) used when use_gpu is true ('0', or '0,1': the first is used); '' or '-1': none.",
+        ),
         ("device", Optional(Str()), None, "Explicit torch device ('cpu', 'cuda:1'); overrides use_gpu/gpu_id."),
         ("nproc", Int(minimum=1), 1, "Processes on this machine for distributed training (recforge run starts them)."),
         (
@@ -197,23 +50,24 @@ PACKAGE_KEYS: list[Key] = [
         "training",
         ("epochs", Int(minimum=0), 300, "Maximum number of training epochs."),
         ("train_batch_size", Int(minimum=1), 2048, "Positive interactions per training batch."),
-        (
-            "learner",
-            Str(choices=("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam")),
-            "adam",
-            "Optimizer.",
-        ),
-        ("learning_rate", Float(minimum=0.0, exclusive_minimum=True), 0.001, "Learning rate."),
+        ("learner", Learner(), "adam", "Optimizer."),
+        ("learning_rate", Float(minimum=0.0), 0.001, "Learning rate (0 trains nothing, as in RecBole)."),
         ("weight_decay", Float(minimum=0.0), 0.0, "L2 penalty applied by the optimizer."),
         (
             "train_neg_sample_args",
             NEG_SAMPLE_ARGS,
-            dict(NEG_SAMPLE_ARGS.inner.defaults),
-            "Training negatives: distribution, sample_num, alpha, dynamic, candidate_num; none for no sampling.",
+            dict(NEG_SAMPLE_ARGS.defaults),
+            "Training negatives: distribution, sample_num, alpha, dynamic, candidate_num; none (or distribution: "
+            "none) for no sampling, read back as RecBole's {distribution: none, sample_num: none, ...}.",
         ),
         ("shuffle", Bool(), True, "Reshuffle the training interactions every epoch."),
         ("eval_step", Int(minimum=0), 1, "Validate every eval_step epochs and after the last one (0: never validate)."),
-        ("stopping_step", Int(minimum=1), 10, "Stop after this many validations without improvement."),
+        (
+            "stopping_step",
+            Int(minimum=0),
+            10,
+            "Stop when more than this many validations in a row did not improve (0: at the first that does not).",
+        ),
         (
             "clip_grad_norm",
             Optional(ClipGradNorm()),
@@ -256,7 +110,9 @@ PACKAGE_KEYS: list[Key] = [
             "eval_args",
             EVAL_ARGS,
             dict(EVAL_ARGS.defaults),
-            "Split (RS ratios or LS leave-one-out), group_by (user or none), order (RO random, TO by time), mode.",
+            "Split (RS ratios, divided by their sum as in RecBole: [8, 1, 1] is [0.8, 0.1, 0.1], a 0 part is empty; "
+            "or LS leave-one-out), group_by (user or none), order (RO random, TO by time), mode (one for both "
+            "phases, or {valid: ..., test: ...}; a phase left out takes the other's).",
         ),
         (
             "metrics",
@@ -265,8 +121,20 @@ PACKAGE_KEYS: list[Key] = [
             "Metrics to compute (case-insensitive).",
         ),
         ("topk", ListOf(Int(minimum=1), min_length=1), [10], "Cut-offs k of the ranking metrics."),
-        ("valid_metric", Str(), "MRR@10", "Metric that selects the best epoch and drives early stopping."),
-        ("valid_metric_bigger", Bool(), True, "Whether a bigger valid_metric is better."),
+        (
+            "valid_metric",
+            Str(),
+            "MRR@10",
+            "Metric that selects the best epoch and drives early stopping; unset, it follows metrics and topk "
+            "(the first k when 10 is not computed, the first metric when MRR is not).",
+        ),
+        (
+            "valid_metric_bigger",
+            Bool(),
+            True,
+            "Whether a bigger valid_metric is better; unset, from the metric (false for LogLoss, MAE, RMSE), as in "
+            "RecBole.",
+        ),
         (
             "eval_batch_size",
             Int(minimum=1),

@@ -9,8 +9,9 @@ from recforge.errors import ConfigError
 
 
 def resolve_device(values: Mapping[str, Any]) -> str:
-    """The torch device of a run: ``device`` when set (checked to exist), else the GPU ``gpu_id`` when ``use_gpu``
-    and CUDA is available, else "cpu"."""
+    """The torch device of a run: ``device`` when set (checked to exist), else the first GPU of ``gpu_id`` when
+    ``use_gpu`` and CUDA is available (none for '' or a negative id: RecBole's CUDA_VISIBLE_DEVICES hides every
+    GPU then), else "cpu"."""
     import torch
 
     if values.get("device"):
@@ -20,10 +21,32 @@ def resolve_device(values: Mapping[str, Any]) -> str:
             raise ConfigError(f"config key 'device': {exc}") from None
         check_device(device)
         return str(device)
-    if values["use_gpu"] and torch.cuda.is_available():
-        gpu = str(values["gpu_id"]).split(",")[0].strip() or "0"
+    gpu = first_gpu(values["gpu_id"]) if values["use_gpu"] else None
+    if gpu is not None and torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        if gpu >= count:
+            raise ConfigError(
+                f"config key 'gpu_id': GPU {gpu} does not exist; this machine has {count} CUDA device(s), 0 to "
+                f"{count - 1} (RecBole's CUDA_VISIBLE_DEVICES={values['gpu_id']} would hide every GPU and train on "
+                "the CPU, or on GPU 0 where CUDA had started already); use gpu_id: 0, or use_gpu: false"
+            )
         return f"cuda:{gpu}"
     return "cpu"
+
+
+def first_gpu(gpu_id: Any) -> int | None:
+    """The device number of the first id in ``gpu_id`` ('1,2' -> 1), or None for '' and negative ids."""
+    first = str(gpu_id).split(",")[0].strip()
+    if not first:
+        return None
+    try:
+        number = int(first)
+    except ValueError:
+        raise ConfigError(
+            f"config key 'gpu_id': {gpu_id!r} is not a list of device numbers like '0' or '0,1'; for another form "
+            "of device name, set device (e.g. device: cuda:0)"
+        ) from None
+    return number if number >= 0 else None
 
 
 def check_device(device) -> None:

@@ -20,6 +20,11 @@ from recforge.utils.yaml_text import DuplicateKeyError, describe_yaml_error, loa
 _NONE_WORDS = {"", "~", "none", "null"}
 
 
+def is_none(value: Any) -> bool:
+    """Whether ``value`` means none: ``None``, or a string ``~``, ``none``, ``None``, ``null`` or empty."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS)
+
+
 def parse_text(text: str, key: str = "") -> Any:
     """Read a command-line string as a YAML value (``"[10, 20]"`` -> ``[10, 20]``), falling back to the text; a
     mapping with a key written twice is a ConfigError naming ``key``."""
@@ -150,7 +155,7 @@ class Optional(ValueType):
     inner: ValueType
 
     def parse(self, value: Any, key: str) -> Any:
-        if value is None or (isinstance(value, str) and value.strip().lower() in _NONE_WORDS):
+        if is_none(value):
             return None
         return self.inner.parse(value, key)
 

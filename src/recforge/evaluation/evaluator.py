@@ -9,14 +9,16 @@ users were batched.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
+from recforge.errors import ConfigError
 from recforge.evaluation import metrics as M
 from recforge.evaluation.ranking import topk_items
+from recforge.registry import BEYOND, RANKING, VALUE, metric_spec
 
 
 class Evaluator:
@@ -33,6 +35,7 @@ class Evaluator:
         self, metrics: list[str], topk: list[int], tail_ratio: float = 0.1, tie_break: str = "lowest_id"
     ) -> None:
         self.metrics = [m.lower() for m in metrics]
+        self.metric_names = list(metrics)  # as the config spells them (for messages)
         self.tie_break = tie_break
         self.topk = sorted(set(topk))
         self.max_k = max(self.topk)
@@ -202,3 +205,23 @@ class Evaluator:
             return float("nan")
         positives, candidates, rank_sum = (np.concatenate([part[i] for part in self.gauc_parts]) for i in range(3))
         return M.weighted_user_auc(positives, candidates - positives, rank_sum)
+
+
+def check_mode(metrics: Iterable[str], mode: str, phase: str | None) -> None:
+    """A ConfigError when a metric cannot be computed in an evaluation ``mode`` ("full", "sampled", "labeled"):
+    ranking and beyond-accuracy metrics need ranked candidates (full, uniN, popN); value metrics need labels
+    (labeled, or uniN / popN where the positives are labelled 1 and the sampled negatives 0, as in RecBole)."""
+    where = f"eval_args.mode.{phase}" if phase else "the evaluation mode"
+    for name in metrics:
+        kind = metric_spec(name).kind
+        if kind in (RANKING, BEYOND) and mode == "labeled":
+            raise ConfigError(
+                f"metric {name} ranks items, but {where} is 'labeled', which scores the labelled interactions one by "
+                "one; use a value metric (AUC, GAUC, LogLoss, MAE, RMSE) or mode full / uniN"
+            )
+        if kind == VALUE and mode == "full":
+            raise ConfigError(
+                f"metric {name} compares predictions with labels, but {where} is 'full', which has no labels; use "
+                "mode labeled (with threshold or a label column), uniN / popN (positives against sampled negatives) "
+                "or a ranking metric"
+            )

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from recforge.errors import ConfigError
-from recforge.evaluation.evaluator import Evaluator
+from recforge.evaluation.evaluator import Evaluator, check_mode
 from recforge.utils.progress import progress
 
 
@@ -36,6 +36,7 @@ def score_loader(
     evaluator.reset()
     evaluator.set_item_counts(getattr(eval_data, "item_counts", None))
     mode = getattr(eval_data, "mode", "full")
+    check_mode(evaluator.metric_names, mode, getattr(eval_data, "phase", None))
     if mode == "labeled" and label_field not in eval_data.dataset.inter_feat:
         raise ConfigError(
             f"eval_args.mode labeled scores labelled rows, but the split has no {label_field!r} column (LABEL_FIELD); "
@@ -80,15 +81,18 @@ def _score_sampled(model, evaluator: Evaluator, device, pairs, rows, positive_ro
     evaluator.add_ranking(scores, None, positive_rows, positive_items)
 
 
-def check_training_data(model: torch.nn.Module, train_data: Any) -> None:
-    """A ConfigError when ``train_data`` cannot train ``model``: a pairwise model needs negatives, which a loader
-    built with ``train_neg_sample_args: None`` does not draw (RecBole builds such loaders too; they serve scripts
-    that only read the batches)."""
+def check_training_data(model: torch.nn.Module, train_data: Any, valid_data: Any, metrics: Any) -> None:
+    """A ConfigError when ``train_data`` cannot train ``model`` (a pairwise model needs negatives, which a loader
+    built with ``train_neg_sample_args: None`` does not draw; RecBole builds such loaders too, for scripts that
+    only read the batches) or ``metrics`` cannot be computed on ``valid_data``'s mode."""
     from recforge.utils.enum_type import InputType
 
     pairwise = getattr(model, "input_type", None) == InputType.PAIRWISE and getattr(model, "trainable", True)
     if pairwise and hasattr(train_data, "sampler") and train_data.sampler is None:
         raise ConfigError(
             f"{type(model).__name__} is trained on pairs (positive, negative) and needs negative sampling; "
-            "set train_neg_sample_args, e.g. {distribution: uniform, sample_num: 1}"
+            "set train_neg_sample_args, e.g. {distribution: uniform, sample_num: 1} (RecBole would fail at the "
+            "first batch: the loss reads the missing negative item column)"
         )
+    if valid_data is not None:  # refused before training rather than after the first epoch
+        check_mode(metrics, getattr(valid_data, "mode", "full"), getattr(valid_data, "phase", None))

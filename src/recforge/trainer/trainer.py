@@ -210,7 +210,8 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         Raises:
             TrainingInterrupted: on Ctrl-C or SIGTERM; its ``checkpoint`` resumes the run exactly.
         """
-        check_training_data(self.model, train_data)
+        scored = valid_data if self.eval_step > 0 else None
+        check_training_data(self.model, train_data, scored, self.evaluator.metric_names)
         if not distributed.is_main_process():  # rank 0 alone writes and logs
             verbose, saved, show_progress = False, False, False
         self.verbose, self.saved, self.show_progress = verbose, saved, show_progress
