@@ -115,3 +115,20 @@ def test_floats_parsed_by_the_reader_equal_the_text_path(tmp_path, monkeypatch):
         path = write(tmp_path, rows(["1", bad]), "c.inter")
         with pytest.raises(DataError, match=rf"c.inter, line 3, column 2 \(x:float\): '{bad}' is not a finite number"):
             read_atomic(path)
+
+
+def test_a_row_with_more_fields_than_the_header_keeps_the_first_ones(tmp_path, caplog):
+    """RecBole ignores extra fields (its own fixture test.inter has such a row); recforge too, naming the line."""
+    path = tmp_path / "extra.inter"
+    path.write_text("u:token\ti:token\tr:float\nu1\ti1\t1\nu2\ti2\t2\t99\textra\nu3\ti3\t3\nu4\ti4\t4\t5\n")
+    with caplog.at_level("WARNING", logger="recforge"):
+        table = read_atomic(path)
+    assert list(table.columns["r"]) == [1.0, 2.0, 3.0, 4.0]
+    assert table.columns["i"].vocabulary[table.columns["i"].codes].tolist() == ["i1", "i2", "i3", "i4"]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [
+        f"{path}, line 3: more fields than the header's 3; the extra ones are ignored (and 1 more such line(s))"
+    ]
+    path.write_text("u:token\ti:token\tr:float\nu1\ti1\n")  # fewer fields: an error naming the line
+    with pytest.raises(DataError, match="line 2: expected 3 columns"):
+        read_atomic(path)
