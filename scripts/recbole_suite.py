@@ -29,7 +29,7 @@ IMPORT = re.compile(r"^(\s*)(from|import)(\s+)recbole(?=[.\s])", re.MULTILINE)
 # Tests that meet a deliberate difference from RecBole: node id -> the row of docs/architecture.md that explains it.
 _PADDING = "ItemCoverage / GiniIndex: RecBole divides by the item count including padding, recforge by real items"
 _EVAL_BATCH = "eval_batch_size: RecBole counts user x item cells (candidate rows when sampled), recforge users"
-_LEARNER = "unknown learner: RecBole warns and trains with Adam, recforge refuses the key"
+_LEARNER = "unknown `learner`: RecBole warns and trains with Adam, recforge refuses the key"
 DIFFERENCES: dict[str, str] = {
     "config/test_overall.py::TestOverallConfig::test_learner": _LEARNER,
     "metrics/test_topk_metrics.py::TestTopKMetrics::test_itemcoverage": _PADDING,
