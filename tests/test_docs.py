@@ -85,26 +85,13 @@ def test_user_guide_objectives_example_alternates(tiny_path):
     assert losses[1] < losses[0] / 10 and losses[3] < losses[2] / 10  # a (BPR) on even epochs, b (L2) on odd
 
 
-def test_user_guide_adversarial_example(tiny_path):
-    from recforge import create_dataset, data_preparation
-    from test_objectives import Adversarial
-
-    config = tiny_config(tiny_path, Adversarial, epochs=2, train_batch_size=4)
-    train, _, _ = data_preparation(config, create_dataset(config))
-    namespace = {"config": config, "model": Adversarial(config, train.dataset)}
-    exec(guide_blocks()[2], namespace)
-    trainer = namespace["trainer"]
-    trainer.fit(train, None, verbose=False, saved=False)
-    assert set(trainer.optimizers) == {"critic", "generator"} and set(trainer.last_losses) == {"critic", "generator"}
-
-
 def test_user_guide_mixed_precision_example(tiny_path):
     from recforge import create_dataset, data_preparation, get_model_class
 
     config = tiny_config(tiny_path, "BPR", epochs=2, precision="fp16", train_batch_size=4)
     train, valid, _ = data_preparation(config, create_dataset(config))
     namespace = {"config": config, "model": get_model_class("BPR")(config, train.dataset)}
-    exec(guide_blocks()[3], namespace)
+    exec(guide_blocks()[2], namespace)
     trainer = namespace["trainer"]
     trainer.fit(train, valid, verbose=False, saved=False)
     assert len(trainer.scales) == 2 * len(train) and all(s >= 1.0 for s in trainer.scales)
@@ -117,7 +104,7 @@ def test_user_guide_custom_model_example(tiny_path):
     from recforge.trainer import Trainer
 
     namespace = {}
-    exec(guide_blocks()[4], namespace)
+    exec(guide_blocks()[3], namespace)
     try:
         config = tiny_config(tiny_path, "DotMF", epochs=3, embedding_size=8, learning_rate=0.05)
         assert config["dropout"] == 0.0 and config["embedding_size"] == 8

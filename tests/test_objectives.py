@@ -1,4 +1,4 @@
-"""Objectives: which ran in which epoch, for schedules shaped like RecBole's KG / MKR / KGAT / NCL trainers."""
+"""Objectives: which ran in which epoch, in RecBole's KG / MKR / KGAT / NCL trainers and in objectives of one's own."""
 
 import pytest
 import torch
@@ -7,19 +7,18 @@ from torch import nn
 from conftest import tiny_config
 from recforge import create_dataset, data_preparation, init_seed
 from recforge.models.base import GeneralRecommender
-from recforge.trainer import After, Always, Before, Cycle, Every, Objective, OptimizerSpec, Trainer
-from recforge.trainer.objectives import kgat_plan, knowledge_objectives, mkr_objectives, ncl_plan
+from recforge.trainer import Cycle, Every, KGATTrainer, KGTrainer, MKRTrainer, NCLTrainer, Objective, Trainer
 
 
 def test_schedules():
     due = lambda schedule: [e for e in range(10) if schedule.due(e)]
-    assert due(Always()) == list(range(10))
     assert due(Every(3)) == [0, 3, 6, 9]
     assert due(Every(4, offset=2)) == [2, 6]
     assert due(Cycle(3, 0, 2)) == [0, 1, 3, 4, 6, 7, 9]
     assert due(Cycle(3, 2, 3)) == [2, 5, 8]
-    assert due(After(7)) == [7, 8, 9]
-    assert due(Before(2)) == [0, 1]
+    objective = Objective("o", schedule=Every(2), parts_from={1: 3})
+    assert [objective.due(e) for e in range(4)] == [True, False, True, False]
+    assert objective.parts_on(2) == {1: False} and objective.parts_on(3) == {1: True}
 
 
 class Recorder(GeneralRecommender):
@@ -43,7 +42,7 @@ class Recorder(GeneralRecommender):
     def calculate_loss(self, batch):
         self.calls.append((self.epoch, "rec"))
         main = (1 - torch.sigmoid(self._score(batch))).mean()
-        return main, (self.proto**2).sum() * 0.1
+        return main, main * 0, (self.proto**2).sum() * 0.1  # NCL's shape: the prototype part last
 
     def calculate_rs_loss(self, batch):
         self.calls.append((self.epoch, "rs"))
@@ -77,13 +76,13 @@ class WithViews:
         return len(self.train)
 
 
-def run(tiny_path, objectives=None, hooks=None, epochs=6, trainer_cls=Trainer, **overrides):
+def run(tiny_path, objectives=None, epochs=6, trainer_cls=Trainer, **overrides):
     config = tiny_config(tiny_path, Recorder, epochs=epochs, train_batch_size=100, **overrides)
     init_seed(0)
     train, valid, _ = data_preparation(config, create_dataset(config))
     model = Recorder(config, train.dataset)
     kg = [next(iter(train))]
-    trainer = trainer_cls(config, model, objectives=objectives, hooks=hooks)
+    trainer = trainer_cls(config, model, objectives=objectives)
     model.trainer = trainer
     trainer.fit(WithViews(train, kg), None, verbose=False, saved=False)
     return model, trainer
@@ -93,50 +92,46 @@ def runs(model, name):
     return [epoch for epoch, call in model.calls if call == name]
 
 
-def test_kg_trainer_shape_alternates_by_epochs(tiny_path):
-    model, trainer = run(tiny_path, knowledge_objectives(train_rec_step=2, train_kg_step=1))
+def test_kg_trainer_alternates_by_epochs(tiny_path):
+    model, trainer = run(tiny_path, trainer_cls=KGTrainer, train_rec_step=2, train_kg_step=1)
     assert runs(model, "rec") == [0, 1, 3, 4]
     assert runs(model, "kg") == [2, 5]
-    joint, _ = run(tiny_path, knowledge_objectives(None, None))
+    joint, _ = run(tiny_path, trainer_cls=KGTrainer)
     assert runs(joint, "rec") == [0, 1, 2, 3, 4, 5] and runs(joint, "kg") == []
 
 
-def test_mkr_shape_trains_kg_every_interval(tiny_path):
-    model, trainer = run(tiny_path, mkr_objectives(kge_interval=3), epochs=7)
+def test_mkr_trainer_trains_kg_every_interval(tiny_path):
+    model, trainer = run(tiny_path, trainer_cls=MKRTrainer, kge_interval=3, epochs=7)
     assert runs(model, "rs") == list(range(7))
     assert runs(model, "kg") == [0, 3, 6]
     assert set(trainer.last_losses) == {"rec", "kg"} and trainer.last_losses["rec"] > 0  # epoch 6: both ran
 
 
-def test_kgat_shape_refreshes_attention_without_gradients(tiny_path):
-    objectives, hooks = kgat_plan()
-    model, _ = run(tiny_path, objectives, hooks, epochs=3)
+def test_kgat_trainer_refreshes_attention_without_gradients(tiny_path):
+    model, _ = run(tiny_path, trainer_cls=KGATTrainer, epochs=3)
     assert [call for epoch, call in model.calls if epoch == 1] == ["rec", "kg", "attention grad=False train=False"]
     assert runs(model, "attention grad=False train=False") == [0, 1, 2]
 
 
-def test_ncl_shape_e_step_and_warm_up(tiny_path):
-    objectives, hooks = ncl_plan(m_step=2, warm_up_step=3, proto_part=-1)
-    model, trainer = run(tiny_path, objectives, hooks, epochs=5)
+def test_ncl_trainer_e_step_and_warm_up(tiny_path):
+    model, trainer = run(tiny_path, trainer_cls=NCLTrainer, m_step=2, warm_up_step=3, epochs=5)
     assert runs(model, "e_step") == [0, 2, 4]
     assert next(c for e, c in model.calls if e == 2) == "e_step"  # before the epoch trains
-    history = trainer.train_loss_dict
     proto = (model.proto.detach() ** 2).sum().item() * 0.1
     assert proto < 0.4  # the prototype part trained from epoch 3 on (starting at 0.4)
-    assert trainer.last_losses["loss"][1] > 0  # epoch 4 reports it
-    assert len(history) == 5
+    assert trainer.last_losses["loss"][2] > 0  # epoch 4 reports it
+    assert len(trainer.train_loss_dict) == 5
 
 
 def test_warm_up_leaves_the_dropped_part_untrained(tiny_path):
-    objectives, hooks = ncl_plan(m_step=10, warm_up_step=3, proto_part=-1)
-    model, trainer = run(tiny_path, objectives, hooks, epochs=3)
+    model, trainer = run(tiny_path, trainer_cls=NCLTrainer, m_step=10, warm_up_step=3, epochs=3)
     assert torch.equal(model.proto.detach(), torch.ones(4))  # never in the minimised sum during warm-up
-    assert trainer.last_losses["loss"][1] == 0.0
+    assert trainer.last_losses["loss"][2] == 0.0
 
 
 def test_several_objectives_return_one_loss_each(tiny_path):
-    model, trainer = run(tiny_path, mkr_objectives(kge_interval=2), epochs=2)
-    loss = trainer._train_epoch(WithViews(trainer._train_data.train, trainer._train_data.views["kg"]), 1)
+    model, trainer = run(tiny_path, trainer_cls=MKRTrainer, kge_interval=2, epochs=2)
+    loss = trainer._train_epoch(WithViews(trainer.train_data.train, trainer.train_data.views["kg"]), 1)
     assert isinstance(loss, tuple) and len(loss) == 2 and loss[1] == 0.0  # kg not due in epoch 1
 
 
@@ -161,59 +156,13 @@ def test_alternating_losses_as_a_subclass_and_as_objectives_are_the_same(tiny_pa
     by_objectives, _ = run(tiny_path, objectives=objectives, trainer_cls=Capture, epochs=4)
     for a, b in zip(by_subclass.parameters(), by_objectives.parameters(), strict=True):
         assert torch.equal(a, b)
-    assert not torch.equal(by_subclass.proto.detach(), torch.ones(4))  # the second loss did train
 
 
-class Adversarial(GeneralRecommender):
-    """A generator (embeddings) and a discriminator (a linear critic), each with its own optimizer."""
-
-    def __init__(self, config, dataset):
-        super().__init__(config, dataset)
-        self.generator = nn.Embedding(self.n_items, 4)
-        self.critic = nn.Linear(4, 1)
-
-    def critic_loss(self, batch):
-        fake = self.generator(batch["item_id"])
-        real = torch.randn_like(fake)
-        return (self.critic(fake.detach()).mean() - self.critic(real).mean()).abs()
-
-    def generator_loss(self, batch):
-        return -self.critic(self.generator(batch["item_id"])).mean()
-
-    def full_sort_predict(self, batch):
-        return self.generator.weight.sum(-1).expand(len(batch["user_id"]), -1).clone()
-
-
-def test_two_optimizer_adversarial_objectives(tiny_path):
-    config = tiny_config(tiny_path, Adversarial, epochs=3, train_batch_size=4)
-    train, _, _ = data_preparation(config, create_dataset(config))
-    model = Adversarial(config, train.dataset)
-    objectives = [
-        Objective("critic", loss="critic_loss", optimizer="critic", group="gan"),
-        Objective("generator", loss="generator_loss", optimizer="generator", group="gan"),
-    ]
-    optimizers = [
-        OptimizerSpec("critic", params=lambda m: m.critic.parameters(), learning_rate=0.01),
-        OptimizerSpec("generator", params=lambda m: m.generator.parameters()),
-    ]
-    trainer = Trainer(config, model, objectives=objectives, optimizers=optimizers)
-    critic_before = model.critic.weight.detach().clone()
-    generator_before = model.generator.weight.detach().clone()
-    trainer.fit(train, None, verbose=False, saved=False)  # no "backward through the graph a second time"
-    assert set(trainer.optimizers) == {"critic", "generator"}
-    assert trainer.optimizers["critic"].param_groups[0]["lr"] == 0.01
-    assert not torch.equal(model.critic.weight, critic_before)
-    assert not torch.equal(model.generator.weight, generator_before)
-    assert set(trainer.last_losses) == {"critic", "generator"}
-
-
-def test_unknown_optimizer_or_view(tiny_path):
+def test_an_unknown_view(tiny_path):
     config = tiny_config(tiny_path, "BPR")
     train, _, _ = data_preparation(config, create_dataset(config))
     from recforge.models.general.bpr import BPR
 
-    with pytest.raises(ValueError, match=r"optimizers \['other'\]"):
-        Trainer(config, BPR(config, train.dataset), objectives=[Objective("x", optimizer="other")])
     trainer = Trainer(config, BPR(config, train.dataset), objectives=[Objective("x", data="kg")])
     with pytest.raises(KeyError, match="wants data 'kg'"):
         trainer.fit(train, None, verbose=False, saved=False)

@@ -6,8 +6,8 @@ import torch
 from conftest import tiny_config
 from graph_model import TinyGraph
 from recforge import Config, create_dataset, data_preparation, get_model_class, init_seed
-from recforge.models.layers import sparse_dense_mm
-from recforge.trainer import Objective, OptimizerSpec, Trainer
+from recforge.models.sparse import propagate
+from recforge.trainer import Objective, Trainer
 
 BF16_TOLERANCE = 0.005  # largest allowed |bf16 - fp32| of any test metric (measured: 0.0002)
 
@@ -60,7 +60,7 @@ def test_sparse_propagation_under_bf16_autocast():
     with pytest.raises(RuntimeError, match="expected scalar type Float but found BFloat16"):
         plain.backward()  # what breaks RecBole's LightGCN with enable_amp on a CPU
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = sparse_dense_mm(adjacency, linear(embedding.weight))
+        out = propagate(adjacency, linear(embedding.weight), transposed=adjacency.t().coalesce())
     out.sum().backward()
     assert out.dtype == torch.float32 and embedding.weight.grad is not None
 
@@ -97,31 +97,21 @@ def test_one_grad_scaler_per_run_saved_and_restored(tiny_path):
 
 
 @pytest.mark.parametrize(("accumulation", "batch_size", "epochs", "steps"), [(1, 100, 3, 3), (2, 4, 2, 4)])
-def test_fp16_with_two_optimizers_updates_the_scale_once_per_step(tiny_path, accumulation, batch_size, epochs, steps):
-    """torch's rule for several optimizers: each one steps, then one ``scaler.update()`` per iteration. 12 training
-    interactions: one batch of 100, or three of 4 with a step every 2 batches (and at the epoch's end)."""
+def test_fp16_with_two_objectives_updates_the_scale_once_per_step(tiny_path, accumulation, batch_size, epochs, steps):
+    """One ``scaler.step`` and one ``scaler.update()`` per optimisation step, whatever the number of objectives.
+    12 training interactions: one batch of 100, or three of 4 with a step every 2 batches (and at the epoch's end);
+    each of the two objectives makes its own pass."""
     values = {"precision": "fp16", "epochs": epochs, "learning_rate": 0.01, "train_batch_size": batch_size}
     config = tiny_config(tiny_path, "BPR", gradient_accumulation_steps=accumulation, **values)
     init_seed(0)
     train, valid, _ = data_preparation(config, create_dataset(config))
     model = get_model_class("BPR")(config, train.dataset)
-    trainer = Trainer(
-        config,
-        model,
-        objectives=[
-            Objective("users", loss="calculate_loss", optimizer="users", group="both"),
-            Objective("items", loss="calculate_loss", optimizer="items", group="both"),
-        ],
-        optimizers=[
-            OptimizerSpec("users", params=lambda m: m.user_embedding.parameters()),
-            OptimizerSpec("items", params=lambda m: m.item_embedding.parameters()),
-        ],
-    )
+    trainer = Trainer(config, model, objectives=[Objective("first"), Objective("second")])
     scaler = trainer.precision.scaler
     updates, stepped = [], []
     real_update, real_step = scaler.update, scaler.step
     scaler.update = lambda *a, **k: (updates.append(1), real_update(*a, **k))[1]
     scaler.step = lambda optimizer, *a, **k: (stepped.append(optimizer), real_step(optimizer, *a, **k))[1]
     trainer.fit(train, valid, verbose=False, saved=False)
-    assert len(updates) == steps and len(stepped) == 2 * steps  # both optimizers step, the scale moves once
-    assert scaler._growth_tracker == steps
+    assert len(updates) == len(stepped) == 2 * steps  # each objective's steps: one step, one update each
+    assert scaler._growth_tracker == 2 * steps

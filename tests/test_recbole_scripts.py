@@ -18,7 +18,7 @@ from conftest import ML100K, ROOT, needs_ml100k, tiny_args, tiny_config
 from recforge import GeneralRecommender, InputType, create_dataset, data_preparation, register_trainer
 from recforge.cli import main
 from recforge.registry import MODELS, TRAINERS, get_trainer
-from recforge.trainer import Objective, OptimizerSpec, Trainer
+from recforge.trainer import Trainer
 
 RUN_FOLDER_FILES = {"config.yaml", "run.log", "history.jsonl", "metrics.json", "checkpoints"}
 RUN_EXTRAS = {"serving.npz", "report.html"}  # data for recforge.load, the HTML report: the trainer writes them
@@ -336,19 +336,24 @@ def test_register_trainer_and_recbole_get_trainer(tiny_path):
         TRAINERS._entries.pop("shallowtrainer")
 
 
-def test_two_optimizer_specs_that_claim_every_parameter(tiny_path):
+def test_layer_specific_learning_rates_by_param_groups(tiny_path):
+    """RecBole's way: ``_build_optimizer`` over param groups; a group with learning rate 0 does not move."""
+
+    class PerLayer(Trainer):
+        def _build_optimizer(self, **kwargs):
+            groups = [
+                {"params": self.model.user_embedding.parameters()},
+                {"params": self.model.item_embedding.parameters(), "lr": 0.0},
+            ]
+            return super()._build_optimizer(params=groups)
+
     config = tiny_config(tiny_path, "BPR", epochs=1, learner="sgd", learning_rate=0.1)
     train, valid, _ = data_preparation(config, create_dataset(config))
     model = recforge.get_model("BPR")(config, train.dataset)
-    users = [
-        OptimizerSpec("users", params=lambda m: m.user_embedding.parameters()),
-        OptimizerSpec("items", params=lambda m: m.item_embedding.parameters(), learning_rate=0.0),
-    ]
     before_users, before_items = model.user_embedding.weight.clone(), model.item_embedding.weight.clone()
-    trainer = Trainer(config, model, optimizers=users, objectives=[Objective("loss")])
-    assert set(trainer.optimizers) == {"users", "items"}  # no empty "main"
+    trainer = PerLayer(config, model)
     trainer.fit(train, valid, verbose=False, saved=False)
-    assert not torch.equal(model.user_embedding.weight, before_users)  # the loss stepped both optimizers
+    assert not torch.equal(model.user_embedding.weight, before_users)
     assert torch.equal(model.item_embedding.weight, before_items)  # the items' learning rate is 0
 
 

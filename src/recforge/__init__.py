@@ -19,15 +19,7 @@ from recforge.quick_start import load_data_and_model, run, run_recbole
 from recforge.registry import register_trainer
 from recforge.serving import LoadedModel, load
 from recforge.serving.predictions import evaluate_predictions
-from recforge.trainer import (
-    AbstractTrainer,
-    Callback,
-    EpochHook,
-    Objective,
-    OptimizerSpec,
-    Trainer,
-    get_trainer,
-)
+from recforge.trainer import AbstractTrainer, Callback, Objective, Trainer, get_trainer
 from recforge.tuning import tune
 from recforge.utils.enum_type import InputType, ModelType
 from recforge.utils.log import init_logger
@@ -45,7 +37,6 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Dataset",
-    "EpochHook",
     "Float",
     "GeneralRecommender",
     "InputType",
@@ -57,7 +48,6 @@ __all__ = [
     "Mapping_",
     "ModelType",
     "Objective",
-    "OptimizerSpec",
     "Optional",
     "RecforgeError",
     "Recommender",

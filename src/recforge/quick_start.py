@@ -23,8 +23,8 @@ from recforge.models.sizing import create_model
 from recforge.registry import get_trainer
 from recforge.serving.rebuild import load_data_and_model  # noqa: F401 (RecBole's name here)
 from recforge.trainer import distributed
+from recforge.trainer.callbacks import Callback
 from recforge.trainer.checkpoint import load_checkpoint
-from recforge.trainer.events import Callback
 from recforge.trainer.serving_file import ServingWriter
 from recforge.utils.log import LOGGER_NAME, init_logger
 from recforge.utils.seed import init_seed
@@ -53,7 +53,7 @@ def run(
     with ``saved=False``; ``run_dir`` is then None). ``resume`` continues from a checkpoint, whose config is the
     base layer (see ``Trainer.resume_checkpoint`` for where the run continues). ``cmd_args`` None reads the
     script's own ``--key=value`` arguments, as RecBole does. ``callbacks`` are passed to the trainer (after its
-    built-in ones; see ``recforge.trainer.events``). With ``evaluate_test=False`` the test split is never evaluated
+    built-in ones; see ``recforge.trainer.callbacks``). With ``evaluate_test=False`` the test split is never evaluated
     and ``test_result`` is None (a tuning trial: only validation may choose).
     """
     init_logger("INFO" if verbose else "WARNING")

@@ -1,58 +1,34 @@
-"""Trainers: RecBole's AbstractTrainer / Trainer contract, events, objectives and checkpoints."""
+"""Trainers: RecBole's AbstractTrainer / Trainer contract, callbacks, objectives and checkpoints."""
 
 from __future__ import annotations
 
 from recforge.registry import get_trainer, register_trainer
-from recforge.trainer.events import (
-    Callback,
-    Checkpoints,
-    EarlyStopping,
-    EpochHooks,
-    EpochLog,
-    ProgressBar,
-    RunLog,
-    RunSummary,
-    SchedulerStep,
-    TensorBoardLog,
-)
+from recforge.trainer.callbacks import Callback, Checkpoints, EarlyStopping, ModelEpochStart, SchedulerStep
 from recforge.trainer.knowledge import KGATTrainer, KGTrainer, MKRTrainer
 from recforge.trainer.ncl import NCLTrainer
-from recforge.trainer.objectives import (
-    After,
-    Always,
-    Before,
-    Cycle,
-    EpochHook,
-    Every,
-    Objective,
-    OptimizerSpec,
-    Schedule,
-)
+from recforge.trainer.objectives import Cycle, Every, Objective, Schedule
+from recforge.trainer.progress import TrainingProgress
 from recforge.trainer.run_folder import RunFolder
+from recforge.trainer.run_logs import EpochLog, ProgressBar, RunLog, RunSummary, TensorBoardLog
 from recforge.trainer.trainer import AbstractTrainer, Trainer
 from recforge.trainer.tree import DecisionTreeTrainer, LightGBMTrainer, XGBoostTrainer
 
 __all__ = [
     "AbstractTrainer",
-    "After",
-    "Always",
-    "Before",
     "Callback",
     "Checkpoints",
     "Cycle",
     "DecisionTreeTrainer",
     "EarlyStopping",
-    "EpochHook",
-    "EpochHooks",
     "EpochLog",
     "Every",
     "KGATTrainer",
     "KGTrainer",
     "LightGBMTrainer",
     "MKRTrainer",
+    "ModelEpochStart",
     "NCLTrainer",
     "Objective",
-    "OptimizerSpec",
     "ProgressBar",
     "RunFolder",
     "RunLog",
@@ -61,6 +37,7 @@ __all__ = [
     "SchedulerStep",
     "TensorBoardLog",
     "Trainer",
+    "TrainingProgress",
     "XGBoostTrainer",
     "get_trainer",
     "register_trainer",

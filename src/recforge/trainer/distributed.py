@@ -174,6 +174,19 @@ def broadcast_model(model: torch.nn.Module) -> None:
             dist.broadcast(tensor, src=0)
 
 
+def shard_evaluation(model: torch.nn.Module, eval_data: Any, show_progress: bool) -> tuple[Any, bool]:
+    """With several processes: every rank takes rank 0's weights and scores its block of ``eval_data``; returns
+    the evaluators' merge (None in one process) and whether this rank shows progress."""
+    if not is_distributed():
+        return None, show_progress
+    broadcast_model(model)  # every rank scores rank 0's weights (its best model)
+    merge = None
+    if hasattr(eval_data, "shard"):
+        eval_data.shard(rank(), world_size())
+        merge = merge_evaluators
+    return merge, show_progress and is_main_process()
+
+
 def merge_evaluators(evaluator) -> None:
     """Give every rank's ``evaluator`` the accumulated values of all ranks, in rank order (users or rows of the
     blocks in order: the order of one process)."""

@@ -1,11 +1,12 @@
-"""The trainers of knowledge-aware models (RecBole's KGTrainer, KGATTrainer, MKRTrainer) as configurations of the
-objectives machinery: which loss trains on which view of the ``KnowledgeBasedDataLoader`` in which epoch. No copy
+"""The trainers of knowledge-aware models (RecBole's KGTrainer, KGATTrainer, MKRTrainer): which loss trains on which
+view of the ``KnowledgeBasedDataLoader`` in which epoch, declared as objectives (and, for KGAT, a callback). No copy
 of ``fit``; resume, precision, callbacks and progress are ``Trainer``'s."""
 
 from __future__ import annotations
 
 from recforge.registry import register_trainer
-from recforge.trainer.objectives import EpochHook, Objective, kgat_plan, knowledge_objectives, mkr_objectives
+from recforge.trainer.callbacks import Callback, without_gradients
+from recforge.trainer.objectives import Cycle, Every, Objective
 from recforge.trainer.trainer import Trainer
 
 
@@ -17,9 +18,23 @@ class KGTrainer(Trainer):
     reads no triples (its ``uses_kg_batches`` is False)."""
 
     def build_objectives(self) -> list[Objective]:
-        config = self.config
-        rec_step, kg_step = config.get("train_rec_step"), config.get("train_kg_step")
-        return knowledge_objectives(rec_step, kg_step, merged=getattr(self.model, "uses_kg_batches", True))
+        rec_step, kg_step = self.config.get("train_rec_step"), self.config.get("train_kg_step")
+        if rec_step is None or kg_step is None:
+            merged = getattr(self.model, "uses_kg_batches", True)
+            return [Objective("rec+kg" if merged else "rec", loss="calculate_loss", data="rskg" if merged else "rs")]
+        period = rec_step + kg_step
+        return [
+            Objective("rec", loss="calculate_loss", data="rs", schedule=Cycle(period, 0, rec_step)),
+            Objective("kg", loss="calculate_kg_loss", data="kg", schedule=Cycle(period, rec_step, period)),
+        ]
+
+
+class AttentionRefresh(Callback):
+    """KGAT: after each epoch's training, recompute the attention over the knowledge graph without gradients."""
+
+    def on_train_end(self, trainer, epoch, loss) -> None:
+        with without_gradients(trainer.model):
+            trainer.model.update_attentive_A()
 
 
 @register_trainer
@@ -27,11 +42,15 @@ class KGATTrainer(Trainer):
     """Every epoch: the recommendation loss on interaction batches, then ``calculate_kg_loss`` on triple batches,
     then ``update_attentive_A`` without gradients (the attention over the knowledge graph is refreshed)."""
 
-    def build_objectives(self) -> list[Objective]:
-        return kgat_plan()[0]
+    def __init__(self, config, model, **kwargs) -> None:
+        super().__init__(config, model, **kwargs)
+        self.callbacks.insert(0, AttentionRefresh())
 
-    def build_hooks(self) -> list[EpochHook]:
-        return [*super().build_hooks(), *kgat_plan()[1]]
+    def build_objectives(self) -> list[Objective]:
+        return [
+            Objective("rec", loss="calculate_loss", data="rs"),
+            Objective("kg", loss="calculate_kg_loss", data="kg"),
+        ]
 
 
 @register_trainer
@@ -40,4 +59,7 @@ class MKRTrainer(Trainer):
     ``calculate_kg_loss`` on triple batches."""
 
     def build_objectives(self) -> list[Objective]:
-        return mkr_objectives(self.config["kge_interval"])
+        return [
+            Objective("rec", loss="calculate_rs_loss", data="rs"),
+            Objective("kg", loss="calculate_kg_loss", data="kg", schedule=Every(self.config["kge_interval"])),
+        ]

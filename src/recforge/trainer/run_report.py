@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from recforge.trainer.events import Callback
+from recforge.trainer.callbacks import Callback
 
 logger = logging.getLogger("recforge")
 

@@ -27,7 +27,7 @@ from recforge.data.cache import decode_strings, encode_strings
 from recforge.data.columns import SeqColumn, TokenColumn
 from recforge.data.history import UserHistory
 from recforge.errors import CheckpointError
-from recforge.trainer.events import Callback
+from recforge.trainer.callbacks import Callback
 from recforge.utils.files import atomic_write
 
 logger = logging.getLogger("recforge")

@@ -1,77 +1,75 @@
-"""``AbstractTrainer`` and ``Trainer``: RecBole's public contract, with ``fit`` as one short loop.
+"""``Trainer``: RecBole's trainer contract, its loop and its training step, read top to bottom in this file.
 
-Customise by subclassing and overriding ``_train_epoch`` (how one epoch trains) or ``_valid_epoch`` (how one
-validation scores), by declaring objectives (``recforge.trainer.objectives``) or by passing callbacks
-(``recforge.trainer.events``). ``fit`` itself is never copied: every specialised trainer reuses it. The training
-step lives in ``recforge.trainer.optimization``, checkpoints and resume in ``recforge.trainer.state``.
+``fit`` is one loop over epochs; an epoch runs the objectives due (``objectives``), a step per batch: autocast
+forward -> this rank's share -> backward through the scaled loss -> every ``gradient_accumulation_steps`` batches
+unscale -> clip -> optimizer step -> scaler update. The rest is callbacks (``callbacks``; the checkpoint writer
+last); a run's state is ``checkpoint.training_state``. Customise by overriding ``_train_epoch`` / ``_valid_epoch``
+(RecBole's override points), ``build_objectives`` or ``_build_optimizer``, or by callbacks; never copy ``fit``.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import math
-import signal
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from recforge.errors import CheckpointError, TrainingInterrupted
 from recforge.evaluation.evaluator import Evaluator
-from recforge.models.base import Recommender
 from recforge.registry import register_trainer
+from recforge.trainer import batch_losses as losses_of
 from recforge.trainer import distributed
 from recforge.trainer.abstract import AbstractTrainer
-from recforge.trainer.events import (
-    Callback,
-    Checkpoints,
-    EarlyStopping,
-    EpochHooks,
-    EpochLog,
-    ProgressBar,
-    RunLog,
-    RunSummary,
-    SchedulerStep,
-    TensorBoardLog,
-    callback_keys,
+from recforge.trainer.batch_losses import Loss
+from recforge.trainer.callbacks import Callback, Checkpoints, builtin_callbacks, callback_keys
+from recforge.trainer.checkpoint import (
+    attach_loaders,
+    load_checkpoint,
+    load_model_state,
+    restore_training_state,
+    training_state,
 )
-from recforge.trainer.objectives import EpochHook, Objective, OptimizerSpec
-from recforge.trainer.optimization import Loss, Optimization, groups_of
+from recforge.trainer.interrupts import interruptible
+from recforge.trainer.objectives import Objective
+from recforge.trainer.optimizers import build_optimizer
 from recforge.trainer.precision import Precision
-from recforge.trainer.run_folder import RunFolder, check_checkpoint_dir
-from recforge.trainer.run_report import RunReport
+from recforge.trainer.progress import TrainingProgress, progress_field
+from recforge.trainer.run_files import RunFiles, load_best_weights
+from recforge.trainer.run_folder import check_checkpoint_dir
 from recforge.trainer.schedulers import EpochSchedule
 from recforge.trainer.scoring import check_training_data, score_loader
-from recforge.trainer.serving_file import ServingWriter
-from recforge.trainer.state import TrainingState
 from recforge.utils.log import detach_run_log
+from recforge.utils.progress import progress
 
 logger = logging.getLogger("recforge")
 
 
 @register_trainer
-class Trainer(Optimization, TrainingState, AbstractTrainer):
-    """The trainer for models optimised with one loss, several losses, or several alternating objectives.
+class Trainer(AbstractTrainer):
+    """The trainer of models optimised with one loss, several losses, or several alternating objectives.
 
     Args:
         config: the run config.
         model: a ``Recommender``; it is moved to ``config["device"]``.
         run_dir: the run folder (config.yaml, run.log, history.jsonl, metrics.json, checkpoints/); by default a
             new one under ``checkpoint_dir``, made when ``fit`` first writes.
-        callbacks: extra callbacks, run after the built-in ones.
+        callbacks: extra callbacks, run after the built-in ones (``add_callback`` adds more later).
         objectives: what to optimise (default: ``build_objectives()``, the model's ``calculate_loss``).
-        optimizers: extra optimizer specs (default: ``build_optimizers()``, one "main" optimizer).
-        hooks: epoch hooks (default: ``build_hooks()``, none).
 
     Attributes (RecBole's names): ``start_epoch``, ``cur_step`` (validations since the last improvement),
-    ``best_valid_score``, ``best_valid_result``, ``train_loss_dict`` ({epoch: total loss}), ``optimizer``
-    (the "main" optimizer; all are in ``optimizers``), ``saved_model_file``, ``enable_amp``, ``enable_scaler``.
+    ``best_valid_score``, ``best_valid_result``, ``best_epoch``, ``train_loss_dict`` ({epoch: total loss}) — the
+    fields of ``progress`` —, ``optimizer``, ``saved_model_file``, ``enable_amp``, ``enable_scaler``.
     """
+
+    start_epoch = progress_field("start_epoch")
+    cur_step = progress_field("cur_step")
+    best_valid_score = progress_field("best_valid_score")
+    best_valid_result = progress_field("best_valid_result")
+    best_epoch = progress_field("best_epoch")
+    train_loss_dict = progress_field("train_loss_dict")
 
     def __init__(
         self,
@@ -80,14 +78,38 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         run_dir: str | Path | None = None,
         callbacks: Iterable[Callback] = (),
         objectives: list[Objective] | None = None,
-        optimizers: list[OptimizerSpec] | None = None,
-        hooks: list[EpochHook] | None = None,
     ) -> None:
         super().__init__(config, model)
         self.device = distributed.setup(torch.device(config["device"]))
         self.model.to(self.device)
         if distributed.is_distributed() and next(model.parameters(), None) is not None:
             self.distributed_model = distributed.wrap(self.model, self.device)
+        self._read_config(config)
+        self.trainable: bool = getattr(model, "trainable", True)
+        self.precision = Precision(config["precision"], self.device, config["enable_scaler"])
+        self.enable_amp, self.enable_scaler = self.precision.enabled, self.precision.scaler.is_enabled()
+        self.objectives = objectives if objectives is not None else self.build_objectives()
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, EpochSchedule] = {}
+        if self.trainable and self.objectives:
+            self.optimizer = self._build_optimizer()
+        self.evaluator = Evaluator.from_config(config)
+        self.files = RunFiles(config, run_dir)
+        detach_run_log()
+        self.progress = TrainingProgress.starting(self.valid_metric_bigger)
+        self.callbacks: list[Callback] = [*builtin_callbacks(self), *callbacks]
+        self.checkpoints = Checkpoints()  # runs after every callback: a checkpoint holds their state of the epoch
+        self.unclaimed_callback_states: dict[str, Any] = {}  # of a resumed checkpoint, for callbacks added later
+        self.pending_loader_state: dict[str, Any] | None = None  # of a resumed checkpoint, for fit's loaders
+        self.should_stop, self.verbose, self.saved, self.show_progress, self.validates = False, True, True, False, False
+        self.last_losses: dict[str, Loss | None] = {}
+        self.epoch_learning_rates: dict[str, float] = {}
+        self.last_train_seconds = self.last_valid_seconds = 0.0
+        self.train_data = self.valid_data = self.evaluated_data = None  # the loaders of the last fit / evaluate
+        self.has_fit = False
+
+    def _read_config(self, config: Mapping[str, Any]) -> None:
+        """The config values the loop reads, under RecBole's attribute names."""
         self.epochs: int = config["epochs"]
         self.eval_step: int = config["eval_step"]
         self.stopping_step: int = config["stopping_step"]
@@ -98,101 +120,51 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         self.learner: str = config["learner"]
         self.learning_rate: float = config["learning_rate"]
         self.weight_decay: float = config["weight_decay"]
-        self.trainable: bool = getattr(model, "trainable", True)
-        self.precision = Precision(config["precision"], self.device, config["enable_scaler"])
-        self.enable_amp = self.precision.enabled
-        self.enable_scaler = self.precision.scaler.is_enabled()
-        self.objectives = objectives if objectives is not None else self.build_objectives()
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.schedulers: dict[str, EpochSchedule] = {}
-        if self.trainable:
-            self._build_optimizers(optimizers if optimizers is not None else self.build_optimizers())
-        self.evaluator = Evaluator.from_config(config)
-        self.run_folder = RunFolder(run_dir) if run_dir is not None else None
-        detach_run_log()
-        self._folder_ready = False
-        self._resume_plan: tuple[RunFolder | None, int, bool] | None = None
-        hooks = hooks if hooks is not None else self.build_hooks()
-        builtin: list[Callback] = [
-            EarlyStopping(self.stopping_step),
-            SchedulerStep(),
-            RunLog(),  # the epoch's history line before its last.pth: a kill between leaves a line resume drops
-            EpochLog(),
-            ProgressBar(),
-            RunSummary(),
-            ServingWriter(),  # serving.npz, for recforge.load
-            RunReport(),  # report.html
-        ]
-        if hooks:
-            builtin.insert(0, EpochHooks(hooks))
-        if config["tensorboard"]:
-            builtin.append(TensorBoardLog())
-        self.callbacks: list[Callback] = [*builtin, *callbacks]
-        # Checkpoints are written after every callback has seen the event, so they hold every callback's state
-        # of the epoch (Lightning also checkpoints last).
-        self.checkpoints = Checkpoints()
-        self._unclaimed_callback_states: dict[str, Any] = {}
+        self.config_optimizer = {"learner": self.learner, "learning_rate": self.learning_rate}
+        self.config_optimizer["weight_decay"] = self.weight_decay
 
-        self.start_epoch = 0
-        self.cur_step = 0
-        self.best_valid_score = -math.inf if self.valid_metric_bigger else math.inf
-        self.best_valid_result: dict[str, float] | None = None
-        self.best_epoch: int | None = None
-        self.train_loss_dict: dict[int, float] = {}
-        self.last_losses: dict[str, Loss | None] = {}
-        self.epoch_learning_rates: dict[str, float] = {}
-        self.should_stop = False
-        self.verbose = True
-        self.saved = True
-        self.show_progress = False
-        self.validates = False
-        self.last_train_seconds = 0.0
-        self.last_valid_seconds = 0.0
-        self._train_data: Any = None
-        self.valid_data: Any = None  # the validation loader of the last fit
-        self.evaluated_data: Any = None  # the loader of the last evaluate
-        self._pending_loader_state: dict[str, Any] | None = None
-        self._best_in_memory: dict[str, torch.Tensor] | None = None
-        self._has_fit = False
-
-    # -- what to optimise (override points for specialised trainers) -------------------------------
     def build_objectives(self) -> list[Objective]:
         """The objectives of this trainer; the default trains ``model.calculate_loss`` every epoch."""
         return [Objective("loss", loss="calculate_loss")]
 
-    def build_optimizers(self) -> list[OptimizerSpec]:
-        """Optimizers besides "main" (which owns every parameter the others do not)."""
-        return []
+    def _build_optimizer(self, **kwargs: Any) -> torch.optim.Optimizer:
+        """RecBole's hook: an optimizer from ``params`` (parameters or param groups; default: the model's),
+        ``learner``, ``learning_rate`` and ``weight_decay`` (default: the config's). Override it for layer-specific
+        learning rates."""
+        settings = {k: v for k, v in kwargs.items() if v is not None and k != "params"}
+        params = kwargs.get("params")
+        return build_optimizer(
+            self.model.parameters() if params is None else params, **self.config_optimizer | settings
+        )
 
-    def build_hooks(self) -> list[EpochHook]:
-        """Epoch hooks (work done at the start or end of epochs, e.g. a clustering E-step); by default the
-        model's own ``on_epoch_start`` when it has one."""
-        if getattr(type(self.model), "on_epoch_start", Recommender.on_epoch_start) is Recommender.on_epoch_start:
-            return []
-        return [EpochHook(lambda trainer, epoch: trainer.model.on_epoch_start(epoch), when="start")]
+    @property
+    def optimizer(self) -> torch.optim.Optimizer | None:
+        """The optimizer (RecBole's attribute; assigning one replaces it and its learning-rate schedule)."""
+        return self.optimizers.get("main")
+
+    @optimizer.setter
+    def optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizers["main"] = optimizer
+        self.schedulers.pop("main", None)
+        if self.config["lr_scheduler"]:
+            self.schedulers["main"] = EpochSchedule(
+                optimizer, self.config["lr_scheduler"], self.epochs, self.valid_metric_bigger
+            )
 
     def add_callback(self, callback: Callback) -> None:
         """Add ``callback`` after the others (a trainer built with RecBole's ``(config, model)`` constructor gets
         its callbacks this way); a state for it in a checkpoint already resumed is restored now."""
         self.callbacks.append(callback)
         key = callback_keys(self.callbacks)[-1]
-        if key in self._unclaimed_callback_states:
-            callback.load_state_dict(self._unclaimed_callback_states.pop(key))
+        if key in self.unclaimed_callback_states:
+            callback.load_state_dict(self.unclaimed_callback_states.pop(key))
 
     def _emit(self, event: str, *args: Any) -> None:
         for callback in (*self.callbacks, self.checkpoints):
             getattr(callback, event)(self, *args)
 
-    # -- fit ---------------------------------------------------------------------------------------
-    def fit(
-        self,
-        train_data,
-        valid_data=None,
-        verbose: bool = True,
-        saved: bool = True,
-        show_progress: bool = False,
-        callback_fn=None,
-    ) -> tuple[float, dict[str, float] | None]:
+    # -- the loop ----------------------------------------------------------------------------------
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         """Train, validating every ``eval_step`` epochs, keeping the best model and stopping early.
 
         Args:
@@ -200,7 +172,7 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
             valid_data: the validation loader, or None (then no validation and no early stopping).
             verbose: log losses, times and validation results.
             saved: write the run folder (checkpoints ``last.pth`` every epoch and ``best.pth``, history, metrics,
-                config, log); with False nothing is written and the best weights are kept in memory.
+                config, log, report); with False nothing is written and the best weights are kept in memory.
             show_progress: progress bars for epochs, training batches and validation.
             callback_fn: ``callback_fn(epoch_idx, valid_score)`` after each validation.
 
@@ -215,16 +187,14 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         if not distributed.is_main_process():  # rank 0 alone writes and logs
             verbose, saved, show_progress = False, False, False
         self.verbose, self.saved, self.show_progress = verbose, saved, show_progress
-        if saved and self.run_folder is None:
+        if saved and self.files.run_folder is None:
             check_checkpoint_dir(self.config["checkpoint_dir"])  # a file there fails now, not after an epoch
         self.validates = valid_data is not None and self.eval_step > 0
-        self.valid_data = valid_data
-        self.should_stop = False
-        self._has_fit = True
-        self._attach_loaders(train_data)
+        self.should_stop, self.has_fit, self.valid_data = False, True, valid_data
+        attach_loaders(self, train_data)
         # A model fitted in one pass (Pop, ItemKNN) is fitted once, whatever epochs says (also epochs: 0).
         last_epoch = self.epochs if self.trainable else self.start_epoch + 1
-        with self._interruptible(), self._run_folder_locked():
+        with interruptible(self):
             self._emit("on_fit_start")
             for epoch_idx in range(self.start_epoch, last_epoch):
                 self.epoch_learning_rates = {n: o.param_groups[0]["lr"] for n, o in self.optimizers.items()}
@@ -241,9 +211,7 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
                 if self.should_stop:
                     break
             self._emit("on_fit_end")
-        if not self.validates:
-            return -1, None
-        return self.best_valid_score, self.best_valid_result
+        return (self.best_valid_score, self.best_valid_result) if self.validates else (-1, None)
 
     def _call_train_epoch(self, train_data, epoch_idx: int, show_progress: bool) -> Loss:
         """Call ``_train_epoch``, also when a subclass overrides it with RecBole's two-argument signature."""
@@ -256,54 +224,18 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         started = time.perf_counter()
         valid_score, valid_result = self._valid_epoch(valid_data, show_progress=self.show_progress)
         self.last_valid_seconds = time.perf_counter() - started
-        improved = self._track_best(valid_score, valid_result)
+        improved = self.progress.record(valid_score, valid_result, self.valid_metric_bigger)
         self._emit("on_validation_end", epoch_idx, valid_score, valid_result, improved)
         if callback_fn is not None:
             callback_fn(epoch_idx, valid_score)
 
-    def _track_best(self, score: float, result: dict[str, float]) -> bool:
-        """RecBole's rule: a score equal to or better than the best is an improvement and resets ``cur_step``."""
-        better = score >= self.best_valid_score if self.valid_metric_bigger else score <= self.best_valid_score
-        if better:
-            self.best_valid_score, self.best_valid_result, self.cur_step = score, result, 0
-            self.best_epoch = self.start_epoch
-        else:
-            self.cur_step += 1
-        return better
-
-    @contextmanager
-    def _interruptible(self) -> Iterator[None]:
-        """Turn SIGTERM into KeyboardInterrupt during fit, and either into ``TrainingInterrupted``."""
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-
-            def on_term(signum, frame):
-                raise KeyboardInterrupt(f"signal {signum}")
-
-            previous = signal.signal(signal.SIGTERM, on_term)
-        try:
-            yield
-        except KeyboardInterrupt:
-            self._emit("on_fit_end")
-            checkpoint, epoch = None, self.start_epoch - 1
-            if self.saved and self.trainable and self._folder_ready and self.checkpoint_path("last").is_file():
-                # An interrupt while callbacks end an epoch comes before its checkpoint: resume the one before.
-                checkpoint, epoch = self.checkpoint_path("last"), self.checkpoints.saved_epoch
-            interrupted = TrainingInterrupted(epoch, checkpoint)
-            if distributed.is_main_process():
-                logger.warning("%s", interrupted)
-            raise interrupted from None
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-
-    # -- one epoch ---------------------------------------------------------------------------------
+    # -- one epoch, one step -----------------------------------------------------------------------
     def _train_epoch(self, train_data, epoch_idx: int, loss_func=None, show_progress: bool = False) -> Loss:
         """Train one epoch and return its loss.
 
-        With ``loss_func`` (RecBole's argument), one full pass minimises it with the "main" optimizer. Otherwise
-        the objectives due in this epoch run in order. Returns the summed loss of a single objective (a tuple
-        of part sums when its loss is a tuple), or a tuple with one total per objective (0.0 if not due).
+        With ``loss_func`` (RecBole's argument), one full pass minimises it. Otherwise the objectives due in this
+        epoch run in order. Returns the summed loss of a single objective (a tuple of part sums when its loss is a
+        tuple), or a tuple with one total per objective (0.0 if not due).
         """
         if not self.trainable:
             self.model.fit_statistics(train_data.dataset)
@@ -312,17 +244,83 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         self.model.train()
         if loss_func is not None:
             objective = Objective("loss", loss=loss_func)
-            self.last_losses = self._run_group([objective], train_data, epoch_idx, show_progress)
+            self.last_losses = {"loss": self._run_objective(objective, train_data, epoch_idx, show_progress)}
             return self.last_losses["loss"]
-        due = [o for o in self.objectives if o.schedule.due(epoch_idx)]
-        results: dict[str, Loss | None] = {o.name: None for o in self.objectives}
-        for group in groups_of(due):
-            results.update(self._run_group(group, train_data, epoch_idx, show_progress))
-        self.last_losses = results
+        self.last_losses = {o.name: None for o in self.objectives}
+        for objective in (o for o in self.objectives if o.due(epoch_idx)):
+            self.last_losses[objective.name] = self._run_objective(objective, train_data, epoch_idx, show_progress)
         if len(self.objectives) == 1:
-            only = results[self.objectives[0].name]
+            only = self.last_losses[self.objectives[0].name]
             return 0.0 if only is None else only
-        return tuple(0.0 if v is None else (sum(v) if isinstance(v, tuple) else v) for v in results.values())
+        return tuple(0.0 if v is None else (sum(v) if isinstance(v, tuple) else v) for v in self.last_losses.values())
+
+    def _run_objective(self, objective: Objective, train_data, epoch_idx: int, show_progress: bool = False) -> Loss:
+        """One pass of ``objective`` over its data: a step per batch, the optimizer stepped every
+        ``gradient_accumulation_steps`` batches (and after the last). Returns the summed loss (or part sums)."""
+        loader = objective.loader(train_data)
+        loss_fn, parts = objective.loss_fn(self.model), objective.parts_on(epoch_idx)
+        reduction = losses_of.reduction_of(self.model, objective.loss)
+        n_batches = len(loader) if hasattr(loader, "__len__") else None
+        self.optimizer.zero_grad(set_to_none=True)
+        total: Loss | None = None
+        pending = False  # gradients accumulated but not stepped yet
+        label = f"train {epoch_idx:>3}" + (f" {objective.name}" if len(self.objectives) > 1 else "")
+        for batch_idx, batch in enumerate(progress(loader, show_progress, label)):
+            batch = batch.to(self.device, non_blocking=self.device.type == "cuda")  # pinned on CUDA
+            where = f"{epoch_idx}, batch {batch_idx} (objective {objective.name})"
+            divisor = losses_of.group_size(batch_idx, n_batches, self.accumulation)
+            values = self._train_batch(loss_fn, batch, parts, reduction, divisor, where)
+            total, pending = (values if total is None else losses_of.add(total, values)), True
+            if (batch_idx + 1) % self.accumulation == 0 or batch_idx + 1 == n_batches:
+                self._optimizer_step()
+                pending = False
+        if pending:  # a loader of unknown length ended inside an accumulation group
+            self._optimizer_step()
+        if distributed.is_distributed():  # every rank's share, reduced: the losses of one process
+            total = distributed.average_losses([total], self.device)[0]
+        return 0.0 if total is None else total
+
+    def _train_batch(self, loss_fn, batch, parts: dict[int, bool], reduction, divisor: int, where: str) -> Loss:
+        """Forward and backward of one batch: autocast -> loss (this rank's share of the batch) -> parts that
+        count -> backward through the scaled loss / ``divisor`` (the batches of the accumulation group)."""
+        self.set_reduce_hook()  # several processes: this backward's gradients are averaged over the ranks
+        with self.precision.autocast():
+            losses = loss_fn(batch)
+        if distributed.is_distributed():  # weighted as one process sums the batch (loaders.rank_slices)
+            losses = losses_of.weighted(losses, reduction, getattr(batch, "share", 1.0))
+        loss, values = losses_of.combine(losses, parts)
+        loss = loss + self.sync_grad_loss()
+        losses_of.check_finite(values, where)
+        self._backward(loss / divisor if divisor > 1 else loss)
+        return values
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """Backward through the (scaled) loss."""
+        self.precision.scaler.scale(loss).backward()
+
+    def _optimizer_step(self) -> None:
+        """Unscale, clip, step and clear the optimizer's gradients, then update the loss scale."""
+        optimizer, scaler = self.optimizer, self.precision.scaler
+        if distributed.is_distributed():  # sparse embedding gradients are averaged here, DDP averaged the rest
+            sparse = {id(p) for _, p in distributed.sparse_parameters(self.model)}
+            params = [p for group in optimizer.param_groups for p in group["params"] if id(p) in sparse]
+            if params:
+                distributed.average_sparse_gradients(params)
+        if self.clip_grad_norm:
+            scaler.unscale_(optimizer)
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, **self.clip_grad_norm)
+        scaler.step(optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        self._update_scale()
+
+    def _update_scale(self) -> None:
+        """Update the GradScaler's scale, once per optimisation step."""
+        self.precision.scaler.update()
+
+    def _check_nan(self, loss: torch.Tensor | float) -> None:
+        """RecBole's check: a NaN loss stops training with a TrainingError."""
+        losses_of.check_nan(loss)
 
     def _valid_epoch(self, valid_data, show_progress: bool = False) -> tuple[float, dict[str, float]]:
         """Evaluate on ``valid_data`` with the current weights; returns ``(valid_score, valid_result)``."""
@@ -330,13 +328,7 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         return result[self.valid_metric], result
 
     # -- evaluation --------------------------------------------------------------------------------
-    def evaluate(
-        self,
-        eval_data,
-        load_best_model: bool = True,
-        model_file: str | Path | None = None,
-        show_progress: bool = False,
-    ) -> dict[str, float] | None:
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         """Evaluate and return ``{metric@k: value}``; None when ``eval_data`` is None. Scores are computed in
         full precision.
 
@@ -352,47 +344,56 @@ class Trainer(Optimization, TrainingState, AbstractTrainer):
         if eval_data is None:
             return None
         if load_best_model:
-            if model_file is not None:
-                self._load_weights(model_file)
-            else:
-                self._load_best()
+            self._load_weights(model_file) if model_file is not None else load_best_weights(self)
         elif model_file is not None:
             logger.warning("evaluate: model_file %s is ignored because load_best_model is False", model_file)
+        merge, show_progress = distributed.shard_evaluation(self.model, eval_data, show_progress)
         label_field = self.config["LABEL_FIELD"]
-        merge = None
-        if distributed.is_distributed():
-            distributed.broadcast_model(self.model)  # every rank scores rank 0's weights (its best model)
-            if hasattr(eval_data, "shard"):
-                eval_data.shard(distributed.rank(), distributed.world_size())
-                merge = distributed.merge_evaluators
-            show_progress = show_progress and distributed.is_main_process()
         result = score_loader(self.model, eval_data, self.evaluator, self.device, label_field, show_progress, merge)
         self.evaluated_data = eval_data
         self._emit("on_evaluate_end", getattr(eval_data, "phase", None), result)
         return result
 
-    def _load_best(self) -> None:
-        epoch = f"epoch {self.best_epoch}" if self.best_epoch is not None else "the last epoch"
-        best = self.best_checkpoint() if self.saved else None
-        if best is not None:
-            self._load_weights(best)
-            logger.info("evaluating the best model of this run (%s, %s)", epoch, best)
-        elif self._best_in_memory is not None:
-            self.model.load_state_dict(self._best_in_memory)
-            logger.info("evaluating the best model of this run (%s, kept in memory: saved=False)", epoch)
-        elif self._has_fit:
-            logger.info("evaluating the current weights (no best model was kept)")
-        else:
-            raise CheckpointError(
-                "evaluate(load_best_model=True) needs a best model, but fit has not run: call fit first, "
-                "pass model_file, or use load_best_model=False"
-            )
+    # -- checkpoints and the run folder --------------------------------------------------------------
+    def resume_checkpoint(self, resume_file: str | Path) -> None:
+        """Restore the complete training state of a checkpoint; the next ``fit`` continues exactly where it was.
 
-    @property
-    def has_fit(self) -> bool:
-        """Whether ``fit`` has run (evaluate then knows this run's best model)."""
-        return self._has_fit
+        From ``<run>/checkpoints/last.pth`` the run continues in ``<run>`` (and evaluates the best model of the
+        whole run); from any other checkpoint, such as ``best.pth``, it continues in a new run folder that starts
+        with the source run's history up to that epoch. Config keys that differ from the checkpoint's and change
+        the run are named in a warning.
+        """
+        state = self._load_weights(resume_file)
+        restore_training_state(self, state, resume_file)
+        self.files.resume_from(resume_file, int(state.get("epoch", -1)))
+        self._emit("on_checkpoint_load", Path(resume_file), state)
+        logger.info("resumed from %s: training continues at epoch %d", resume_file, self.start_epoch)
 
-    def keep_best_in_memory(self) -> None:
-        """Copy the current weights as the best model (used when fit runs with ``saved=False``)."""
-        self._best_in_memory = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+    def _load_weights(self, path: str | Path) -> dict[str, Any]:
+        state = load_checkpoint(path, map_location=self.device)
+        load_model_state(self.model, state, path)
+        logger.info("loaded model weights from %s (epoch %s)", path, state.get("epoch"))
+        return state
+
+    def save_checkpoint(self, kind: str, epoch: int) -> Path:
+        """Write the training state after ``epoch`` as ``checkpoints/<kind>.pth`` atomically; returns its path."""
+        path = self.files.save(training_state(self, epoch), kind)
+        logger.debug("saved %s checkpoint of epoch %d to %s", kind, epoch, path)
+        self._emit("on_checkpoint_save", kind, path)
+        return path
+
+    def link_checkpoint(self, source: str, target: str) -> Path:
+        """Make checkpoint ``target`` the same file as ``source`` (a hard link, or a copy), atomically."""
+        path = self.files.link(source, target)
+        self._emit("on_checkpoint_save", target, path)
+        return path
+
+    def checkpoint_path(self, kind: str) -> Path:
+        return self.files.checkpoint(kind)
+
+    run_dir = property(lambda self: self.files.run_dir, doc="The run folder's path (None before a new run writes).")
+    folder_ready = property(lambda self: self.files.ready, doc="Whether the run folder exists and this run writes it.")
+    saved_model_file = property(lambda self: self.files.checkpoint("best"), doc="Where the best checkpoint is saved.")
+    checkpoint_dir = property(
+        lambda self: Path(self.config["checkpoint_dir"]).expanduser(), doc="RecBole's: the folder runs are saved under."
+    )

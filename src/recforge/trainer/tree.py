@@ -22,7 +22,7 @@ import numpy as np
 from recforge.errors import ConfigError, DataError
 from recforge.models.tree.base import EarlyStop
 from recforge.registry import register_trainer
-from recforge.trainer.events import Callback
+from recforge.trainer.callbacks import Callback
 from recforge.trainer.objectives import Objective
 from recforge.trainer.trainer import Trainer
 
@@ -66,13 +66,11 @@ class DecisionTreeTrainer(Trainer):
         super().__init__(config, model, **kwargs)
         self.booster_stopping = BoosterEarlyStopping(getattr(model, "early_stopping_rounds", None))
         self.callbacks.append(self.booster_stopping)
-        self._valid_data = None
 
     def build_objectives(self) -> list[Objective]:
         return []  # no gradient steps
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
-        self._valid_data = valid_data
         self.model.check_params(train_data.dataset)  # a refused parameter: one line, before the run folder exists
         return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
 
@@ -80,7 +78,7 @@ class DecisionTreeTrainer(Trainer):
         if self.booster_stopping.stop.rounds is None:
             return None
         label = self.config["LABEL_FIELD"]
-        valid = self._valid_data
+        valid = self.valid_data
         if valid is None or label not in valid.dataset.inter_feat:
             raise ConfigError(
                 "early stopping of the booster (xgb_early_stopping_rounds / lgb_early_stopping_rounds) scores "

@@ -27,7 +27,7 @@ import torch
 
 from recforge.errors import RecforgeError, TrainingInterrupted
 from recforge.quick_start import run
-from recforge.trainer.events import Callback
+from recforge.trainer.callbacks import Callback
 from recforge.tuning.space import SearchSpace
 
 # Failures of one trial's values (a config error, a size that does not fit): the trial is FAIL, the study goes on.
