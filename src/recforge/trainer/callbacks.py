@@ -142,10 +142,8 @@ class Checkpoints(Callback):
             trainer.files.keep_in_memory(trainer.model)
 
     def on_epoch_end(self, trainer, epoch) -> None:
-        improved = self._improved or not trainer.validates
+        improved = self._improved or not trainer.validates  # without validation the last epoch is the best
         self._improved = False
-        if not trainer.validates:
-            trainer.best_epoch = epoch
         if not trainer.saved:
             if not trainer.validates:
                 trainer.files.keep_in_memory(trainer.model)

@@ -37,6 +37,12 @@ class TrainingProgress:
             self.cur_step += 1
         return better
 
+    def finish_epoch(self, epoch: int, validated: bool) -> None:
+        """``epoch`` is complete: the next one trains next; without validation the last epoch is the best."""
+        self.start_epoch = epoch + 1
+        if not validated:
+            self.best_epoch = epoch
+
     def state_dict(self) -> dict[str, Any]:
         """Plain values (what ``checkpoint["trainer"]`` holds)."""
         state = asdict(self)

@@ -206,7 +206,7 @@ class Trainer(AbstractTrainer):
                 self._emit("on_train_end", epoch_idx, loss)
                 if self.validates and ((epoch_idx + 1) % self.eval_step == 0 or epoch_idx + 1 == last_epoch):
                     self._validate(valid_data, epoch_idx, callback_fn)
-                self.start_epoch = epoch_idx + 1
+                self.progress.finish_epoch(epoch_idx, validated=self.validates)
                 self._emit("on_epoch_end", epoch_idx)
                 if self.should_stop:
                     break
