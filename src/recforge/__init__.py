@@ -10,65 +10,50 @@ For models and trainers of your own: ``Recommender`` / ``GeneralRecommender``, `
 ``ListOf``, ``Mapping_``, ``Struct``, ``Anything``) to declare typed hyper-parameters.
 """
 
-from recforge.config import Config
-from recforge.config.types import Anything, Bool, Float, Int, Key, ListOf, Mapping_, Optional, Str, Struct
-from recforge.data import Dataset, Interaction, create_dataset, data_preparation
-from recforge.errors import CheckpointError, ConfigError, DataError, RecforgeError, TrainingError
-from recforge.models import GeneralRecommender, Recommender, get_model, get_model_class, register_model
-from recforge.quick_start import load_data_and_model, run, run_recbole
-from recforge.registry import register_trainer
-from recforge.serving import LoadedModel, load
-from recforge.serving.predictions import evaluate_predictions
-from recforge.trainer import AbstractTrainer, Callback, Objective, Trainer, get_trainer
-from recforge.tuning import tune
-from recforge.utils.enum_type import InputType, ModelType
-from recforge.utils.log import init_logger
-from recforge.utils.seed import init_seed
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AbstractTrainer",
-    "Anything",
-    "Bool",
-    "Callback",
-    "CheckpointError",
-    "Config",
-    "ConfigError",
-    "DataError",
-    "Dataset",
-    "Float",
-    "GeneralRecommender",
-    "InputType",
-    "Int",
-    "Interaction",
-    "Key",
-    "ListOf",
-    "LoadedModel",
-    "Mapping_",
-    "ModelType",
-    "Objective",
-    "Optional",
-    "RecforgeError",
-    "Recommender",
-    "Str",
-    "Struct",
-    "Trainer",
-    "TrainingError",
-    "__version__",
-    "create_dataset",
-    "data_preparation",
-    "evaluate_predictions",
-    "get_model",
-    "get_model_class",
-    "get_trainer",
-    "init_logger",
-    "init_seed",
-    "load",
-    "load_data_and_model",
-    "register_model",
-    "register_trainer",
-    "run",
-    "run_recbole",
-    "tune",
-]
+# Public names -> the module that defines them. They are imported on first use (PEP 562), so ``import recforge``
+# (and ``recforge --help``) imports neither torch nor a model.
+_EXPORTS = {
+    "Config": "recforge.config",
+    **dict.fromkeys(
+        ("Anything", "Bool", "Float", "Int", "Key", "ListOf", "Mapping_", "Optional", "Str", "Struct"),
+        "recforge.config.types",
+    ),
+    **dict.fromkeys(("Dataset", "Interaction", "create_dataset", "data_preparation"), "recforge.data"),
+    **dict.fromkeys(
+        ("CheckpointError", "ConfigError", "DataError", "RecforgeError", "TrainingError"), "recforge.errors"
+    ),
+    **dict.fromkeys(
+        ("GeneralRecommender", "Recommender", "get_model", "get_model_class", "register_model"), "recforge.models"
+    ),
+    **dict.fromkeys(("load_data_and_model", "run", "run_recbole"), "recforge.quick_start"),
+    "register_trainer": "recforge.registry",
+    **dict.fromkeys(("LoadedModel", "load"), "recforge.serving"),
+    "evaluate_predictions": "recforge.serving.predictions",
+    **dict.fromkeys(("AbstractTrainer", "Callback", "Objective", "Trainer", "get_trainer"), "recforge.trainer"),
+    "tune": "recforge.tuning",
+    **dict.fromkeys(("InputType", "ModelType"), "recforge.utils.enum_type"),
+    "init_logger": "recforge.utils.log",
+    "init_seed": "recforge.utils.seed",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'recforge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -83,13 +83,14 @@ def register_module_classes(module) -> None:
             registry = TRAINERS
         else:
             continue
+        own = f"{value.__module__}.{value.__qualname__}"
         previous = registry.replace(value.__name__, value)
-        if previous is not None and previous is not value:
+        if previous is not None and previous != own:
             logging.getLogger("recforge").warning(
                 "%s.%s replaces the %s %s of %s for this run (the same name)",
                 module.__name__,
                 value.__name__,
                 registry.kind,
                 value.__name__,
-                previous.__module__,
+                previous.rpartition(".")[0],
             )

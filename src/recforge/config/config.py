@@ -41,13 +41,13 @@ from recforge.config.compat import (
 from recforge.config.families import KNOWLEDGE_SUFFIXES, context_defaults, knowledge_defaults
 from recforge.config.keys import PACKAGE_KEYS
 from recforge.config.machine import resolve_device
+from recforge.config.model_keys import all_model_keys
 from recforge.config.sources import parse_command_line, read_yaml_file, script_arguments
 from recforge.config.structs import plain_value
 from recforge.config.types import Anything, Key, Optional, Struct, parse_text
 from recforge.errors import ConfigError, did_you_mean
 from recforge.registry import (
     RECBOLE_MODELS,
-    all_model_keys,
     declared_keys,
     get_model_class,
     model_names,

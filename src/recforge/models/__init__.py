@@ -1,6 +1,9 @@
-"""Models: the contract, the registry and the built-in models."""
+"""Models: the contract and the lookup of models by name.
 
-from recforge.models import context, general, knowledge, tree  # noqa: F401  (registers the built-in models)
+The built-in models live in ``general``, ``knowledge``, ``context`` and ``tree``; they are registered by the
+catalog (``recforge.registry.catalog``) and imported when first looked up, not when this package is imported.
+"""
+
 from recforge.models.base import GeneralRecommender, InputType, ModelType, Recommender
 from recforge.registry import get_model, get_model_class, model_names, register_model
 

@@ -13,12 +13,13 @@ groups of an installed package, or by being imported (``recforge run --import my
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 from recforge.errors import ConfigError, did_you_mean
-from recforge.registry import recbole_catalog
+from recforge.registry import catalog, recbole_catalog
 from recforge.utils.enum_type import ModelType
 
 logger = logging.getLogger("recforge")
@@ -32,56 +33,85 @@ class Registry(Generic[T]):
     Args:
         kind: what is registered ("model"), used in messages.
         entry_points: an entry-point group whose entries are imported (and so register) on the first lookup.
+        catalog: built-in objects by name as ``"module:attribute"``, imported the first time they are looked up.
+        loader: a module whose import registers the built-in objects (imported on the first lookup).
     """
 
-    def __init__(self, kind: str, entry_points: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        entry_points: str | None = None,
+        catalog: Mapping[str, str] | None = None,
+        loader: str | None = None,
+    ) -> None:
         self.kind = kind
         self.entry_points = entry_points
         self._entries: dict[str, tuple[str, T]] = {}
+        self._catalog = {name.lower(): (name, path) for name, path in (catalog or {}).items()}
         self._entry_points_loaded = entry_points is None
+        self._loader = loader
 
     def add(self, name: str, obj: T) -> T:
-        """Register ``obj`` as ``name``; another object under the same name (any case) is a ConfigError naming
-        both (re-registering the same class, e.g. after a module reload, is allowed)."""
-        existing = self.find_registered(name)
-        if existing is not None and existing is not obj and _qualname(existing) != _qualname(obj):
+        """Register ``obj`` as ``name``; another object under the same name (any case, a built-in included) is a
+        ConfigError naming both (re-registering the same class, e.g. after a module reload, is allowed)."""
+        existing = self.registered_as(name)
+        if existing is not None and existing != _qualname(obj):
             raise ConfigError(
-                f"{_qualname(obj)}: a {self.kind} named {name} is already registered ({_qualname(existing)}); give "
-                "yours another name"
+                f"{_qualname(obj)}: a {self.kind} named {name} is already registered ({existing}); give yours another "
+                "name"
             )
         self._entries[name.lower()] = (name, obj)
         return obj
 
-    def replace(self, name: str, obj: T) -> T | None:
-        """Register ``obj`` as ``name`` in place of what was registered so; returns that (None if nothing)."""
-        previous = self.find_registered(name)
+    def replace(self, name: str, obj: T) -> str | None:
+        """Register ``obj`` as ``name`` in place of what was registered so; returns where that lived (None if
+        nothing was)."""
+        previous = self.registered_as(name)
         self._entries[name.lower()] = (name, obj)
         return previous
 
-    def find_registered(self, name: str) -> T | None:
-        """The object registered as ``name`` so far (no entry points loaded)."""
+    def registered_as(self, name: str) -> str | None:
+        """``"module.Class"`` of what is registered as ``name`` (a built-in not imported yet included), or None."""
         entry = self._entries.get(name.lower())
-        return entry[1] if entry is not None else None
+        if entry is not None:
+            return _qualname(entry[1])
+        built_in = self._catalog.get(name.lower())
+        return built_in[1].replace(":", ".") if built_in is not None else None
 
     def find(self, name: str) -> T | None:
-        """The object registered as ``name`` (any case), or None."""
-        entry = self._entries.get(name.lower())
-        if entry is None and not self._entry_points_loaded:
+        """The object registered as ``name`` (any case; a built-in one is imported now), or None."""
+        key = name.lower()
+        if key not in self._entries and key in self._catalog:
+            spelled, path = self._catalog[key]
+            module, _, attribute = path.partition(":")
+            self._entries.setdefault(key, (spelled, getattr(importlib.import_module(module), attribute)))
+        if key not in self._entries and self._loader is not None:
+            importlib.import_module(self._loader)
+        if key not in self._entries and not self._entry_points_loaded:
             self._load_entry_points()
-            entry = self._entries.get(name.lower())
+        entry = self._entries.get(key)
         return entry[1] if entry is not None else None
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.find(name) is not None
 
     def names(self) -> list[str]:
-        """Registered names as spelled at registration, sorted."""
+        """Registered names as spelled at registration (built-ins without importing them), sorted."""
         self._load_entry_points()
-        return sorted(name for name, _ in self._entries.values())
+        if self._loader is not None:
+            importlib.import_module(self._loader)
+        names = {key: name for key, (name, _) in self._catalog.items()}
+        names.update({key: name for key, (name, _) in self._entries.items()})
+        return sorted(names.values())
+
+    def is_builtin(self, name: str) -> bool:
+        """Whether ``name`` is a built-in of the catalog (and not replaced by another object)."""
+        key = name.lower()
+        return key in self._catalog and self.registered_as(name) == self._catalog[key][1].replace(":", ".")
 
     def values(self) -> Iterator[T]:
-        self._load_entry_points()
-        return iter([obj for _, obj in self._entries.values()])
+        """Every registered object (the built-ins are imported)."""
+        return iter([self.find(name) for name in self.names()])
 
     def _load_entry_points(self) -> None:
         if self._entry_points_loaded:
@@ -95,7 +125,7 @@ class Registry(Generic[T]):
             except Exception as exc:  # a broken plug-in must not break recforge; say which one and why
                 logger.warning("entry point %s (%s) could not be loaded: %s", entry.name, entry.value, exc)
                 continue
-            if isinstance(loaded, type) and loaded.__name__.lower() not in self._entries:
+            if isinstance(loaded, type) and self.registered_as(loaded.__name__) is None:
                 self.add(loaded.__name__, loaded)
 
 
@@ -103,9 +133,9 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', id(obj))}"
 
 
-MODELS: Registry[type] = Registry("model", entry_points="recforge.models")
-TRAINERS: Registry[type] = Registry("trainer", entry_points="recforge.trainers")
-METRICS: Registry[Any] = Registry("metric")
+MODELS: Registry[type] = Registry("model", entry_points="recforge.models", catalog=catalog.MODELS)
+TRAINERS: Registry[type] = Registry("trainer", entry_points="recforge.trainers", catalog=catalog.TRAINERS)
+METRICS: Registry[Any] = Registry("metric", loader=catalog.METRICS_MODULE)
 
 # RecBole's model names (its model/*.yaml files), for telling "not implemented yet" from "unknown".
 RECBOLE_MODELS: dict[str, str] = {name.lower(): name for name in recbole_catalog.MODEL_KEYS}
@@ -153,17 +183,6 @@ def declared_keys(cls: type) -> tuple | None:
     """The config keys a model class declares (``hyper_parameters``), or None when it declares none and so reads
     free keys, as a RecBole model does."""
     return getattr(cls, "hyper_parameters", None)
-
-
-def all_model_keys(exclude: type | None = None) -> dict[str, list[Any]]:
-    """``{key name: [(model name, Key), ...]}`` over the registered models that declare keys."""
-    owners: dict[str, list[Any]] = {}
-    for cls in MODELS.values():
-        if cls is exclude:
-            continue
-        for key in declared_keys(cls) or ():
-            owners.setdefault(key.name, []).append((cls.__name__, key))
-    return owners
 
 
 # -- trainers ---------------------------------------------------------------------------------------
@@ -244,7 +263,6 @@ __all__ = [
     "TRAINERS",
     "VALUE",
     "Registry",
-    "all_model_keys",
     "declared_keys",
     "get_model",
     "get_model_class",

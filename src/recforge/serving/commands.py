@@ -11,35 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from recforge.errors import DataError
-from recforge.trainer.serving_file import SPLITS
 from recforge.utils.files import read_utf8
-
-
-def add_recommend_parser(sub, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    recommend = sub.add_parser("recommend", parents=parents, help="recommend items to users with a trained model")
-    recommend.add_argument("--checkpoint", required=True, help="a .pth file written by recforge run")
-    who = recommend.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user", action="append", help="a user token; repeatable")
-    who.add_argument("--users-file", "--users_file", help="a text file with one user token per line")
-    recommend.add_argument("--k", type=int, default=10, help="items per user (default 10)")
-    recommend.add_argument("--include-seen", action="store_true", help="also recommend items the user already had")
-    recommend.add_argument(
-        "--exclude",
-        nargs="+",
-        choices=(*SPLITS, "none"),
-        default=list(SPLITS),
-        metavar="SPLIT",
-        help="leave out the user's items of these splits: train, valid, test, or none (default: all three)",
-    )
-    recommend.add_argument(
-        "--fallback",
-        choices=("popular",),
-        help="unknown users get the most popular items instead of an error (marked 'popular' in a source column)",
-    )
-    recommend.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    recommend.add_argument("--output", "-o", help="write to this file instead of the screen")
-    recommend.add_argument("--quiet", action="store_true")
-    return recommend
 
 
 def recommend_command(args: argparse.Namespace) -> int:

@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from recforge.utils.enum_type import InputType, KGDataLoaderState, ModelType
-from recforge.utils.log import init_logger
-from recforge.utils.seed import init_seed
 
 _FROM_REGISTRY = ("get_model", "get_trainer")
+_LAZY = {"init_logger": "recforge.utils.log", "init_seed": "recforge.utils.seed"}  # torch: imported when used
 
 
 def set_color(text: str, color: str, highlight: bool = True) -> str:
@@ -30,6 +29,10 @@ def __getattr__(name: str) -> Any:
         import recforge.registry
 
         return getattr(recforge.registry, name)
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'recforge.utils' has no attribute {name!r}")
 
 

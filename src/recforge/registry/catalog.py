@@ -1,0 +1,55 @@
+"""The built-in models and trainers, by name: where each lives (``"module:Class"``).
+
+This catalog is how they are registered: a model or trainer is imported the first time it is looked up, so
+importing recforge (or running ``recforge --help``) imports none of them, nor torch. What the models declare
+(type, trainer, hyper-parameters) is listed without importing them in ``recforge.config.declarations``, generated
+from the classes (``scripts/generate_declarations.py``; a test keeps it current). A new built-in model gets a line
+here and a regenerated declarations file.
+"""
+
+from __future__ import annotations
+
+MODELS = {
+    "BPR": "recforge.models.general.bpr:BPR",
+    "CFKG": "recforge.models.knowledge.cfkg:CFKG",
+    "CKE": "recforge.models.knowledge.cke:CKE",
+    "DCN": "recforge.models.context.cross:DCN",
+    "DCNV2": "recforge.models.context.cross:DCNV2",
+    "DeepFM": "recforge.models.context.factorization:DeepFM",
+    "FM": "recforge.models.context.factorization:FM",
+    "FNN": "recforge.models.context.deep:FNN",
+    "ItemKNN": "recforge.models.general.itemknn:ItemKNN",
+    "KGAT": "recforge.models.knowledge.kgat:KGAT",
+    "KGCN": "recforge.models.knowledge.kgcn:KGCN",
+    "KGIN": "recforge.models.knowledge.kgin:KGIN",
+    "KGNNLS": "recforge.models.knowledge.kgnnls:KGNNLS",
+    "KTUP": "recforge.models.knowledge.ktup:KTUP",
+    "LR": "recforge.models.context.factorization:LR",
+    "LightGBM": "recforge.models.tree.lightgbm:LightGBM",
+    "LightGCN": "recforge.models.general.lightgcn:LightGCN",
+    "MCCLK": "recforge.models.knowledge.mcclk:MCCLK",
+    "MKR": "recforge.models.knowledge.mkr:MKR",
+    "NCL": "recforge.models.general.ncl:NCL",
+    "NFM": "recforge.models.context.factorization:NFM",
+    "NGCF": "recforge.models.general.ngcf:NGCF",
+    "Pop": "recforge.models.general.pop:Pop",
+    "RippleNet": "recforge.models.knowledge.ripplenet:RippleNet",
+    "SGL": "recforge.models.general.sgl:SGL",
+    "SimGCL": "recforge.models.general.simgcl:SimGCL",
+    "WideDeep": "recforge.models.context.deep:WideDeep",
+    "XGBoost": "recforge.models.tree.xgboost:XGBoost",
+}
+
+TRAINERS = {
+    "DecisionTreeTrainer": "recforge.trainer.tree:DecisionTreeTrainer",
+    "KGATTrainer": "recforge.trainer.knowledge:KGATTrainer",
+    "KGTrainer": "recforge.trainer.knowledge:KGTrainer",
+    "LightGBMTrainer": "recforge.trainer.tree:LightGBMTrainer",
+    "MKRTrainer": "recforge.trainer.knowledge:MKRTrainer",
+    "NCLTrainer": "recforge.trainer.ncl:NCLTrainer",
+    "Trainer": "recforge.trainer.trainer:Trainer",
+    "XGBoostTrainer": "recforge.trainer.tree:XGBoostTrainer",
+}
+
+# The module whose import registers the metrics (``register_metric``).
+METRICS_MODULE = "recforge.evaluation.metrics"
