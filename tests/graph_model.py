@@ -8,8 +8,8 @@ from torch import nn
 
 from recforge.models.base import GeneralRecommender, InputType
 from recforge.models.init import xavier_normal_initialization
-from recforge.models.layers import sparse_dense_mm
 from recforge.models.losses import bpr_loss
+from recforge.models.sparse import propagate
 
 
 class TinyGraph(GeneralRecommender):
@@ -38,7 +38,7 @@ class TinyGraph(GeneralRecommender):
 
     def forward(self):
         base = self.embedding.weight
-        propagated = (base + sparse_dense_mm(self.adjacency, base)) / 2
+        propagated = (base + propagate(self.adjacency, base)) / 2
         out = self.project(propagated)
         self.dtypes.add(out.dtype)
         return out[: self.n_users], out[self.n_users :]

@@ -163,6 +163,7 @@ MODELS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(MODELS))
 def test_metrics_equal_those_of_the_computed_split(tmp_path, case, one_thread):
     model, settings = MODELS[case]

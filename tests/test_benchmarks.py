@@ -4,7 +4,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # whole runs on real data: in CI, not in the inner loop
+
 
 BENCH = ROOT / "benchmarks"
 

@@ -19,6 +19,7 @@ def test_config_reference_is_current():
     )
 
 
+@pytest.mark.slow
 def test_readme_python_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     first, second = code_blocks(ROOT / "README.md", "python")

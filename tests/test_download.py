@@ -45,6 +45,7 @@ def test_known_dataset_is_fetched_on_first_use(server, tmp_path, monkeypatch):
     assert create_dataset(Config("Pop", "ml-100k", config_dict={"data_path": str(data)})).inter_num == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("path", "message"), [("gone.zip", "could not download"), ("broken.zip", "not a zip archive")])
 def test_failed_download_leaves_nothing(server, tmp_path, monkeypatch, path, message):
     monkeypatch.setenv("RECFORGE_NO_DOWNLOAD", "0")

@@ -507,6 +507,7 @@ def full_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)  # lazily: the run log may still be open
 
 
+@pytest.mark.slow
 def test_a_real_full_disk_during_a_checkpoint_save(world, capsys, full_disk):
     root, _ = world
     args = [*tiny_args(root, "BPR"), "--checkpoint_dir", str(full_disk / "runs"), "--embedding_size", "512"]
@@ -545,6 +546,7 @@ def test_more_processes_than_cores(world, capsys):
 # -- concurrent writers ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_folder_is_locked_while_a_process_trains_in_it(world, capsys, tmp_path):
     """Two --resume of one run: the second is refused in one line and changes nothing; once the first process is
     killed (SIGKILL: no clean-up), its lock is gone and the run resumes."""

@@ -54,6 +54,7 @@ def space_file(world, name: str, content: str | bytes):
     return path
 
 
+@pytest.mark.slow
 def test_a_damaged_study_file_is_named_with_what_to_do(world, capsys):
     folder = world / "damaged"
     folder.mkdir()
@@ -66,6 +67,7 @@ def test_a_damaged_study_file_is_named_with_what_to_do(world, capsys):
     )
 
 
+@pytest.mark.slow
 def test_a_locked_study_file_is_named_with_what_to_do(world, capsys):
     holder = sqlite3.connect(world / "study" / "study.db", timeout=0)
     holder.execute("BEGIN EXCLUSIVE")
@@ -203,6 +205,7 @@ OVERSIZED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", OVERSIZED, ids=list(OVERSIZED))
 def test_oversized_entries_give_one_short_line(world, capsys, case):
     name, content, message = OVERSIZED[case]
@@ -210,6 +213,7 @@ def test_oversized_entries_give_one_short_line(world, capsys, case):
     assert line == f"recforge: error: {message}"
 
 
+@pytest.mark.slow
 def test_a_long_value_is_read_as_it_is(world):
     long = "a" * 1_000_000
     space = read_space(space_file(world, "long.yaml", f"learner: [{long}, adam]\n"))

@@ -4,6 +4,7 @@ NCL's schedule and clustering, augmentations, and exact resume across an E-step.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from conftest import tiny_config
 from recforge import create_dataset, data_preparation, get_model_class, init_seed
 from recforge.errors import TrainingInterrupted
 from recforge.models.clustering import faiss_available, kmeans, torch_kmeans
-from recforge.models.graph import normalized_adjacency, propagate, transpose_order, with_values
+from recforge.models.graph import normalized_adjacency
+from recforge.models.sparse import propagate, sparse_pair, transpose_order, with_values
 from recforge.registry import get_trainer
 from recforge.trainer import Callback, NCLTrainer, Trainer
 from test_resume import InterruptAt, assert_same, summary
@@ -62,6 +64,21 @@ def test_propagation_gradients_match_dense_autograd():
     x.grad = None
     (propagate(dropped, x, transposed) * weights).sum().backward()
     assert torch.allclose(x.grad, dropped.to_dense().T @ weights, atol=1e-6)
+
+
+def test_sparse_pair_is_a_matrix_and_its_transpose():
+    rows, cols, values = np.array([2, 0, 1, 0]), np.array([1, 3, 0, 0]), np.array([1.0, 2.0, 3.0, 4.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "CSR support is in beta" warning is silenced
+        pair = sparse_pair(rows, cols, values, (3, 4))
+    dense = torch.zeros(3, 4)
+    dense[rows, cols] = torch.tensor(values, dtype=torch.float32)
+    assert torch.equal(pair.matrix.to_dense(), dense) and torch.equal(pair.transposed.to_dense(), dense.T)
+    assert pair.matrix.values().dtype == torch.float32 and pair.matrix.col_indices().dtype == torch.int32
+    assert torch.equal(pair.matrix.values()[transpose_order(pair.matrix)], pair.transposed.values())
+    x, weights = torch.randn(4, 2, requires_grad=True), torch.randn(3, 2)
+    (pair.with_values(2 * pair.matrix.values()).propagate(x) * weights).sum().backward()
+    assert torch.allclose(x.grad, 2 * dense.T @ weights)
 
 
 def test_propagation_under_bf16_autocast():
@@ -204,6 +221,7 @@ def test_simgcl_noise_has_length_eps_per_node(tiny_path):
     assert not torch.equal(net.encode(noisy=True), noisy)  # fresh noise every call
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["NCL", "SGL", "NGCF", "SimGCL"])
 def test_resume_is_exact_across_epoch_hooks(tiny_path, model):
     """NCL's E-step (every 2 epochs) and SGL's views draw at epoch starts; a run interrupted after epoch 2 and

@@ -1,13 +1,17 @@
 """One contract test that every registered model runs, plus model-specific known answers."""
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
 
-from conftest import write_atomic
+from conftest import tiny_config, write_atomic
 from recforge import Config, create_dataset, data_preparation
 from recforge.data.interaction import Interaction
-from recforge.models import model_names
+from recforge.errors import ConfigError
+from recforge.models import GeneralRecommender, building, model_names
+from recforge.models.building import AllocationGuard, create_model
 from recforge.models.general.itemknn import item_similarity
 from recforge.registry import get_model_class, get_trainer
 from recforge.utils import init_seed
@@ -84,6 +88,7 @@ def blocks_config(path, model, **extra):
     return Config(model, "blocks", config_dict=values)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", model_names())
 def test_model_contract(blocks_path, name, one_thread):
     check_contract(blocks_path, name)
@@ -197,3 +202,111 @@ def test_user_knn_matches_reference():
     model.fit_statistics(Data())
     got = model.full_sort_predict(Interaction({"user_id": torch.arange(15)})).numpy()
     assert np.allclose(got, expected, atol=1e-5)
+
+
+# -- building: create_model --------------------------------------------------------------------------------------
+def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer of ``model``, sparse ones as their index and value tensors."""
+    tensors = {}
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.layout == torch.sparse_csr:
+            parts = {"crow": tensor.crow_indices(), "col": tensor.col_indices(), "values": tensor.values()}
+            tensors.update({f"{name}.{part}": value for part, value in parts.items()})
+        else:
+            tensors[name] = tensor.detach()
+    return tensors
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_create_model_builds_what_the_constructor_builds(blocks_path, name, one_thread):
+    """create_model's memory guard changes nothing: the same tensors bit for bit and the same random state after
+    the build as a plain ``Model(config, train_data)`` (a loader as the data set: its data set is what is read)."""
+    config = blocks_config(blocks_path, name)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    built = []
+    for build in (
+        lambda: create_model(get_model_class(name), config, train.dataset),
+        lambda: config.model_class(config, train),
+    ):
+        init_seed(config["seed"])
+        built.append((model_tensors(build()), torch.get_rng_state()))
+    (guarded, guarded_rng), (plain, plain_rng) = built
+    assert guarded.keys() == plain.keys() and torch.equal(guarded_rng, plain_rng)
+    for key, tensor in guarded.items():
+        assert tensor.dtype == plain[key].dtype and torch.equal(tensor, plain[key]), key
+
+
+def test_allocation_guard_moves_what_does_not_fit_to_the_meta_device():
+    generator = torch.Generator().manual_seed(0)
+    with AllocationGuard(budget=1000) as guard:
+        small = torch.randn(10, 10, generator=generator)  # 400 bytes
+        large = torch.empty(200)  # 800 more: past the budget
+        later = torch.zeros(1)
+        derived = torch.arange(5)  # not a sized factory: never counted
+    assert small.device.type == "cpu" and large.is_meta and later.is_meta and derived.device.type == "cpu"
+    assert guard.exceeded and guard.requested == 1200
+
+
+class _ReadsItsWeights(GeneralRecommender):
+    """Reads its weights while it is built: on the meta device that fails."""
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.embedding = torch.nn.Embedding(self.n_items, 1000)
+        self.register_buffer("norms", torch.from_numpy(self.embedding.weight.detach().norm(dim=1).numpy()))
+
+
+class _BufferHeavy(GeneralRecommender):
+    """A small weight and a large buffer made by a sized factory; records where its buffer was built."""
+
+    devices: ClassVar[list[str]] = []
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.embedding = torch.nn.Embedding(self.n_items, 10)
+        self.register_buffer("table", torch.zeros(self.n_items, 1000))
+        type(self).devices.append(self.table.device.type)
+
+
+def test_a_weight_that_could_not_be_trained_is_never_filled(tiny_path, monkeypatch):
+    """The guard's budget is the free memory / 4 for a trainable model: a weight that fits once but not four times
+    is made on the meta device (what is filled stays within a quarter of the memory); a build whose excess is buffers is built again for real, the same as without."""
+    config = tiny_config(tiny_path, "BPR", embedding_size=1000)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    params = (train.dataset.user_num + train.dataset.item_num) * 1000 * 4
+    monkeypatch.setattr(building, "available_memory", lambda device: 2 * params)
+    filled = []
+    monkeypatch.setattr(torch.nn.init, "normal_", lambda tensor, *a, **k: filled.append(tensor))
+    with pytest.raises(ConfigError, match="BPR would need"):
+        create_model(get_model_class("BPR"), config, train.dataset)
+    assert [w.is_meta for w in filled] == [False, True]  # the users' weights fit in a quarter, the items' do not
+    assert filled[0].numel() * 4 <= 2 * params / 4
+    monkeypatch.undo()
+    table = train.dataset.item_num * 1000 * 4
+    monkeypatch.setattr(building, "available_memory", lambda device: 2 * table)  # the buffer: > budget / 4, fits
+    _BufferHeavy.devices.clear()
+    init_seed(0)
+    guarded = create_model(_BufferHeavy, config, train.dataset)
+    init_seed(0)
+    plain = _BufferHeavy(config, train.dataset)
+    assert _BufferHeavy.devices == ["meta", "cpu", "cpu"] and not guarded.table.is_meta
+    assert torch.equal(guarded.embedding.weight, plain.embedding.weight)
+
+
+def test_create_model_refuses_what_does_not_fit(tiny_path, monkeypatch):
+    config = tiny_config(tiny_path, "BPR", embedding_size=1000)
+    train, _, _ = data_preparation(config, create_dataset(config))
+    params = (train.dataset.user_num + train.dataset.item_num) * 1000 * 4
+    gib = 2**30
+    for budget, needed in ((2 * params, 4 * params), (params // 10, 4 * params)):  # fits once, not 4 x; never
+        monkeypatch.setattr(building, "available_memory", lambda device, budget=budget: budget)
+        with pytest.raises(ConfigError) as error:
+            create_model(get_model_class("BPR"), config, train.dataset)
+        assert str(error.value) == (
+            f"BPR would need {needed / gib:,.1f} GiB ({params / gib:,.1f} GiB of parameters, x4 to train) on cpu, "
+            f"which has {budget / gib:,.1f} GiB free; lower the model's sizes (embedding_size: 1000)"
+        )
+    with pytest.raises(ConfigError, match=r"_ReadsItsWeights would need more than [\d.]+ GiB \(what its build asked"):
+        create_model(_ReadsItsWeights, config, train.dataset)  # the rest of the build failed on the meta device
+    monkeypatch.setattr(building, "available_memory", lambda device: 4 * params)
+    assert create_model(_ReadsItsWeights, config, train.dataset).norms.shape == (train.dataset.item_num,)

@@ -21,6 +21,7 @@ def test_enable_amp_maps_onto_precision():
     assert Config("BPR", config_dict={"enable_amp": True, "precision": "fp32"})["precision"] == "fp32"
 
 
+@pytest.mark.slow
 def test_bf16_trains_a_graph_model_close_to_fp32():
     results = {}
     for precision in ("fp32", "bf16"):

@@ -1,8 +1,12 @@
 """Quality floors on real data (not timings): BPR must clearly beat popularity and chance."""
 
+import pytest
+
 from conftest import ML100K, needs_ml100k
 from recforge import Config, create_dataset, data_preparation, get_model_class, init_seed
 from recforge.registry import get_trainer
+
+pytestmark = pytest.mark.slow  # whole runs on real data: in CI, not in the inner loop
 
 
 def fitted(model, dataset, **overrides):

@@ -43,6 +43,7 @@ def test_every_recbole_setting_is_used_or_has_a_reason():
     assert settings - used - set(NO_EFFECT) == set()
 
 
+@pytest.mark.slow
 @needs_properties
 @pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(PROPERTIES)) for p in FILES])
 def test_recbole_file_loads_unchanged_with_every_model(path, caplog):

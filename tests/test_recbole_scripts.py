@@ -126,6 +126,7 @@ def run_script(folder: Path, name: str, text: str, *args: str) -> subprocess.Com
     )
 
 
+@pytest.mark.slow
 @needs_ml100k
 def test_recbole_use_modules_script_runs_and_writes_the_run_folder(tmp_path):
     done = run_script(tmp_path, "run.py", USE_MODULES, "--epochs=2", "--show_progress=False")
@@ -143,6 +144,7 @@ def test_recbole_use_modules_script_runs_and_writes_the_run_folder(tmp_path):
     assert len((run_dir / "history.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 @needs_ml100k
 def test_recbole_custom_model_example_runs_with_its_command_line(tmp_path):
     (tmp_path / "newmodel.py").write_text(textwrap.dedent(NEW_MODEL), encoding="utf-8")

@@ -250,6 +250,7 @@ def test_a_missing_library_names_the_extra(tmp_path, monkeypatch):
         get_model_class("LightGBM")(config, train.dataset)
 
 
+@pytest.mark.slow
 @needs_ml100k
 @pytest.mark.parametrize(("model", "floor"), [("LightGBM", 0.7536 - 0.005), ("XGBoost", 0.7267 - 0.005)])
 def test_quality_on_ml100k_with_recbole_settings(tmp_path, model, floor):

@@ -65,6 +65,7 @@ def history(trial):
     return (Path(trial.user_attrs["run_dir"]) / "history.jsonl").read_text().splitlines()
 
 
+@pytest.mark.slow
 def test_a_stopped_study_continues_from_its_sqlite_file(tiny_path, one_thread, capsys):
     folder = tiny_path / "study"
     first = study(tiny_path, folder, trials=2)
@@ -101,6 +102,7 @@ def test_a_stopped_study_continues_from_its_sqlite_file(tiny_path, one_thread, c
     assert "continues with other fixed settings than it began with (epochs)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_trials_never_evaluate_the_test_split(tiny_path, one_thread, monkeypatch):
     phases = []
     original = Trainer.evaluate
@@ -121,6 +123,7 @@ def test_trials_never_evaluate_the_test_split(tiny_path, one_thread, monkeypatch
     )
 
 
+@pytest.mark.slow
 def test_the_test_data_cannot_change_the_search(tmp_path, one_thread):
     # B differs from A in the test interactions only (each user's last): same vocabulary, training and validation.
     other_test = {("u2", 5): "i5", ("u3", 5): "i4", ("u4", 5): "i4"}
@@ -136,6 +139,7 @@ def test_the_test_data_cannot_change_the_search(tmp_path, one_thread):
     assert a["best_trial"]["number"] == b["best_trial"]["number"]
 
 
+@pytest.mark.slow
 def test_the_median_pruner_stops_a_clearly_worse_trial(tiny_path, one_thread):
     assert isinstance(make_pruner("median"), optuna.pruners.MedianPruner)  # the default
     folder = tiny_path / "study"
@@ -295,6 +299,7 @@ def test_the_grid_sampler_needs_discrete_keys(tiny_path):
     assert not (tiny_path / "study").exists()
 
 
+@pytest.mark.slow
 def test_a_value_the_config_refuses_fails_its_trial_and_the_study_goes_on(tiny_path, one_thread):
     folder = tiny_path / "study"
     space = {"embedding_size": [0, 8]}  # 0 is not a valid size
@@ -316,6 +321,7 @@ def test_a_value_the_config_refuses_fails_its_trial_and_the_study_goes_on(tiny_p
     assert [t.state.name for t in stored_trials(tiny_path / "failing")] == ["FAIL", "FAIL"]  # stops after 2 failures
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_and_best_yaml_repeats_the_best_trial(tiny_path, capsys, one_thread):
     (tiny_path / "space.test").write_text("learning_rate loguniform -9,-0.7\nembedding_size choice [8,32]\n")
     folder = tiny_path / "study"
@@ -371,6 +377,7 @@ def _rows(folder):
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_cli_interrupted_study_continues_with_any_storage_url(tiny_path, capsys, monkeypatch, one_thread):
     folder = tiny_path / "study"
     storage = f"sqlite:///{tiny_path / 'elsewhere.db'}"  # any URL Optuna accepts (a server for several machines)
@@ -407,6 +414,7 @@ def tune_args(tiny_path, trials=2):
     return [*args, "--trials", str(trials), "--study-dir", str(tiny_path / "study"), *fixed_args(tiny_path)]
 
 
+@pytest.mark.slow
 def test_an_interrupted_study_prints_only_its_own_advice(tiny_path, capsys, monkeypatch, one_thread):
     """The trainer's warning on SIGTERM / Ctrl-C advises `recforge run --resume <the trial's checkpoint>`, which would
     not continue the study: inside a study only the study's advice is printed. SIGTERM while a trial's data loads
@@ -454,6 +462,7 @@ def test_an_interrupted_study_prints_only_its_own_advice(tiny_path, capsys, monk
     )
 
 
+@pytest.mark.slow
 def test_a_finished_study_run_again_gives_its_stored_test_result(tiny_path, capsys, monkeypatch, one_thread):
     args = tune_args(tiny_path)
     path = tiny_path / "study" / "best_test.json"

@@ -19,7 +19,7 @@ from recforge.config import Config
 from recforge.config.machine import machine_independent
 from recforge.data import create_dataset, data_preparation
 from recforge.errors import TrainingInterrupted
-from recforge.models.sizing import create_model
+from recforge.models.building import create_model
 from recforge.registry import get_trainer
 from recforge.serving.rebuild import load_data_and_model  # noqa: F401 (RecBole's name here)
 from recforge.trainer import distributed
@@ -61,25 +61,14 @@ def run(
     config = Config(model, dataset, config_file_list, config_dict, cmd_args, base_config=base_config)
     logging.getLogger().setLevel(config["state"] if verbose else "WARNING")
     distributed.setup(torch.device(config["device"]))  # a rank of several: join the group; only rank 0 logs
-    init_seed(config["seed"], config["reproducibility"])
-    data = create_dataset(config)
-    logger.info("%s", data)
-    train_data, valid_data, test_data = data_preparation(config, data)
-    init_seed(config["seed"], config["reproducibility"])
-    net = create_model(config.model_class, config, train_data.dataset)
-    logger.info("config:\n%s", config)
-    logger.info("%s", net)
-    trainer = build_trainer(get_trainer(config.model_class), config, net, list(callbacks))
-    for writer in (c for c in getattr(trainer, "callbacks", ()) if isinstance(c, ServingWriter)):
-        writer.include_test(test_data)  # serving.npz holds the test items also when the test split is not scored
+    trainer, train_data, valid_data, test_data = _prepare(config, callbacks)
+    show_progress = config["show_progress"]
     try:
         if resume is not None:
             trainer.resume_checkpoint(resume)
-        best_score, best_result = trainer.fit(
-            train_data, valid_data, verbose=verbose, saved=saved, show_progress=config["show_progress"]
-        )
+        best_score, best_result = trainer.fit(train_data, valid_data, verbose, saved, show_progress)
         test_data = test_data if evaluate_test else None  # evaluate(None) is None: the test split is never scored
-        test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=config["show_progress"])
+        test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=show_progress)
     except TrainingInterrupted:
         raise
     except Exception as exc:
@@ -97,6 +86,22 @@ def run(
         "test_result": test_result,
         "run_dir": str(trainer.run_dir) if trainer.run_dir is not None and saved else None,
     }
+
+
+def _prepare(config: Config, callbacks: Iterable[Callback]) -> tuple[Any, Any, Any, Any]:
+    """The data (seeded as RecBole seeds it), the model and its trainer of a run: ``(trainer, train, valid, test)``."""
+    init_seed(config["seed"], config["reproducibility"])
+    data = create_dataset(config)
+    logger.info("%s", data)
+    train_data, valid_data, test_data = data_preparation(config, data)
+    init_seed(config["seed"], config["reproducibility"])
+    net = create_model(config.model_class, config, train_data.dataset)
+    logger.info("config:\n%s", config)
+    logger.info("%s", net)
+    trainer = build_trainer(get_trainer(config.model_class), config, net, list(callbacks))
+    for writer in (c for c in getattr(trainer, "callbacks", ()) if isinstance(c, ServingWriter)):
+        writer.include_test(test_data)  # serving.npz holds the test items also when the test split is not scored
+    return trainer, train_data, valid_data, test_data
 
 
 def build_trainer(trainer_class: type, config: Config, model: torch.nn.Module, callbacks: list[Callback]) -> Any:

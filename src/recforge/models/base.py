@@ -16,6 +16,20 @@ config as a RecBole model does), ``trainer`` (the name of the trainer that train
 finds a registered ``<Model>Trainer``) and ``loss_reductions`` (how each loss is reduced over a batch's rows,
 for distributed training; see below).
 
+Building (``recforge.models.building.create_model`` builds each model once):
+
+- ``__init__(config, dataset)`` receives the training split's ``Dataset``: a loader given instead (RecBole builds
+  models from ``train_data``) is replaced by its ``.dataset`` before ``__init__`` runs (``training_dataset``). Keep
+  what the model needs from it, not the data set: a model is saved and served without its data.
+- Allocate parameters and every tensor whose size grows with a setting through torch's factories (``nn.Embedding``,
+  ``nn.Linear``, ``torch.empty`` / ``zeros`` / ``randn`` ...): ``create_model`` counts each such allocation before
+  it happens, so an impossible size is one clear error instead of an out-of-memory kill. Tensors computed from the
+  data (graphs, NumPy arrays) are counted once the model is built.
+- Draw random numbers in ``__init__`` only from torch's global generator (or a generator seeded from the config),
+  in a fixed order: a seeded build gives the same weights bit for bit.
+- Register what is rebuilt from the data as buffers with ``persistent=False``; the state dict holds trained state.
+- Refuse an invalid setting with ``ConfigError`` naming its config key.
+
 Several processes train on slices of each batch and DDP averages their gradients. A loss that is a mean over
 the batch's rows is then exact (each rank's is weighted by its slice's share of the batch); a loss that is a sum
 over rows must be declared, ``loss_reductions = {"calculate_loss": "sum"}`` (or a tuple, one entry per part of a
@@ -35,7 +49,20 @@ from recforge.config.types import Key
 from recforge.utils.enum_type import InputType, ModelType
 
 
-class Recommender(nn.Module):
+def training_dataset(data: Any) -> Any:
+    """The data set of ``data``: a loader's ``.dataset``, else ``data`` itself."""
+    return getattr(data, "dataset", data)
+
+
+class RecommenderType(type):
+    """The metaclass of models: ``Model(config, data, ...)`` runs ``__init__(config, training_dataset(data), ...)``,
+    so every constructor receives the data set, also when it was given a loader."""
+
+    def __call__(cls, config: Mapping[str, Any], dataset: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().__call__(config, training_dataset(dataset), *args, **kwargs)
+
+
+class Recommender(nn.Module, metaclass=RecommenderType):
     """Base class of every model. Subclasses set the class attributes and implement the three methods."""
 
     input_type: ClassVar[InputType] = InputType.PAIRWISE
@@ -47,9 +74,8 @@ class Recommender(nn.Module):
     loss_reductions: ClassVar[Mapping[str, str | tuple[str, ...]]] = {}  # loss method -> "mean" / "sum" per part
 
     def __init__(self, config: Mapping[str, Any], dataset) -> None:
-        """``dataset`` is the training split (``train_data.dataset``); a loader is accepted too."""
+        """``dataset``: the training split's data set (``train_data.dataset``; see ``RecommenderType``)."""
         super().__init__()
-        dataset = getattr(dataset, "dataset", dataset)
         self.config = config
         self.USER_ID: str = config["USER_ID_FIELD"]
         self.ITEM_ID: str = config["ITEM_ID_FIELD"]

@@ -170,8 +170,7 @@ def load(
     if serving is not None and model_class.type in (ModelType.GENERAL, ModelType.TRADITIONAL):
         data = ServingData.read(serving)
         check_binding(state, data, serving, checkpoint)
-        model = model_class(config, TrainingPairs(config, data))  # trained already: no memory check (create_model's
-        # sizing on the meta device imports torch._dynamo, 1.4 s)
+        model = model_class(config, TrainingPairs(config, data))  # trained already: its weights fit
     else:
         why = "no serving.npz in its run folder" if serving is None else f"{model_class.__name__} needs the data set"
         logger.info("loading %s: %s; rebuilding the data set", checkpoint, why)

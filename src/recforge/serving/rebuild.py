@@ -9,7 +9,7 @@ from typing import Any
 from recforge.config import Config
 from recforge.config.machine import machine_independent
 from recforge.data import create_dataset, data_preparation
-from recforge.models.sizing import create_model
+from recforge.models.building import create_model
 from recforge.registry import get_model_class
 from recforge.trainer.checkpoint import load_checkpoint, load_model_state
 from recforge.utils.seed import init_seed

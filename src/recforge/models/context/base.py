@@ -44,7 +44,6 @@ class ContextRecommender(Recommender):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        dataset = getattr(dataset, "dataset", dataset)
         self.LABEL: str = config["LABEL_FIELD"]
         self.embedding_size: int = config["embedding_size"]
         numerical = list(config["numerical_features"] or [])

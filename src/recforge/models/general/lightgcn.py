@@ -7,9 +7,10 @@ from torch import nn
 
 from recforge.config.types import Float, Int, Key
 from recforge.models.base import InputType
-from recforge.models.graph import GraphRecommender, propagate
+from recforge.models.graph import GraphRecommender
 from recforge.models.init import xavier_uniform_initialization
 from recforge.models.losses import batch_embedding_loss, bpr_loss
+from recforge.models.sparse import propagate
 from recforge.registry import register_model
 
 LIGHTGCN_KEYS = (

@@ -10,9 +10,10 @@ from torch import nn
 
 from recforge.config.types import Float, Int, Key, ListOf
 from recforge.models.base import InputType
-from recforge.models.graph import GraphRecommender, propagate, transpose_order, with_values
+from recforge.models.graph import GraphRecommender
 from recforge.models.init import xavier_normal_initialization
 from recforge.models.losses import bpr_loss, embedding_loss
+from recforge.models.sparse import propagate, transpose_order, with_values
 from recforge.registry import register_model
 
 

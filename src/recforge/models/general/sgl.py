@@ -10,8 +10,9 @@ import torch.nn.functional as F
 
 from recforge.config.types import Float, Int, Key, Str
 from recforge.models.general.lightgcn import LightGCN
-from recforge.models.graph import interactions, normalized_adjacency, propagate
+from recforge.models.graph import interactions, normalized_adjacency
 from recforge.models.losses import batch_embedding_loss, distinct, info_nce_sum
+from recforge.models.sparse import propagate
 from recforge.registry import register_model
 
 
@@ -46,7 +47,7 @@ class SGL(LightGCN):
         self.ssl_tau: float = config["ssl_tau"]
         self.ssl_weight: float = config["ssl_weight"]
         self.drop_ratio: float = config["drop_ratio"]
-        self.users, self.items = interactions(getattr(dataset, "dataset", dataset))
+        self.users, self.items = interactions(dataset)
         # The full graph weights repeated interactions, as RecBole's SGL does.
         self.adjacency = normalized_adjacency(self.users, self.items, self.n_users, self.n_items).to(self.device)
         self.views: list[list[torch.Tensor]] = []

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from recforge.config.types import Float, Int, Key
 from recforge.models.general.lightgcn import LightGCN
-from recforge.models.graph import propagate
 from recforge.models.losses import info_nce_mean
+from recforge.models.sparse import propagate
 from recforge.registry import register_model
 
 

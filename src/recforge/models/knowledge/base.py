@@ -28,7 +28,6 @@ class KnowledgeRecommender(Recommender):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        dataset = getattr(dataset, "dataset", dataset)
         self.ENTITY_ID: str = config["ENTITY_ID_FIELD"]
         self.RELATION_ID: str = config["RELATION_ID_FIELD"]
         self.HEAD_ENTITY_ID: str = config["HEAD_ENTITY_ID_FIELD"]
@@ -40,7 +39,6 @@ class KnowledgeRecommender(Recommender):
     @staticmethod
     def triples(dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The knowledge graph's (heads, relations, tails) as int64 tensors [n_triples]."""
-        dataset = getattr(dataset, "dataset", dataset)
         return tuple(
             torch.from_numpy(a.copy()) for a in (dataset.head_entities, dataset.relations, dataset.tail_entities)
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -11,26 +9,15 @@ from torch import nn
 
 from recforge.config.types import Float, Int, Key, ListOf, Str
 from recforge.models.base import InputType
-from recforge.models.graph import propagate
 from recforge.models.init import xavier_normal_initialization
 from recforge.models.knowledge.base import KnowledgeRecommender, project_by_relation, relation_blocks
 from recforge.models.losses import bpr_loss, embedding_loss
+from recforge.models.sparse import csr_tensor, propagate, row_pointers, sparse_pair
 from recforge.models.tables import ScoreTables
 from recforge.registry import register_model
 
 BLOCK = 256  # rows per block of the per-relation projections in update_attentive_A
 KG_BLOCK = 32  # triples per block of the per-relation projections of a triple batch
-
-
-def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow, col, values, (size, size), check_invariants=False)
-
-
-def _crow(rows: torch.Tensor, n: int) -> torch.Tensor:
-    """CSR row pointers [n + 1] of sorted row ids."""
-    return torch.cat([rows.new_zeros(1), torch.cumsum(torch.bincount(rows, minlength=n), 0)])
 
 
 def ckg_structure(heads: torch.Tensor, tails: torch.Tensor, relations: torch.Tensor, n_nodes: int) -> dict:
@@ -61,23 +48,22 @@ def ckg_structure(heads: torch.Tensor, tails: torch.Tensor, relations: torch.Ten
     t_relation, t_head, t_tail, triple_count = t_relation[order], t_head[order], t_tail[order], triple_count[order]
     # A's pattern: the distinct (head, tail) pairs.
     pairs, triple_pair = torch.unique(t_head * n_nodes + t_tail, return_inverse=True)
-    rows, cols = pairs // n_nodes, pairs % n_nodes
-    adj_t_order = torch.argsort(cols * n_nodes + rows)
     # RecBole's initial A: sum over relations of D_r^-1 A_r (D_r: out-degrees counted with multiplicity).
     count = triple_count.double()
     head_relation, group = torch.unique(t_relation * n_nodes + t_head, return_inverse=True)
     degree = count.new_zeros(len(head_relation)).index_add_(0, group, count)
     initial = count.new_zeros(len(pairs)).index_add_(0, triple_pair, count / degree[group])
+    adjacency = sparse_pair(pairs // n_nodes, pairs % n_nodes, initial, (n_nodes, n_nodes))
     index = torch.int32
     return {
-        "adj_crow": _crow(rows, n_nodes).to(index),
-        "adj_col": cols.to(index),
-        "adj_t_crow": _crow(cols[adj_t_order], n_nodes).to(index),
-        "adj_t_col": rows[adj_t_order].to(index),
-        "adj_t_order": adj_t_order,
+        "adj_crow": adjacency.matrix.crow_indices(),
+        "adj_col": adjacency.matrix.col_indices(),
+        "adj_t_crow": adjacency.transposed.crow_indices(),
+        "adj_t_col": adjacency.transposed.col_indices(),
+        "adj_t_order": adjacency.order,
         "slot_node": slot_node,
         "block_relation": block_relation,
-        "sddmm_crow": _crow(head_slot, n_slots).to(index),
+        "sddmm_crow": row_pointers(head_slot, n_slots).to(index),
         "sddmm_col": tail_slot.to(index),
         "triple_head": t_head,
         "triple_pair": triple_pair,
@@ -154,7 +140,6 @@ class KGAT(ScoreTables, KnowledgeRecommender):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        dataset = getattr(dataset, "dataset", dataset)
         self.embedding_size: int = config["embedding_size"]
         self.kg_embedding_size: int = config["kg_embedding_size"]
         self.layers: list[int] = [self.embedding_size, *config["layers"]]
@@ -186,10 +171,10 @@ class KGAT(ScoreTables, KnowledgeRecommender):
     # -- the graph ---------------------------------------------------------------------------------
     def adjacency(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A and its transpose as float32 CSR matrices [N, N]."""
-        values = self.attention.float()
+        values, shape = self.attention.float(), (self.n_nodes, self.n_nodes)
         return (
-            _csr(self.adj_crow, self.adj_col, values, self.n_nodes),
-            _csr(self.adj_t_crow, self.adj_t_col, values[self.adj_t_order], self.n_nodes),
+            csr_tensor(self.adj_crow, self.adj_col, values, shape),
+            csr_tensor(self.adj_t_crow, self.adj_t_col, values[self.adj_t_order], shape),
         )
 
     @torch.no_grad()
@@ -201,8 +186,9 @@ class KGAT(ScoreTables, KnowledgeRecommender):
             projection = self.trans_w.weight.float()[self.block_relation].view(-1, d, k)
             projected = torch.bmm(ends, projection)  # W_r e for every (node, relation) end [blocks, BLOCK, k]
             context = (projected + self.relation_embedding.weight.float()[self.block_relation].unsqueeze(1)).tanh_()
-            pattern = _csr(
-                self.sddmm_crow, self.sddmm_col, projected.new_zeros(len(self.sddmm_col)), len(self.slot_node)
+            n_slots = len(self.slot_node)
+            pattern = csr_tensor(
+                self.sddmm_crow, self.sddmm_col, projected.new_zeros(len(self.sddmm_col)), (n_slots, n_slots)
             )
             scores = torch.sparse.sampled_addmm(pattern, context.view(-1, k), projected.view(-1, k).T, beta=0.0)
             scores = scores.values()  # pi(h, r, t) of every distinct triple

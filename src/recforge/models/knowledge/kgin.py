@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -12,64 +10,15 @@ from torch import nn
 from recforge.config.types import Float, Int, Key, Str
 from recforge.errors import ConfigError
 from recforge.models.base import InputType
-from recforge.models.graph import propagate, training_edges, with_values
+from recforge.models.graph import training_edges
 from recforge.models.init import xavier_uniform_initialization
 from recforge.models.knowledge.base import KnowledgeRecommender
 from recforge.models.losses import bpr_loss
+from recforge.models.sparse import SparseOperator, sparse_pair
 from recforge.models.tables import ScoreTables
 from recforge.registry import register_model
 
 INDEPENDENCE = ("cosine", "distance", "mi")
-
-
-def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
-    """A float32 CSR tensor from entries sorted by (row, col), without repeats (int32 indices). Built on the CPU
-    also under a ``torch.device("meta")`` context (the size probe of ``create_model`` would count a meta sparse
-    tensor at its dense size)."""
-    crow = np.zeros(shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=shape[0]), out=crow[1:])
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(crow.astype(np.int32)),
-            torch.from_numpy(np.asarray(cols).astype(np.int32)),
-            torch.from_numpy(np.asarray(values, dtype=np.float32)),
-            shape,
-            device="cpu",
-            check_invariants=False,
-        )
-
-
-class SparseOperator(nn.Module):
-    """A sparse matrix A [n_rows, n_cols] with a fixed pattern, as CSR buffers (A and its transpose, not saved):
-    ``op(x)`` is A @ x, ``op(x, values)`` the product with other values (in A's entry order), in float32 through
-    ``propagate`` (gradient A^T @ g with the stored transpose)."""
-
-    def __init__(self, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> None:
-        """Entries (rows[k], cols[k]) sorted by (row, col), without repeats."""
-        super().__init__()
-        order = np.lexsort((rows, cols))
-        self.register_buffer("matrix", _csr(rows, cols, values, shape), persistent=False)
-        self.register_buffer(
-            "transposed", _csr(cols[order], rows[order], values[order], (shape[1], shape[0])), persistent=False
-        )
-        self.register_buffer("transpose_order", torch.from_numpy(order), persistent=False)
-
-    @property
-    def nnz(self) -> int:
-        return self.matrix.values().shape[0]
-
-    def values(self) -> torch.Tensor:
-        return self.matrix.values()
-
-    def forward(self, x: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
-        if values is None:
-            return propagate(self.matrix, x, self.transposed)
-        matrix, transposed = (
-            with_values(self.matrix, values),
-            with_values(self.transposed, values[self.transpose_order]),
-        )
-        return propagate(matrix, x, transposed)
 
 
 def _entries(rows: np.ndarray, cols: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -155,7 +104,6 @@ class KGIN(ScoreTables, KnowledgeRecommender):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        dataset = getattr(dataset, "dataset", dataset)
         self.embedding_size: int = config["embedding_size"]
         self.reg_weight: float = config["reg_weight"]
         self.node_dropout_rate: float = config["node_dropout_rate"]
@@ -185,20 +133,22 @@ class KGIN(ScoreTables, KnowledgeRecommender):
         self.register_buffer("item_slot", torch.from_numpy(slot_of[: self.n_items].copy()), persistent=False)
         # [pairs, entities]: hop 0's tails; [pairs, heads]: later hops' tails that head triples (the rest are 0).
         rows, cols, counts, entry = _entries(pair_of_triple, tails, self.n_entities)
-        self.tails_of_pairs = SparseOperator(rows, cols, counts, (n_pairs, self.n_entities))
+        self.tails_of_pairs = SparseOperator(sparse_pair(rows, cols, counts, (n_pairs, self.n_entities)))
         self.register_buffer("triple_entry", torch.from_numpy(entry), persistent=False)
         tail_slot = slot_of[tails]
         is_head = tail_slot < self.n_heads
         rows, cols, counts, entry = _entries(pair_of_triple[is_head], tail_slot[is_head], self.n_heads)
-        self.head_tails_of_pairs = SparseOperator(rows, cols, counts, (n_pairs, self.n_heads))
+        self.head_tails_of_pairs = SparseOperator(sparse_pair(rows, cols, counts, (n_pairs, self.n_heads)))
         head_entry = np.full(len(tails), len(rows), dtype=np.int64)  # len(rows): dropped
         head_entry[is_head] = entry
         self.register_buffer("triple_head_entry", torch.from_numpy(head_entry), persistent=False)
-        self.pair_sum = SparseOperator(pair_head, np.arange(n_pairs), np.ones(n_pairs), (self.n_heads, n_pairs))
+        self.pair_sum = SparseOperator(
+            sparse_pair(pair_head, np.arange(n_pairs), np.ones(n_pairs), (self.n_heads, n_pairs))
+        )
         # User-item matrix [n_users, n_items] over distinct training pairs, row-normalised (1 / deg(u)).
         users, items = training_edges(dataset)
         degree = np.bincount(users, minlength=self.n_users)
-        self.interactions = SparseOperator(users, items, 1.0 / degree[users], (self.n_users, self.n_items))
+        self.interactions = SparseOperator(sparse_pair(users, items, 1.0 / degree[users], (self.n_users, self.n_items)))
 
         self.user_embedding = nn.Embedding(self.n_users, self.embedding_size)
         self.entity_embedding = nn.Embedding(self.n_entities, self.embedding_size)

@@ -75,7 +75,6 @@ class KGNNLS(KGCN):
     def build_tables(self, dataset, generator: torch.Generator) -> None:
         """KGCN's neighbour table, then the interaction table (``label_keys`` sorted int64, ``label_values``)."""
         super().build_tables(dataset, generator)
-        dataset = getattr(dataset, "dataset", dataset)
         users, items = (torch.from_numpy(a) for a in interactions(dataset))
         positives = torch.unique(users * self.n_entities + items)
         negatives = sample_unlabelled_pairs(positives, self.n_users, self.n_items, self.n_entities, generator)

@@ -18,19 +18,18 @@ from recforge.models.knowledge.base import KnowledgeRecommender
 from recforge.models.knowledge.mcclk_layers import (
     Edges,
     Neighbours,
-    SparsePair,
     blend,
     cross_view_loss,
     entity_aggregate,
     knn_graph,
     layer_mean,
     mean_graph,
-    product,
     sparse_dropout,
     user_aggregate,
     user_mean_matrix,
 )
 from recforge.models.losses import bpr_loss, distinct, embedding_loss
+from recforge.models.sparse import SparseOperator
 from recforge.models.tables import ScoreTables
 from recforge.registry import register_model
 
@@ -107,7 +106,6 @@ class MCCLK(ScoreTables, KnowledgeRecommender):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        dataset = getattr(dataset, "dataset", dataset)
         size = config["embedding_size"]
         for name in ("reg_weight", "n_hops", "node_dropout_rate", "mess_dropout_rate", "lightgcn_layer"):
             setattr(self, name, config[name])
@@ -119,8 +117,8 @@ class MCCLK(ScoreTables, KnowledgeRecommender):
             raise ConfigError(f"config key 'node_dropout_rate': {self.node_dropout_rate} must be below 1")
         self.knn_nodes: int = self.n_entities if config["knn_over_entities"] else self.n_items
         users, items = (torch.from_numpy(a) for a in training_edges(dataset))
-        self._register_pair("cf_graph", mean_graph(users, items, self.n_users, self.n_items))
-        self._register_pair("user_items", user_mean_matrix(users, items, self.n_users, self.n_items))
+        self.cf_graph = SparseOperator(mean_graph(users, items, self.n_users, self.n_items))
+        self.user_items = SparseOperator(user_mean_matrix(users, items, self.n_users, self.n_items))
         for name, ids in zip(("kg_head", "kg_relation", "kg_tail"), self.triples(dataset), strict=True):
             self.register_buffer(name, ids, persistent=False)
         self.user_embedding = nn.Embedding(self.n_users, size)
@@ -130,14 +128,6 @@ class MCCLK(ScoreTables, KnowledgeRecommender):
         self.apply(xavier_normal_initialization)
 
     # -- graphs ------------------------------------------------------------------------------------------------
-    def _register_pair(self, name: str, pair: SparsePair) -> None:
-        self.register_buffer(name, pair.matrix, persistent=False)
-        self.register_buffer(f"{name}_t", pair.transposed, persistent=False)
-        self.register_buffer(f"{name}_order", pair.order, persistent=False)
-
-    def _pair(self, name: str) -> SparsePair:
-        return SparsePair(getattr(self, name), getattr(self, f"{name}_t"), getattr(self, f"{name}_order"))
-
     def _dropping(self) -> bool:
         """Whether this forward drops triples and user-item edges (training with node_dropout_rate > 0)."""
         return self.training and self.node_dropout_rate > 0.0
@@ -155,7 +145,7 @@ class MCCLK(ScoreTables, KnowledgeRecommender):
     def structural_view(self, relations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(users [n_users, d], entities [n_entities, d]): hop means of relation-aware aggregation."""
         edges = self.kg_edges()
-        user_items = self._pair("user_items")
+        user_items = self.user_items.pair
         if self._dropping():
             user_items = sparse_dropout(user_items, self.node_dropout_rate)
         users, entities = self.user_embedding.weight, self.entity_embedding.weight
@@ -198,10 +188,10 @@ class MCCLK(ScoreTables, KnowledgeRecommender):
 
     def collaborative_view(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(users [n_users, d], items [n_items, d]): LightGCN layer mean over the D^-1 A user-item graph."""
-        graph = self._pair("cf_graph")
+        graph = self.cf_graph.pair
         layers = [torch.cat([self.user_embedding.weight, self.entity_embedding.weight[: self.n_items]])]
         for _ in range(self.lightgcn_layer):
-            layers.append(product(graph, layers[-1]))
+            layers.append(graph.propagate(layers[-1]))
         return layer_mean(layers).split([self.n_users, self.n_items])
 
     def views(self) -> Views:

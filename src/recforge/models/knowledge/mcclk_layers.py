@@ -2,51 +2,22 @@
 relation-aware aggregation over the knowledge graph, the k-NN semantic graph and the cross-view contrastive loss.
 
 Everything is vectorised: graphs are CSR tensors or [n, k] neighbour tables; per-edge work runs over edge tensors
-with ``index_add`` / ``scatter_reduce``; sparse products go through ``propagate`` (float32, autocast off).
+with ``index_add`` / ``scatter_reduce``; sparse products go through ``recforge.models.sparse`` (float32, autocast off).
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from recforge.models.graph import propagate, with_values
+from recforge.models.sparse import SparsePair, sparse_pair
 
 KNN_BLOCK_ELEMENTS = 1 << 24  # similarities held at once while building the k-NN graph (64 MiB of float32)
 
 
 # -- sparse matrices ---------------------------------------------------------------------------------------------
-class SparsePair(NamedTuple):
-    """A CSR matrix, its transpose (also CSR) and ``order``: ``transposed.values() == matrix.values()[order]``."""
-
-    matrix: torch.Tensor
-    transposed: torch.Tensor
-    order: torch.Tensor
-
-
-def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """A float32 CSR tensor from entries sorted by (row, col); int32 indices (a faster kernel) when they fit."""
-    index = torch.int32 if len(cols) < torch.iinfo(torch.int32).max else torch.int64
-    crow = torch.zeros(shape[0] + 1, dtype=index)
-    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow, cols.to(index), values.float(), shape, check_invariants=False)
-
-
-def sparse_pair(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> SparsePair:
-    """The CSR matrix with entries (rows[e], cols[e]) = values[e] (distinct positions) and its transpose."""
-    order = torch.argsort(rows * shape[1] + cols)
-    rows, cols, values = rows[order], cols[order], values[order]
-    matrix = _csr(rows, cols, values, shape)
-    t_order = torch.argsort(cols * shape[0] + rows)
-    transposed = _csr(cols[t_order], rows[t_order], values[t_order], (shape[1], shape[0]))
-    return SparsePair(matrix, transposed, t_order)
-
-
 def mean_graph(users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int) -> SparsePair:
     """RecBole's "si" normalisation ``D^-1 A`` of the bipartite graph over [users; items] with the distinct
     training pairs as edges: each node's row averages its neighbours (isolated nodes have empty rows)."""
@@ -68,13 +39,7 @@ def sparse_dropout(pair: SparsePair, p: float) -> SparsePair:
     values = pair.matrix.values()
     keep = 1.0 - p
     kept = (torch.rand(values.shape, device=values.device) + keep).floor()
-    values = values * kept / keep
-    return SparsePair(with_values(pair.matrix, values), with_values(pair.transposed, values[pair.order]), pair.order)
-
-
-def product(pair: SparsePair, dense: torch.Tensor) -> torch.Tensor:
-    """``pair.matrix @ dense`` in float32 (autocast off), its gradient through the stored transpose."""
-    return propagate(pair.matrix, dense, transposed=pair.transposed)
+    return pair.with_values(values * kept / keep)
 
 
 # -- knowledge-graph aggregation -------------------------------------------------------------------------------
@@ -120,7 +85,7 @@ def user_aggregate(
 ) -> torch.Tensor:
     """The user part of RecBole's ``Aggregator``: m_u = mean of the user's item embeddings, then
     m_u + (softmax(e_u R^T) R) * m_u, [n_users, d]."""
-    mean = product(user_items, items)
+    mean = user_items.propagate(items)
     relation_weights = torch.softmax(users @ relations.T, dim=-1)  # [n_users, n_relations]
     return mean + (relation_weights @ relations) * mean
 

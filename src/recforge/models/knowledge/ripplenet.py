@@ -126,7 +126,6 @@ class RippleNet(KnowledgeRecommender):
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
-        dataset = getattr(dataset, "dataset", dataset)
         self.LABEL: str = config["LABEL_FIELD"]
         self.embedding_size: int = config["embedding_size"]
         self.n_hop: int = config["n_hop"]

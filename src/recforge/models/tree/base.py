@@ -101,7 +101,7 @@ class DecisionTreeRecommender(Recommender):
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
         self.lib = require_library(self.library)
-        self.encoder = FeatureEncoder(getattr(dataset, "dataset", dataset), config)
+        self.encoder = FeatureEncoder(dataset, config)
         self.register_buffer("booster_bytes", torch.zeros(0, dtype=torch.uint8))
         self.booster: Any = None  # the library's booster; None before training
         self.rounds_done = 0
