@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     model = get_model_class(config["model"])(config, train.dataset)
 
     if hasattr(model, "encoder"):  # trees: one build of the training + validation matrices, as for RecBole
-        from recforge.data.feature_matrix import FeatureEncoder
+        from recforge.data.features.matrix import FeatureEncoder
 
         started = time.perf_counter()
         encoder = FeatureEncoder(train.dataset, config)

@@ -1,5 +1,5 @@
 """The house: packages import only from the layers below them (data flows one way, registries sit below what uses
-them), and the modules stay small."""
+them), and the modules and functions stay small."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ LAYER_OF = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 # RecBole's ``recbole.utils`` facade names get_model / get_trainer, which live in the registry: resolved lazily.
 ALLOWED = {("utils/__init__.py", "registry")}
 MAX_LINES = 400  # "each file under ~400 lines"
+MAX_FUNCTION_LINES = 60  # a function (docstring included) reads on one screen
 GENERATED = {"registry/recbole_catalog.py", "config/declarations.py"}
 
 
@@ -79,6 +80,20 @@ def test_modules_stay_small():
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
 
 
+def test_functions_stay_small():
+    long = {}
+    for path in MODULES:
+        rel = str(path.relative_to(PACKAGE))
+        if rel in GENERATED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long[f"{rel}:{node.name}"] = lines
+    assert long == {}
+
+
 def _imports_torch(argv: list[str]) -> tuple[bool, str]:
     """Whether ``recforge <argv>`` imports torch, and what it printed."""
     import subprocess
@@ -124,3 +139,48 @@ def test_the_catalog_names_every_registered_built_in():
     registered = {name for name, cls in MODELS._entries.values() if cls.__module__.startswith("recforge.models.")}
     assert registered == set(catalog.MODELS)
     assert all(MODELS.is_builtin(name) for name in registered)
+
+
+DATA = PACKAGE / "data"
+# Inside ``recforge.data``, lowest first: files are read, processed into a data set, split and cached, then served
+# by loaders; ``data_preparation`` and RecBole's import paths sit on top.
+DATA_LAYERS = [
+    ("files", "columns", "interaction"),
+    ("processing", "features"),
+    ("dataset", "knowledge_dataset"),
+    ("split", "cache"),
+    ("loaders",),
+    ("preparation", "dataloader", "__init__"),
+]
+DATA_LAYER_OF = {name: rank for rank, names in enumerate(DATA_LAYERS) for name in names}
+DATA_ALLOWED = {("dataset.py", "split")}  # RecBole's ``Dataset.build()`` splits the data set it is called on
+
+
+def imported_data_parts(path: Path) -> set[str]:
+    """The parts of ``recforge.data`` (sub-packages or modules) that ``path`` imports, also inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found |= {name.split(".")[2] for name in names if name.startswith("recforge.data.")}
+    return found & set(DATA_LAYER_OF)
+
+
+DATA_MODULES = sorted(DATA.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", DATA_MODULES, ids=[str(p.relative_to(DATA)) for p in DATA_MODULES])
+def test_data_flows_from_files_to_loaders(path):
+    rel = path.relative_to(DATA)
+    own = rel.parts[0].removesuffix(".py")
+    assert own in DATA_LAYER_OF, f"data/{rel}: add its part to DATA_LAYERS"
+    upward = {
+        part
+        for part in imported_data_parts(path)
+        if DATA_LAYER_OF[part] > DATA_LAYER_OF[own] and (str(rel), part) not in DATA_ALLOWED
+    }
+    assert not upward, f"data/{rel} ({own}) imports from higher data layers {sorted(upward)}"

@@ -61,7 +61,7 @@ def test_load_and_recommend_equal_the_runs_own_test_ranking(tiny_path, model, mo
     def refuse(*args, **kwargs):
         raise AssertionError("the data set was read")
 
-    monkeypatch.setattr("recforge.data.atomic.read_atomic", refuse)
+    monkeypatch.setattr("recforge.data.files.atomic.read_atomic", refuse)
     loaded = recforge.load(best)
     table = loaded.recommend(list(expected), k=k, exclude=("train", "valid"))
     got = {}

@@ -182,7 +182,7 @@ def models(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def datasets(args: argparse.Namespace, extra: list[str]) -> int:
-    from recforge.data.registry import find_datasets
+    from recforge.data.files.location import find_datasets
     from recforge.registry.datasets import KNOWN, bundled_datasets
 
     for name in bundled_datasets():
@@ -196,7 +196,7 @@ def datasets(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def convert(args: argparse.Namespace, extra: list[str]) -> int:
-    from recforge.data.convert import convert_movielens
+    from recforge.data.files.convert import convert_movielens
 
     out = convert_movielens(args.source, args.out, name=args.name, overwrite=args.overwrite)
     print(f"wrote {out}")

@@ -7,20 +7,21 @@ from typing import Any
 
 from recforge.data.dataset import Dataset
 from recforge.data.interaction import Interaction
-from recforge.data.kg_loaders import KGDataLoader, KnowledgeBasedDataLoader
-from recforge.data.knowledge import KnowledgeBasedDataset
+from recforge.data.knowledge_dataset import KnowledgeBasedDataset
 from recforge.data.loaders import FullSortEvalDataLoader, TrainDataLoader
+from recforge.data.loaders.knowledge import KGDataLoader, KnowledgeBasedDataLoader
 from recforge.data.preparation import data_preparation
 
 
 def create_dataset(config: Mapping[str, Any]) -> Dataset:
     """Load and process the data set named by ``config["dataset"]`` (RecBole's ``create_dataset``): a
-    ``KnowledgeBasedDataset`` (with the .kg and .link files) for knowledge-aware models, a ``Dataset`` otherwise."""
+    ``KnowledgeBasedDataset`` (with the .kg and .link files) for knowledge-aware models, a ``Dataset`` otherwise;
+    from the processed-data cache where it holds the data set (``recforge.data.cache.datasets``)."""
+    from recforge.data.cache.datasets import processed_dataset
     from recforge.utils.enum_type import ModelType
 
-    if getattr(getattr(config, "model_class", None), "type", None) == ModelType.KNOWLEDGE:
-        return KnowledgeBasedDataset(config)
-    return Dataset(config)
+    knowledge = getattr(getattr(config, "model_class", None), "type", None) == ModelType.KNOWLEDGE
+    return processed_dataset(KnowledgeBasedDataset if knowledge else Dataset, config)
 
 
 __all__ = [

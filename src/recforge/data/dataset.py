@@ -2,18 +2,18 @@
 
 ``Dataset`` holds the result and RecBole's public attributes; the processing is split by step:
 
-1. loading and ids (``recforge.data.loading``): ``.inter``, ``.user``, ``.item`` per ``load_col``, one code
+1. loading and ids (``recforge.data.processing.loading``): ``.inter``, ``.user``, ``.item`` per ``load_col``, one code
    space per id group, ids by first appearance (0 is ``[PAD]``), feature tables indexed by id;
-2. filters in RecBole's order (``recforge.data.filters``): rows without ids, ``rm_dup_inter``,
+2. filters in RecBole's order (``recforge.data.processing.filters``): rows without ids, ``rm_dup_inter``,
    ``val_interval``, ``filter_inter_by_user_or_item``, ``user_inter_num_interval`` / ``item_inter_num_interval``;
-3. feature values (``recforge.data.features``): missing values, ``threshold`` labels, normalisation,
+3. feature values (``recforge.data.processing.feature_values``): missing values, ``threshold`` labels, normalisation,
    ``preload_weight``.
 
 ``unused_col`` columns stay available until the split and are dropped from its parts. With ``benchmark_filename``
-the interactions come from one file per part and the parts are the split (``recforge.data.split``). Columns are
+the interactions come from one file per part and the parts are the split (``recforge.data.split.rules``). Columns are
 NumPy arrays (ids int64, floats float64) or ragged ``SeqColumn``s. ``inter_feat`` has one row per interaction;
-``user_feat`` / ``item_feat`` one row per id (row 0 is padding). A processed data set is cached
-(``recforge.data.cache``).
+``user_feat`` / ``item_feat`` one row per id (row 0 is padding). ``create_dataset`` reads a processed data set
+from the cache (``recforge.data.cache.datasets``) where it can; ``Dataset(config)`` always processes the files.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from recforge.data.columns import Column, SeqColumn, as_table, take
-from recforge.data.features import FeatureValues
+from recforge.data.files.location import resolve_dataset_dir
 from recforge.data.interaction import BatchFeatures
-from recforge.data.loading import AtomicLoading
-from recforge.data.registry import resolve_dataset_dir
-from recforge.data.vocabulary import PAD
+from recforge.data.processing.feature_values import FeatureValues
+from recforge.data.processing.loading import AtomicLoading
+from recforge.data.processing.vocabulary import PAD
 
 logger = logging.getLogger("recforge")
 
@@ -95,6 +95,20 @@ class Dataset(AtomicLoading, FeatureValues):
     item_feat = property(lambda self: self._item_feat, lambda self, t: setattr(self, "_item_feat", as_table(t)))
 
     def __init__(self, config: Mapping[str, Any]) -> None:
+        """Read, filter and complete the data set the config names from its atomic files (no cache: see
+        ``recforge.data.create_dataset``)."""
+        self._set_fields(config)
+        self.process()
+
+    @classmethod
+    def unprocessed(cls, config: Mapping[str, Any]) -> Dataset:
+        """An instance with the config's fields set and empty tables, nothing read: what a cache entry fills or
+        ``process`` builds."""
+        dataset = cls.__new__(cls)
+        dataset._set_fields(config)
+        return dataset
+
+    def _set_fields(self, config: Mapping[str, Any]) -> None:
         self.config = config
         self.dataset_name: str = config["dataset"]
         self.uid_field: str = config["USER_ID_FIELD"]
@@ -114,29 +128,20 @@ class Dataset(AtomicLoading, FeatureValues):
         self._token2id_cache: dict[str, dict[str, int]] = {}
         self._removed_so_far: dict[str, int] = {}
         self.processing_log: list[str] = []
-        from recforge.data.cache import DatasetCache
-        from recforge.data.field_keys import check_field_keys
-        from recforge.utils.memory import release_free_memory
+        # The processed-data cache entry holding this data set (its split and histories are cached beside it).
+        self.cache_entry: Path | None = None
 
-        cache = DatasetCache.for_dataset(self) if config["data_cache"] else None
-        if cache is not None and cache.restore(self):
-            # _build checks them before processing; the processing keys were checked when the entry was built
-            check_field_keys(config, self.field2type, self.field2source, skip=PROCESSING_KEYS)
-        else:
-            self._build()
-            self._derive()
-            if cache is not None:
-                cache.save(self)
-                release_free_memory()
-        # The entry holding this data set (its split and histories are cached beside it), or None.
-        self.cache_entry: Path | None = cache.path if cache is not None else None
+    def process(self) -> None:
+        """Load, filter and complete the data from the atomic files (the steps of the module docstring)."""
+        self._build()
+        self._derive()
 
     def _derive(self) -> None:
         """Arrays later steps need that are worth caching: the user / item feature matrices of tree models."""
         from recforge.utils.enum_type import ModelType
 
         if self.config.get("MODEL_TYPE") == ModelType.DECISIONTREE:
-            from recforge.data.feature_matrix import FeatureEncoder
+            from recforge.data.features.matrix import FeatureEncoder
 
             FeatureEncoder(self, self.config)  # stores its id blocks in ``derived``
 
@@ -261,8 +266,8 @@ class Dataset(AtomicLoading, FeatureValues):
                 setattr(self, f"{suffix}_feat", table)
 
     def build(self) -> list[Dataset]:
-        """Split into ``[train, valid, test]`` datasets following ``eval_args`` (see ``recforge.data.split``)."""
-        from recforge.data.split import split_dataset
+        """Split into ``[train, valid, test]`` datasets following ``eval_args`` (see ``recforge.data.split.rules``)."""
+        from recforge.data.split.rules import split_dataset
 
         return split_dataset(self)
 
@@ -286,9 +291,10 @@ def dataset_dir(config: Mapping[str, Any]) -> Path:
 
 
 def __getattr__(name: str) -> Any:
-    """RecBole's ``recbole.data.dataset.KnowledgeBasedDataset`` path (defined in ``recforge.data.knowledge``)."""
+    """RecBole's ``recbole.data.dataset.KnowledgeBasedDataset`` path (the class is in
+    ``recforge.data.knowledge_dataset``)."""
     if name == "KnowledgeBasedDataset":
-        from recforge.data.knowledge import KnowledgeBasedDataset
+        from recforge.data.knowledge_dataset import KnowledgeBasedDataset
 
         return KnowledgeBasedDataset
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

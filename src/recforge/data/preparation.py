@@ -1,7 +1,7 @@
 """``data_preparation``: a processed data set split into its training loader and evaluation loaders.
 
 Evaluation follows ``eval_args.mode`` per phase (full ranking, sampled ranking, labelled rows); the loaders are in
-``recforge.data.loaders`` (and ``recforge.data.kg_loaders`` for knowledge-aware models).
+``recforge.data.loaders`` (and ``recforge.data.loaders.knowledge`` for knowledge-aware models).
 """
 
 from __future__ import annotations
@@ -12,17 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from recforge.data.cache.splits import PreparedCache
 from recforge.data.dataset import Dataset
-from recforge.data.history import UserHistory
-from recforge.data.loaders import (
-    PHASE_SEEDS,
-    FullSortEvalDataLoader,
-    LabeledEvalDataLoader,
-    SampledEvalDataLoader,
-    TrainDataLoader,
-)
-from recforge.data.prepared_cache import PreparedCache
-from recforge.data.sampler import NegativeSampler
+from recforge.data.loaders import FullSortEvalDataLoader, LabeledEvalDataLoader, SampledEvalDataLoader, TrainDataLoader
+from recforge.data.loaders.view import PHASE_SEEDS
+from recforge.data.split.history import UserHistory
+from recforge.data.split.sampler import NegativeSampler
 from recforge.errors import ConfigError, DataError
 from recforge.utils.memory import release_free_memory
 
@@ -77,7 +72,7 @@ def data_preparation(config: Mapping[str, Any], dataset: Dataset) -> tuple[Train
     Evaluation follows ``eval_args.mode`` per phase: full ranking masks each user's items from earlier splits;
     uniN / popN rank the positives against N sampled negatives each (drawn once); labeled scores each
     interaction against its label. The split and the histories are cached beside the processed data
-    (``recforge.data.prepared_cache``); when they were just computed and stored, the loaders are built again
+    (``recforge.data.cache.splits``); when they were just computed and stored, the loaders are built again
     from the stored copy, mapped from disk, so that the computed arrays leave memory.
     """
     if max(config["topk"]) > dataset.item_num - 1:
@@ -125,7 +120,7 @@ def _build_loaders(config: Mapping[str, Any], dataset: Dataset, prepared: Prepar
     trains_on_rows = model_class is not None and getattr(model_class, "trainable", True)
     loader_class = TrainDataLoader
     if model_class is not None and model_class.type == ModelType.KNOWLEDGE:
-        from recforge.data.kg_loaders import KnowledgeBasedDataLoader
+        from recforge.data.loaders.knowledge import KnowledgeBasedDataLoader
 
         loader_class = KnowledgeBasedDataLoader
     train_data = loader_class(config, train, sampler if trains_on_rows or pairwise else None, pointwise=not pairwise)

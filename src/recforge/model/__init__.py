@@ -1,5 +1,5 @@
-"""RecBole's module paths (``recbole.model``), as thin aliases of ``recforge.models``, so that code written for
-RecBole runs with only the package name changed::
+"""RecBole's module paths (``recbole.model``), as thin aliases of ``recforge.models``: this package exists only so
+that code written for RecBole runs with the package name changed; recforge's own code uses ``recforge.models``::
 
     from recforge.model.general_recommender import BPR
     from recforge.model.abstract_recommender import GeneralRecommender

@@ -5,8 +5,9 @@ They sit below everything that uses them, so the packages form one line with no 
     errors, utils  ->  registry  ->  config  ->  data  ->  models  ->  evaluation  ->  trainer, report  ->  serving
         ->  quick_start, tuning, plugins, cli (and RecBole's import paths, recforge.model)
 
-The config reads the registries; models, trainers and metrics register themselves into them when their modules
-are imported (``import recforge`` imports every built-in one). Third-party models and trainers register with
+The config reads the registries. Built-in models and trainers are listed in ``recforge.registry.catalog`` (name ->
+``"module:Class"``) and imported on first lookup, not by importing ``recforge``; metrics register when
+``recforge.evaluation`` is imported. Third-party models and trainers register with
 ``@register_model`` / ``@register_trainer``, through the ``recforge.models`` / ``recforge.trainers`` entry-point
 groups of an installed package, or by being imported (``recforge run --import my_models``).
 """

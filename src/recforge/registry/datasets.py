@@ -3,7 +3,7 @@
 A bundled data set is a folder ``recforge/datasets/<name>/`` with the atomic files, a ``<name>.yaml`` of config
 defaults for it, and its license. ``KNOWN`` lists public data sets that are fetched on first use instead, with
 their source and the config defaults RecBole uses for them. Where a data set is actually read from is decided in
-``recforge.data.registry``.
+``recforge.data.files.location``.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import pyarrow.csv as pa_csv
 import torch
 
 from recforge.data import create_dataset, data_preparation
-from recforge.data.history import UserHistory, csr_positions
+from recforge.data.split.history import UserHistory, csr_positions
 from recforge.errors import ConfigError, DataError, shown
 from recforge.evaluation.evaluator import Evaluator
 from recforge.trainer.scoring import score_loader

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from recforge.data.atomic import read_atomic, read_header
-from recforge.data.cache import decode_strings, encode_strings
+from recforge.data.cache.datasets import decode_strings, encode_strings
 from recforge.data.columns import SeqColumn, TokenColumn
-from recforge.data.history import UserHistory
+from recforge.data.files.atomic import read_atomic, read_header
+from recforge.data.split.history import UserHistory
 from recforge.errors import CheckpointError
 from recforge.trainer.callbacks import Callback
 from recforge.utils.files import atomic_write

@@ -1,5 +1,5 @@
 """RecBole's ``recbole.data.dataloader.knowledge_dataloader``: the loaders of knowledge-aware models."""
 
-from recforge.data.kg_loaders import KGDataLoader, KnowledgeBasedDataLoader
+from recforge.data.loaders.knowledge import KGDataLoader, KnowledgeBasedDataLoader
 
 __all__ = ["KGDataLoader", "KnowledgeBasedDataLoader"]

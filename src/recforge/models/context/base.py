@@ -1,6 +1,6 @@
 """The base of context-aware models (RecBole's ``ContextRecommender``): pairs scored from their feature fields.
 
-A model sees every feature field of ``recforge.data.context.feature_fields``: tokens and token sequences always,
+A model sees every feature field of ``recforge.data.features.fields.feature_fields``: tokens and token sequences always,
 float columns only when listed in ``numerical_features`` (RecBole's rule; its default ``[]`` leaves them out). It
 implements ``logit(interaction)`` -> [B]; training minimises binary cross-entropy against ``LABEL_FIELD`` (plus
 the model's ``regularisation()``), and ``predict`` is the sigmoid of the logit.
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from recforge.config.types import Float, Int, Key, ListOf
-from recforge.data.context import feature_fields
+from recforge.data.features.fields import feature_fields
 from recforge.models.base import Recommender
 from recforge.models.context.fields import FieldEmbedding, FieldInputs, mlp_layers
 from recforge.models.init import xavier_normal_initialization

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from recforge.data.columns import SeqColumn
-from recforge.data.context import FeatureField
+from recforge.data.features.fields import FeatureField
 
 KIND_ORDER = ("token_seq", "token", "float_seq", "float")
 

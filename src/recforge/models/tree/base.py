@@ -1,5 +1,5 @@
 """Gradient-boosted trees as recforge models: a booster of XGBoost or LightGBM over the feature rows of
-``recforge.data.feature_matrix``.
+``recforge.data.features.matrix``.
 
 The model holds a live *boosting session* (the library's booster with its training and validation data) and the
 booster's bytes in the library's own format, as the uint8 buffer ``booster_bytes``: checkpoints carry the booster
@@ -23,7 +23,7 @@ import torch
 
 from recforge.config.types import Bool, Int, Key
 from recforge.data.columns import take
-from recforge.data.feature_matrix import FeatureEncoder
+from recforge.data.features.matrix import FeatureEncoder
 from recforge.errors import ConfigError
 from recforge.models.base import Recommender
 from recforge.utils.enum_type import InputType, ModelType
