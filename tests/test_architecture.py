@@ -147,8 +147,8 @@ DATA = PACKAGE / "data"
 DATA_LAYERS = [
     ("files", "columns", "interaction"),
     ("processing", "features"),
-    ("dataset", "knowledge_dataset"),
-    ("split", "cache"),
+    ("dataset", "knowledge_dataset", "sequential_dataset"),
+    ("split", "cache", "transform"),
     ("loaders",),
     ("preparation", "dataloader", "__init__"),
 ]

@@ -43,6 +43,12 @@ NO_DROPOUT = {
     "node_dropout_rate": 0.0,
     "mess_dropout_rate": 0.0,
     "dropout_prob": 0.0,
+    "hidden_dropout_prob": 0.0,
+    "attn_dropout_prob": 0.0,
+}
+SEQUENTIAL = {  # the examples of each user's interactions in the order of the float column 'hour'
+    "TIME_FIELD": "hour",
+    "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full"},
 }
 # Where two processes follow one only approximately: model -> (weight tolerance, loss tolerance (relative), why).
 # Every other model: weights within 1e-6 and the loss within 1e-6 (relative), its losses being means or declared
@@ -107,6 +113,8 @@ def settings(root: Path, model: str, where: str) -> dict:
         values["num_clusters"] = 4  # NCL on 30 users
     if cls.type is ModelType.CONTEXT:
         values.update(RANKED_LABELS)
+    if cls.type is ModelType.SEQUENTIAL:
+        values.update(SEQUENTIAL)
     return values
 
 

@@ -25,7 +25,6 @@ from recforge.registry import recbole_catalog
 
 logger = logging.getLogger("recforge")
 
-_SEQUENTIAL = "sequential models are not implemented"
 _DISTRIBUTED = "each process reads its rank from the launcher's environment (LOCAL_RANK, RANK)"
 _KNOWLEDGE = "the .kg and .link files are read for knowledge-aware models only"
 _CONTEXT = "float features are embedded as value x vector (numerical_features); bucketing is not implemented"
@@ -40,15 +39,11 @@ NO_EFFECT: dict[str, str] = {
     "log_wandb": "Weights & Biases logging is not supported; use tensorboard: true",
     "wandb_project": "Weights & Biases logging is not supported; use tensorboard: true",
     "worker": "batches are sliced from in-memory tensors; no loader workers are needed",
-    "repeatable": "only the general (non-sequential) setting exists; " + _SEQUENTIAL,
-    "transform": "no batch transforms are implemented",
+    "repeatable": "sequential models always sample repeatably (negatives avoid the target only, as RecBole's "
+    "sequential quick-start sets); general models never do",
     "seq_len": "token_seq columns are kept whole (ragged)",
     "additional_feat_suffix": "extra atomic files are not read",
     "discretization": _CONTEXT,
-    "ITEM_LIST_LENGTH_FIELD": _SEQUENTIAL,
-    "LIST_SUFFIX": _SEQUENTIAL,
-    "MAX_ITEM_LIST_LENGTH": _SEQUENTIAL,
-    "POSITION_FIELD": _SEQUENTIAL,
     "SOURCE_ID_FIELD": "social models are not implemented",
     "TARGET_ID_FIELD": "social models are not implemented",
     "local_rank": _DISTRIBUTED,

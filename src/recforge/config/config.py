@@ -38,7 +38,7 @@ from recforge.config.compat import (
     setting_keys,
     warn_ignored,
 )
-from recforge.config.families import KNOWLEDGE_SUFFIXES, context_defaults, knowledge_defaults
+from recforge.config.families import KNOWLEDGE_SUFFIXES, family_defaults, fit_sequential_keys, knowledge_defaults
 from recforge.config.keys import PACKAGE_KEYS
 from recforge.config.machine import resolve_device
 from recforge.config.model_keys import all_model_keys
@@ -127,9 +127,9 @@ class Config(Mapping):
             base.append(_Layer(f"{dataset_name} defaults", data_defaults))
         if self.knowledge_aware:
             base.append(_Layer("knowledge-aware defaults", knowledge_defaults([layer.values for layer in base])))
-        if getattr(model_class, "type", None) in (ModelType.CONTEXT, ModelType.DECISIONTREE):
-            user_eval_args = [layer.values["eval_args"] for layer in layers if "eval_args" in layer.values]
-            base.append(_Layer("context-aware defaults", context_defaults(dataset_name, user_eval_args)))
+        user_eval_args = [layer.values["eval_args"] for layer in layers if "eval_args" in layer.values]
+        for source, values in family_defaults(getattr(model_class, "type", None), dataset_name, user_eval_args):
+            base.append(_Layer(source, values))
         self._defaults_sources = {layer.source for layer in base}
         raw, sources = self._collect(base + layers)
 
@@ -298,6 +298,8 @@ class Config(Mapping):
             return self._sources.get(name) not in self._defaults_sources
 
         fit_valid_metric(self._values, user_set)
+        if getattr(self.model_class, "type", None) == ModelType.SEQUENTIAL:
+            fit_sequential_keys(self._values, user_set, lambda name: self._sources.get(name, "recforge defaults"))
         check_config(self._values)
         fit_metric_direction(self._values, user_set)
 

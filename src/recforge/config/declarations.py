@@ -89,6 +89,18 @@ DECLARATIONS = {
             Key(name='dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.2, doc='Dropout rate before each hidden layer.', group='general'),
         ),
     },
+    'GRU4Rec': {
+        'type': 'sequential',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=64, doc='Dimension of item embeddings.', group='general'),
+            Key(name='hidden_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=128, doc='GRU hidden units.', group='general'),
+            Key(name='num_layers', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=1, doc='GRU layers.', group='general'),
+            Key(name='dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.3, doc='Dropout on the item embeddings.', group='general'),
+            Key(name='loss_type', type=Str(choices=('CE', 'BPR')), default='CE', doc='CE: cross-entropy of the target against every item; BPR: the target against one sampled negative.', group='general'),
+        ),
+    },
     'ItemKNN': {
         'type': 'traditional',
         'input_type': 'pointwise',
@@ -293,6 +305,23 @@ DECLARATIONS = {
             Key(name='n_memory', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=16, doc='Memories (head, relation, tail) sampled per user and hop.', group='general'),
             Key(name='kg_weight', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=0.01, doc='Weight of the KG term (mean sigmoid(h^T R t), subtracted).', group='general'),
             Key(name='reg_weight', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=1e-07, doc='Weight of the L2 term of memories and transform matrix.', group='general'),
+        ),
+    },
+    'SASRec': {
+        'type': 'sequential',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='n_layers', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=2, doc='Transformer layers.', group='general'),
+            Key(name='n_heads', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=2, doc='Attention heads per layer (hidden_size must be a multiple).', group='general'),
+            Key(name='hidden_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=64, doc='Dimension d of item, position and hidden vectors.', group='general'),
+            Key(name='inner_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=256, doc='Hidden units of each feed-forward layer.', group='general'),
+            Key(name='hidden_dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.5, doc='Dropout on hidden vectors.', group='general'),
+            Key(name='attn_dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.5, doc='Dropout on attention weights.', group='general'),
+            Key(name='hidden_act', type=Str(choices=('gelu', 'relu', 'swish', 'tanh', 'sigmoid')), default='gelu', doc='Feed-forward activation.', group='general'),
+            Key(name='layer_norm_eps', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=1e-12, doc='LayerNorm epsilon.', group='general'),
+            Key(name='initializer_range', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=0.02, doc='Standard deviation of the normal initialisation.', group='general'),
+            Key(name='loss_type', type=Str(choices=('CE', 'BPR')), default='CE', doc='CE: cross-entropy of the target against every item; BPR: the target against one sampled negative.', group='general'),
         ),
     },
     'SGL': {

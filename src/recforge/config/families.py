@@ -3,8 +3,13 @@ defaults and the user's files)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from recforge.errors import ConfigError
+
+logger = logging.getLogger("recforge")
 
 # Files that knowledge-aware models read besides .inter / .user / .item.
 KNOWLEDGE_SUFFIXES = ("kg", "link")
@@ -47,3 +52,61 @@ def context_defaults(dataset_name: str, user_eval_args: Sequence[Any] = ()) -> d
             "item": ["item_id", "release_year", "class"],
         }
     return values
+
+
+def family_defaults(family: Any, dataset_name: str, user_eval_args: Sequence[Any]) -> list[tuple[str, dict]]:
+    """The defaults layer of a model family (``ModelType``) as ``[(source, values)]``: context-aware and tree
+    models' (labelled evaluation), sequential models' (leave-one-out in time order); none for the others."""
+    from recforge.utils.enum_type import ModelType
+
+    if family in (ModelType.CONTEXT, ModelType.DECISIONTREE):
+        return [("context-aware defaults", context_defaults(dataset_name, user_eval_args))]
+    if family == ModelType.SEQUENTIAL:
+        return [("sequential defaults", sequential_defaults(user_eval_args))]
+    return []
+
+
+def sequential_defaults(user_eval_args: Sequence[Any] = ()) -> dict[str, Any]:
+    """RecBole's sequential.yaml for sequential models: each user's last example tested, the one before validated,
+    in time order, ranked against every item. An ``eval_args`` of the user's files replaces it whole (RecBole's
+    rule, as for context-aware models)."""
+    if user_eval_args:
+        return {}
+    return {"eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full"}}
+
+
+def fit_sequential_keys(values: dict[str, Any], user_set: Callable[[str], bool], source: Callable[[str], str]) -> None:
+    """The checks and fitted defaults of sequential models; ``source(key)``: where a key was set."""
+    fit_sequential_negatives(values, user_set, source("train_neg_sample_args"))
+    check_sequential_order(values, source("eval_args"))
+
+
+def check_sequential_order(values: Mapping[str, Any], source: str) -> None:
+    """Sequential examples predict the next item in time: ``eval_args.order`` must be TO (RecBole refuses RO too),
+    unless ``benchmark_filename`` gives the split. ``source``: where ``eval_args`` was set."""
+    if values["eval_args"]["order"] != "TO" and not values.get("benchmark_filename"):
+        raise ConfigError(
+            f"config key 'eval_args' ({source}): order {values['eval_args']['order']} is not possible for sequential "
+            "models, whose examples are histories in time order; set eval_args: {order: TO}"
+        )
+
+
+def fit_sequential_negatives(values: dict[str, Any], user_set: Callable[[str], bool], source: str) -> None:
+    """A sequential model with ``loss_type: CE`` scores the target against every item and trains without sampled
+    negatives. The package default of ``train_neg_sample_args`` (one uniform negative) is then switched off with
+    an info line, where RecBole fails on it (its issues #955, #1208); negatives the user asked for are refused.
+    ``source``: where ``train_neg_sample_args`` was set."""
+    if values.get("loss_type") == "BPR" and not values.get("train_neg_sample_args"):
+        raise ConfigError(
+            f"config key 'train_neg_sample_args' ({source}) is none, but loss_type BPR compares the target with a "
+            "sampled negative; set train_neg_sample_args: {distribution: uniform, sample_num: 1} or loss_type: CE"
+        )
+    if values.get("loss_type") != "CE" or not values.get("train_neg_sample_args"):
+        return
+    if user_set("train_neg_sample_args"):
+        raise ConfigError(
+            f"config key 'train_neg_sample_args' ({source}) asks for sampled negatives, but loss_type CE scores "
+            "every item and uses none; set train_neg_sample_args: ~ or loss_type: BPR"
+        )
+    logger.info("loss_type CE trains without sampled negatives: train_neg_sample_args is none")
+    values["train_neg_sample_args"] = None

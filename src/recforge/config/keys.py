@@ -11,6 +11,8 @@ from typing import Any
 from recforge.config.structs import EVAL_ARGS, LR_SCHEDULER, NEG_SAMPLE_ARGS, ClipGradNorm, GpuId, Learner
 from recforge.config.types import Bool, Float, Int, Key, ListOf, Mapping_, Optional, Str
 
+TRANSFORMS = ("mask_itemseq", "inverse_itemseq", "crop_itemseq", "reorder_itemseq", "user_defined")
+
 
 def _keys(group: str, *entries: tuple[str, Any, Any, str]) -> list[Key]:
     return [Key(name, vtype, default, doc, group) for name, vtype, default, doc in entries]
@@ -258,6 +260,34 @@ PACKAGE_KEYS: list[Key] = [
             Bool(),
             True,
             "Keep processed data sets in $RECFORGE_CACHE_DIR (~/.cache/recforge); --no-cache turns it off.",
+        ),
+    ),
+    *_keys(
+        "sequential",
+        (
+            "MAX_ITEM_LIST_LENGTH",
+            Int(minimum=1),
+            50,
+            "Sequential models: the most recent items of a history a model reads (longer histories are cut).",
+        ),
+        ("ITEM_LIST_LENGTH_FIELD", Str(), "item_length", "Sequential models: the column of each history's length."),
+        ("LIST_SUFFIX", Str(), "_list", "Sequential models: suffix of the history columns (item_id_list, ...)."),
+        ("POSITION_FIELD", Str(), "position_id", "Sequential models: name of the position column (RecBole's)."),
+        (
+            "transform",
+            Optional(Str(choices=TRANSFORMS)),
+            None,
+            "A transform of every batch's item histories (RecBole's recbole.data.transform): mask_itemseq "
+            "(BERT4Rec's cloze), inverse_itemseq (right-aligned), crop_itemseq, reorder_itemseq, user_defined.",
+        ),
+        ("eta", Float(minimum=0.0, maximum=1.0), 0.6, "crop_itemseq: the share of a history a crop keeps."),
+        ("beta", Float(minimum=0.0, maximum=1.0), 0.6, "reorder_itemseq: the share of a history that is shuffled."),
+        (
+            "mask_history_items",
+            Bool(),
+            False,
+            "Sequential evaluation: leave the items a user had before the target out of the ranking (the protocol "
+            "of most papers); false ranks them, as RecBole does.",
         ),
     ),
 ]

@@ -15,13 +15,18 @@ from recforge.data.preparation import data_preparation
 
 def create_dataset(config: Mapping[str, Any]) -> Dataset:
     """Load and process the data set named by ``config["dataset"]`` (RecBole's ``create_dataset``): a
-    ``KnowledgeBasedDataset`` (with the .kg and .link files) for knowledge-aware models, a ``Dataset`` otherwise;
+    ``KnowledgeBasedDataset`` (with the .kg and .link files) for knowledge-aware models, a ``SequentialDataset``
+    (examples with histories) for sequential ones, a ``Dataset`` otherwise;
     from the processed-data cache where it holds the data set (``recforge.data.cache.datasets``)."""
     from recforge.data.cache.datasets import processed_dataset
     from recforge.utils.enum_type import ModelType
 
-    knowledge = getattr(getattr(config, "model_class", None), "type", None) == ModelType.KNOWLEDGE
-    return processed_dataset(KnowledgeBasedDataset if knowledge else Dataset, config)
+    family = getattr(getattr(config, "model_class", None), "type", None)
+    if family == ModelType.SEQUENTIAL:
+        from recforge.data.sequential_dataset import SequentialDataset
+
+        return processed_dataset(SequentialDataset, config)
+    return processed_dataset(KnowledgeBasedDataset if family == ModelType.KNOWLEDGE else Dataset, config)
 
 
 __all__ = [

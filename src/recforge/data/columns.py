@@ -1,9 +1,9 @@
 """Columns and tables of a data set, and RecBole's ``Interaction`` behaviour for them.
 
 A table is a mapping of field -> column: an ``ArrayColumn`` (a NumPy array of ids or floats), a ``TokenColumn``
-(codes into a vocabulary, while a file is read) or a ``SeqColumn`` (ragged rows of token_seq / float_seq
-values). ``FeatureTable`` is the mapping a ``Dataset`` exposes as ``inter_feat`` / ``user_feat`` / ``item_feat``:
-RecBole's scripts treat those as ``Interaction`` objects, so ``len(table)`` is the number of rows,
+(codes into a vocabulary, while a file is read), a ``SeqColumn`` (ragged rows of token_seq / float_seq values) or
+a ``HistoryColumn`` (the lists of sequential data: windows into one shared array). ``FeatureTable`` is the mapping
+a ``Dataset`` exposes as ``inter_feat`` / ``user_feat`` / ``item_feat``: RecBole's scripts treat those as ``Interaction`` objects, so ``len(table)`` is the number of rows,
 ``table[field]`` a column, ``table[rows]`` (an int, a slice, an index array or mask) a new table of those rows,
 ``table.numpy()`` / ``table.to(device)`` the columns as arrays / tensors, and iterating gives the fields. An
 ``ArrayColumn`` is a NumPy array that also answers ``.numpy()`` (RecBole's columns are tensors), and a
@@ -100,7 +100,75 @@ class SeqColumn:
         return self.padded()
 
 
-Column = TokenColumn | SeqColumn | np.ndarray
+HISTORY_END = "history_end"  # the batch column of sequential data: where each row's history ends (``Windows.ends``)
+
+
+@dataclass
+class Windows:
+    """Where each row's history lies in a shared array: ``values[ends[i] - lengths[i]:ends[i]]`` (int64 [n] each).
+    The history columns of one table share one ``Windows``."""
+
+    ends: np.ndarray
+    lengths: np.ndarray
+
+    def take(self, rows: np.ndarray) -> Windows:
+        return Windows(gather(self.ends, rows), gather(self.lengths, rows))
+
+
+@dataclass
+class HistoryColumn:
+    """A column of lists that are windows into one array (RecBole's ``<field>_list`` columns of sequential data):
+    row ``i`` holds ``values[ends[i] - lengths[i]:ends[i]]``, at most ``width`` values, read dense as [n, width]
+    right-padded with 0. Nothing is copied per row: a split takes rows of the windows, and a batch gathers its
+    [B, width] block when read.
+
+    Args:
+        values: the field's values of every interaction, in the order the windows index (each user's interactions
+            by time, one user after another).
+        windows: the rows' windows.
+        width: the dense width (``MAX_ITEM_LIST_LENGTH``).
+        vocabulary: the token vocabulary of ``values`` (None for floats).
+    """
+
+    values: np.ndarray
+    windows: Windows
+    width: int
+    vocabulary: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.windows.ends)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.windows.lengths
+
+    def take(self, rows: np.ndarray, windows: Windows | None = None) -> HistoryColumn:
+        """The rows ``rows``; ``windows``: their windows, already taken (shared by a table's history columns)."""
+        return HistoryColumn(self.values, windows or self.windows.take(rows), self.width, self.vocabulary)
+
+    def padded(self) -> np.ndarray:
+        """The dense [n, width] array, each row left-aligned and padded with 0."""
+        ends, lengths = self.windows.ends, self.windows.lengths
+        offsets = np.arange(self.width)
+        positions = (ends - lengths)[:, None] + offsets[None, :]
+        inside = offsets[None, :] < lengths[:, None]
+        out = np.zeros((len(self), self.width), dtype=self.values.dtype)
+        out[inside] = self.values[positions[inside]]
+        return out
+
+    def numpy(self) -> np.ndarray:
+        return self.padded()
+
+    def __getitem__(self, rows: Any) -> Any:
+        """RecBole's dense indexing (``column[:, :5]``, ``column[i]``), on the [n, width] array."""
+        if isinstance(rows, tuple):
+            return np.asarray(self.padded()[rows]).view(ArrayColumn)
+        if isinstance(rows, (int, np.integer)):
+            return self.take(np.array([int(rows) % len(self)])).padded()[0].view(ArrayColumn)
+        return self.take(_row_indices(rows, len(self)))
+
+
+Column = TokenColumn | SeqColumn | HistoryColumn | np.ndarray
 
 
 def take(columns: Mapping[str, Column], rows: np.ndarray) -> dict[str, Column]:
@@ -108,8 +176,14 @@ def take(columns: Mapping[str, Column], rows: np.ndarray) -> dict[str, Column]:
     if rows.dtype == bool:
         rows = np.flatnonzero(rows)
     out: dict[str, Column] = {}
+    taken_windows: dict[int, Windows] = {}  # history columns sharing windows keep sharing them
     for name, col in columns.items():
-        if isinstance(col, TokenColumn):
+        if isinstance(col, HistoryColumn):
+            key = id(col.windows)
+            if key not in taken_windows:
+                taken_windows[key] = col.windows.take(rows)
+            out[name] = col.take(rows, taken_windows[key])
+        elif isinstance(col, TokenColumn):
             out[name] = TokenColumn(col.codes[rows], col.vocabulary)
         elif isinstance(col, SeqColumn):
             out[name] = col.take(rows)

@@ -99,6 +99,7 @@ class Dataset(AtomicLoading, FeatureValues):
         ``recforge.data.create_dataset``)."""
         self._set_fields(config)
         self.process()
+        self.finish()
 
     @classmethod
     def unprocessed(cls, config: Mapping[str, Any]) -> Dataset:
@@ -145,7 +146,15 @@ class Dataset(AtomicLoading, FeatureValues):
 
             FeatureEncoder(self, self.config)  # stores its id blocks in ``derived``
 
+    def finish(self) -> None:
+        """Complete the processed data (cached or just built) with what is not cached: nothing here; the examples
+        of ``SequentialDataset``."""
+
     # -- public API --------------------------------------------------------------------------------
+    def time_sort_key(self, time: np.ndarray) -> np.ndarray:
+        """The times as eval_args' TO order compares them (as they are here; ``SequentialDataset`` rounds them)."""
+        return time
+
     @property
     def user_num(self) -> int:
         """Number of user ids, padding included."""

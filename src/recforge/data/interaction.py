@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recforge.data.columns import SeqColumn
+from recforge.data.columns import HISTORY_END, HistoryColumn, SeqColumn
 
 
 class BatchFeatures:
@@ -34,6 +34,27 @@ class BatchFeatures:
         for name, column in (item_feat or {}).items():
             self.sources.setdefault(neg_prefix + name, (column, neg_prefix + iid_field))
 
+    def add_histories(self, histories: Mapping[str, HistoryColumn], length_field: str) -> None:
+        """Make the history lists of sequential data joinable: ``join("item_id_list", batch)`` gathers each row's
+        window [B, width] from the batch's ``HISTORY_END`` and ``length_field`` columns."""
+        for name, column in histories.items():
+            self.sources[name] = (column, HISTORY_END)
+        self.length_field = length_field
+        self._history_values: dict[str, torch.Tensor] = {}
+
+    def _history(self, name: str, column: HistoryColumn, columns: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        values = self._history_values.get(name)
+        if values is None:
+            values = self._history_values[name] = torch.from_numpy(np.ascontiguousarray(column.values))
+        ends = columns[HISTORY_END].cpu()
+        lengths = columns[self.length_field].cpu().clamp(max=column.width)
+        offsets = torch.arange(column.width)
+        inside = offsets.unsqueeze(0) < lengths.unsqueeze(1)
+        positions = torch.where(inside, (ends - lengths).unsqueeze(1) + offsets, 0)
+        out = values[positions]
+        out[~inside] = 0
+        return out.float() if out.is_floating_point() else out
+
     def names(self, columns: Mapping[str, Any]) -> list[str]:
         """The features joinable for ``columns`` (those whose id column is present)."""
         return [name for name, (_, ids) in self.sources.items() if ids in columns and name not in columns]
@@ -44,6 +65,8 @@ class BatchFeatures:
             return None
         column, id_field = source
         ids = columns[id_field]
+        if isinstance(column, HistoryColumn):
+            return self._history(name, column, columns).to(ids.device)
         flat = ids.reshape(-1).cpu().numpy()
         values = column.take(flat).padded() if isinstance(column, SeqColumn) else np.asarray(column)[flat]
         tensor = torch.from_numpy(np.ascontiguousarray(values))

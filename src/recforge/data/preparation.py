@@ -108,10 +108,54 @@ def _note_benchmark_files(config: Mapping[str, Any], dataset: Dataset) -> None:
         )
 
 
+def _build_sequential_loaders(config: Mapping[str, Any], dataset: Dataset):
+    """The loaders of sequential data: training examples (negatives different from the target, for pairwise
+    models), and examples ranked one by one (``recforge.data.loaders.sequential``); the transform on both."""
+    from recforge.data.loaders.sequential import SequenceEvalDataLoader
+    from recforge.data.split.sampler import TargetSampler
+    from recforge.data.transform import construct_transform
+
+    train, valid, test = dataset.build()
+    transform = construct_transform(config) if config.get("transform") else None
+    args = config["train_neg_sample_args"]
+    sampler = None
+    if args:
+        sampler = TargetSampler(dataset.item_num, args["distribution"], train.item_counts, args["alpha"])
+    train_data = TrainDataLoader(config, train, sampler, pointwise=False, transform=transform)  # negatives: a column
+    item_counts = train.item_counts
+    loaders = [train_data]
+    for phase, split in (("valid", valid), ("test", test)):
+        if not split.inter_num:
+            loaders.append(None)
+            continue
+        mode = config["eval_args"]["mode"][phase]
+        seed = config["seed"] * 1000 + PHASE_SEEDS[phase]
+        if mode == "labeled":
+            raise ConfigError(
+                f"config key 'eval_args': mode {mode} is not possible for sequential models, which rank items; "
+                "use full, uniN or popN"
+            )
+        phase_sampler, sample_num = None, 0
+        if mode != "full":
+            distribution = "uniform" if mode.startswith("uni") else "popularity"
+            phase_sampler, sample_num = (
+                TargetSampler(dataset.item_num, distribution, dataset.item_counts),
+                int(mode[3:]),
+            )
+        loader = SequenceEvalDataLoader(
+            config, split, item_counts, sampler=phase_sampler, sample_num=sample_num, seed=seed, transform=transform
+        )
+        loader.phase = phase
+        loaders.append(loader)
+    return tuple(loaders)
+
+
 def _build_loaders(config: Mapping[str, Any], dataset: Dataset, prepared: PreparedCache):
     from recforge.utils.enum_type import InputType, ModelType
 
     model_class = getattr(config, "model_class", None)
+    if model_class is not None and model_class.type == ModelType.SEQUENTIAL:
+        return _build_sequential_loaders(config, dataset)
     train, valid, test = prepared.parts(dataset)
     train_history = prepared.history("train/positives", lambda: UserHistory.from_datasets(train))
     sampler = training_sampler(config, train, train_history)

@@ -58,7 +58,8 @@ def score_loader(
 def _score_full(model, evaluator: Evaluator, device, interaction, history, positive_rows, positive_items) -> None:
     interaction = interaction.to(device)
     scores = model.full_sort_predict(interaction).view(len(interaction), -1)
-    history = (history[0].to(device), history[1].to(device))
+    if history is not None:  # sequential evaluation ranks seen items unless mask_history_items
+        history = (history[0].to(device), history[1].to(device))
     evaluator.add_ranking(scores, history, positive_rows.to(device), positive_items.to(device))
 
 

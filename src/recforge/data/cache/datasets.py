@@ -102,7 +102,7 @@ def processed_dataset(dataset_class: type[Dataset], config: Mapping[str, Any]) -
     stored in it otherwise; ``data_cache: false`` processes the files and stores nothing. The data set's
     ``cache_entry`` is the entry's path (its splits are cached beside it), or None without the cache."""
     if not config["data_cache"]:
-        return dataset_class(config)
+        return dataset_class(config)  # processes and finishes
     from recforge.data.dataset import PROCESSING_KEYS
     from recforge.data.processing.field_keys import check_field_keys
     from recforge.utils.memory import release_free_memory
@@ -117,6 +117,7 @@ def processed_dataset(dataset_class: type[Dataset], config: Mapping[str, Any]) -
         cache.save(dataset)
         release_free_memory()
     dataset.cache_entry = cache.path
+    dataset.finish()
     return dataset
 
 
@@ -142,6 +143,7 @@ class DatasetCache:
         folder = cache_root() / dataset.dataset_name
         files = remembered_digests([p for p in dataset.source_files() if p.exists()], folder)
         settings = {k: dataset.config.get(k) for k in PROCESSING_KEYS}
+        settings["class"] = type(dataset).__name__  # what a class derives (a sequential order) is cached too
         blob = json.dumps(
             {"format": FORMAT_VERSION, "recforge": recforge_version(), "files": files, "settings": settings},
             sort_keys=True,

@@ -43,6 +43,8 @@ class TrainDataLoader(DatasetView):
         pointwise: lay negatives out as labelled rows instead of a negative-item column.
         join: add the users' and items' feature columns to each batch (``Dataset.join``).
         shuffle: reshuffle every epoch (config "shuffle" by default).
+        transform: applied to every batch with the loader's generator (``recforge.data.transform``; sequential
+            data), None for none.
     """
 
     def __init__(
@@ -53,12 +55,14 @@ class TrainDataLoader(DatasetView):
         pointwise: bool = False,
         join: bool = False,
         shuffle: bool | None = None,
+        transform: Any = None,
     ) -> None:
         self.config = config
         self.dataset = dataset
         self._dataset = dataset  # RecBole's attribute name
         self.features = dataset.batch_features()  # the .user / .item features a batch joins when read
         self.sampler = sampler
+        self.transform = transform
         self.pointwise = pointwise
         self.join = join
         self.batch_size: int = config["train_batch_size"]
@@ -108,16 +112,33 @@ class TrainDataLoader(DatasetView):
             columns = {name: col[order] for name, col in self.columns.items()}
         negatives = None
         if self.sampler is not None:
-            negatives = self.sampler.sample(columns[self.uid_field], self.sample_num, self.generator)
+            keys = columns[self.iid_field if getattr(self.sampler, "by_item", False) else self.uid_field]
+            negatives = self.sampler.sample(keys, self.sample_num, self.generator)
             if not self.pointwise:
                 columns[self.neg_field] = negatives.squeeze(1) if self.sample_num == 1 else negatives
         for start, end, share in rank_slices(len(order), self.step, self.rank, self.world):
+            if self.transform is not None:
+                yield self._transformed(columns, start, end, share)
+                continue
             batch = {name: col[start:end] for name, col in columns.items()}
             if self.pointwise and negatives is not None:
                 batch = self._pointwise(batch, negatives[start:end])
             if self.join:
                 batch = self.dataset.join(batch)
             yield Interaction(batch, share=share, features=self.features)
+
+    def _transformed(self, columns: Mapping[str, torch.Tensor], start: int, end: int, share: float) -> Interaction:
+        """Rows ``start:end`` of their batch transformed whole (so the draws are those of one process), then cut."""
+        low = start - start % self.step
+        high = min(low + self.step, len(next(iter(columns.values()))))
+        batch = Interaction({name: col[low:high] for name, col in columns.items()}, features=self.features)
+        batch = self.transform(self.dataset, batch, self.generator)
+        if (low, high) == (start, end):
+            batch.share = share
+            return batch
+        part = batch[start - low : end - low]
+        part.share = share
+        return part
 
     def _pointwise(self, batch: dict[str, torch.Tensor], negatives: torch.Tensor) -> dict[str, torch.Tensor]:
         copies = 1 + negatives.shape[1]

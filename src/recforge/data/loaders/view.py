@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recforge.data.columns import SeqColumn
+from recforge.data.columns import HISTORY_END, HistoryColumn
 from recforge.data.dataset import Dataset
 from recforge.data.interaction import Interaction
 from recforge.utils.arrays import shard_bounds
@@ -28,7 +28,14 @@ def _column_tensor(values: np.ndarray) -> torch.Tensor:
 
 
 def _columns(dataset: Dataset) -> dict[str, torch.Tensor]:
-    return {name: _column_tensor(col) for name, col in dataset.inter_feat.items() if not isinstance(col, SeqColumn)}
+    """The array columns of ``inter_feat`` as tensors; with history lists (sequential data), ``HISTORY_END``: where
+    each row's history ends (the lists themselves are gathered per batch, ``BatchFeatures``)."""
+    columns = {name: _column_tensor(col) for name, col in dataset.inter_feat.items() if isinstance(col, np.ndarray)}
+    for column in dataset.inter_feat.values():
+        if isinstance(column, HistoryColumn):
+            columns[HISTORY_END] = _column_tensor(column.windows.ends)
+            break
+    return columns
 
 
 def _pinned_take(column: torch.Tensor, order: torch.Tensor) -> torch.Tensor:

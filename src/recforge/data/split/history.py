@@ -123,8 +123,13 @@ def csr_positions(indptr: torch.Tensor, users: torch.Tensor) -> tuple[torch.Tens
     """For the segments ``indptr[u]:indptr[u + 1]`` of ``users``, in order: ``(rows, flat)``, each entry's index
     into ``users`` and its position in the flat array the segments index."""
     starts = indptr[users]
-    lengths = indptr[users + 1] - starts
-    rows = torch.repeat_interleave(torch.arange(len(users)), lengths)
+    return segment_positions(starts, indptr[users + 1] - starts)
+
+
+def segment_positions(starts: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For segments ``[starts[i], starts[i] + lengths[i])`` of a flat array, in order: ``(rows, flat)``, each
+    entry's segment index ``i`` and its position in the flat array."""
+    rows = torch.repeat_interleave(torch.arange(len(starts)), lengths)
     first = torch.cumsum(lengths, 0) - lengths
     flat = torch.repeat_interleave(starts - first, lengths) + torch.arange(int(lengths.sum()))
     return rows, flat

@@ -42,7 +42,7 @@ def ordering(dataset: Dataset) -> np.ndarray:
                 f"eval_args.order TO needs the time column {dataset.time_field!r}, which is not loaded; "
                 f"add it to load_col.inter"
             )
-        return stable_argsort(time)
+        return stable_argsort(dataset.time_sort_key(time))
     return np.random.default_rng(config["seed"]).permutation(n)
 
 
