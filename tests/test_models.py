@@ -8,8 +8,8 @@ import torch
 
 from conftest import tiny_config, write_atomic
 from recforge import Config, create_dataset, data_preparation
-from recforge.data.interaction import Interaction
 from recforge.config.model_keys import model_declaration
+from recforge.data.interaction import Interaction
 from recforge.errors import ConfigError
 from recforge.models import GeneralRecommender, building, model_names
 from recforge.models.building import AllocationGuard, create_model

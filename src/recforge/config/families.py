@@ -92,21 +92,23 @@ def check_sequential_order(values: Mapping[str, Any], source: str) -> None:
 
 
 def fit_sequential_negatives(values: dict[str, Any], user_set: Callable[[str], bool], source: str) -> None:
-    """A sequential model with ``loss_type: CE`` scores the target against every item and trains without sampled
-    negatives. The package default of ``train_neg_sample_args`` (one uniform negative) is then switched off with
-    an info line, where RecBole fails on it (its issues #955, #1208); negatives the user asked for are refused.
+    """A sequential model with ``loss_type: CE`` (or NLL, gBCE) scores the target against every item (or draws its
+    own negatives) and trains without the loader's sampled negatives. The package default of
+    ``train_neg_sample_args`` (one uniform negative) is then switched off with an info line, where RecBole fails
+    on it (its issues #955, #1208); negatives the user asked for are refused.
     ``source``: where ``train_neg_sample_args`` was set."""
     if values.get("loss_type") == "BPR" and not values.get("train_neg_sample_args"):
         raise ConfigError(
             f"config key 'train_neg_sample_args' ({source}) is none, but loss_type BPR compares the target with a "
             "sampled negative; set train_neg_sample_args: {distribution: uniform, sample_num: 1} or loss_type: CE"
         )
-    if values.get("loss_type") != "CE" or not values.get("train_neg_sample_args"):
+    loss_type = values.get("loss_type")
+    if loss_type in (None, "BPR") or not values.get("train_neg_sample_args"):
         return
     if user_set("train_neg_sample_args"):
         raise ConfigError(
-            f"config key 'train_neg_sample_args' ({source}) asks for sampled negatives, but loss_type CE scores "
-            "every item and uses none; set train_neg_sample_args: ~ or loss_type: BPR"
+            f"config key 'train_neg_sample_args' ({source}) asks for sampled negatives, but loss_type {loss_type} "
+            "uses none from the loader; set train_neg_sample_args: ~ or loss_type: BPR"
         )
-    logger.info("loss_type CE trains without sampled negatives: train_neg_sample_args is none")
+    logger.info("loss_type %s trains without sampled negatives: train_neg_sample_args is none", loss_type)
     values["train_neg_sample_args"] = None

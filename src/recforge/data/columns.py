@@ -3,7 +3,8 @@
 A table is a mapping of field -> column: an ``ArrayColumn`` (a NumPy array of ids or floats), a ``TokenColumn``
 (codes into a vocabulary, while a file is read), a ``SeqColumn`` (ragged rows of token_seq / float_seq values) or
 a ``HistoryColumn`` (the lists of sequential data: windows into one shared array). ``FeatureTable`` is the mapping
-a ``Dataset`` exposes as ``inter_feat`` / ``user_feat`` / ``item_feat``: RecBole's scripts treat those as ``Interaction`` objects, so ``len(table)`` is the number of rows,
+a ``Dataset`` exposes as ``inter_feat`` / ``user_feat`` / ``item_feat``: RecBole's scripts treat those as
+``Interaction`` objects, so ``len(table)`` is the number of rows,
 ``table[field]`` a column, ``table[rows]`` (an int, a slice, an index array or mask) a new table of those rows,
 ``table.numpy()`` / ``table.to(device)`` the columns as arrays / tensors, and iterating gives the fields. An
 ``ArrayColumn`` is a NumPy array that also answers ``.numpy()`` (RecBole's columns are tensors), and a

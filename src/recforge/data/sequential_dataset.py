@@ -25,10 +25,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import torch
 
-from recforge.data.columns import HistoryColumn, SeqColumn, Windows, take
+from recforge.data.columns import HISTORY_END, HistoryColumn, SeqColumn, Windows, take
 from recforge.data.dataset import Dataset
-from recforge.data.interaction import BatchFeatures
+from recforge.data.interaction import BatchFeatures, Interaction
 from recforge.utils.arrays import stable_argsort
 
 SEQUENCE_ORDER = "sequence_order"  # derived: int64 [interactions], the rows by user, then by time (float32, stable)
@@ -153,6 +154,29 @@ class SequentialDataset(Dataset):
         items are those of the row's list, ``values[history_end - item_length:history_end]``."""
         lists = self.inter_feat[self.item_id_list_field]
         return lists.values, self.user_starts
+
+    def latest_batch(self, users: np.ndarray) -> Interaction:
+        """A batch whose rows are the ``users``' most recent histories (each user's last ``MAX_ITEM_LIST_LENGTH``
+        interactions of every split), to recommend what comes next."""
+        if self.user_starts is None:
+            from recforge.errors import DataError
+
+            raise DataError(
+                "recommending from a user's latest history needs the interactions in time order; a data set split "
+                "by benchmark_filename has only its files' rows"
+            )
+        users = np.asarray(users, dtype=np.int64)
+        ends = self.user_starts[users + 1]
+        lengths = np.minimum(ends - self.user_starts[users], self.max_item_list_len)
+        columns = {self.uid_field: users, HISTORY_END: ends, self.item_list_length_field: lengths}
+        return Interaction({name: torch.from_numpy(values) for name, values in columns.items()}, features=self.features)
+
+    @property
+    def features(self) -> BatchFeatures:
+        """The batch features (built once)."""
+        if getattr(self, "_features", None) is None:
+            self._features = self.batch_features()
+        return self._features
 
     def batch_features(self) -> BatchFeatures:
         """The user / item features of ``Dataset.batch_features``, and the history lists, gathered when read."""

@@ -59,8 +59,11 @@ class TrainingPairs:
 class LoadedModel:
     """A trained model (eval mode, on ``device``), its config and its ``ServingData``."""
 
-    def __init__(self, model: torch.nn.Module, config: Config, data: ServingData, checkpoint: Path) -> None:
+    def __init__(
+        self, model: torch.nn.Module, config: Config, data: ServingData, checkpoint: Path, sequences: Any = None
+    ) -> None:
         self.model, self.config, self.data, self.checkpoint = model, config, data, checkpoint
+        self.sequences = sequences  # a sequential model's data set: its users' latest histories are what it scores
         self.device = next(model.parameters(), torch.empty(0)).device
         self.model.eval()
 
@@ -81,13 +84,18 @@ class LoadedModel:
 
     @torch.no_grad()
     def scores(self, user_ids: np.ndarray) -> torch.Tensor:
-        """The model's scores [len(user_ids), n_items] of every item for known users (ids > 0)."""
+        """The model's scores [len(user_ids), n_items] of every item for known users (ids > 0); a sequential model
+        scores what follows each user's latest history."""
         rows = []
         batch = int(self.config["eval_batch_size"])
         for start in range(0, len(user_ids), batch):
-            users = torch.as_tensor(user_ids[start : start + batch], device=self.device)
-            interaction = Interaction({self.data.uid_field: users})
-            rows.append(self.model.full_sort_predict(interaction).view(len(users), -1).float().cpu())
+            users = user_ids[start : start + batch]
+            if self.sequences is not None:
+                interaction = self.sequences.latest_batch(users)
+            else:
+                interaction = Interaction({self.data.uid_field: torch.as_tensor(users)})
+            scores = self.model.full_sort_predict(interaction.to(self.device))
+            rows.append(scores.view(len(users), -1).float().cpu())
         return torch.cat(rows) if rows else torch.zeros(0, self.data.n_items)
 
     def recommend(
@@ -181,7 +189,8 @@ def load(
     load_model_state(model, state, checkpoint)
     model.to(device)
     logger.info("loaded %s in %.2f s", checkpoint, time.perf_counter() - started)
-    return LoadedModel(model, config, data, checkpoint)
+    sequences = train_data.dataset if model_class.type == ModelType.SEQUENTIAL else None
+    return LoadedModel(model, config, data, checkpoint, sequences)
 
 
 def _serving_file(checkpoint: Path) -> Path | None:

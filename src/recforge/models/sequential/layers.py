@@ -9,6 +9,7 @@ training run matches RecBole in distribution, not draw for draw.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -114,7 +115,8 @@ class TransformerEncoder(nn.Module):
     ) -> None:
         super().__init__()
         args = (n_heads, hidden_size, inner_size, hidden_dropout_prob, attn_dropout_prob, hidden_act, layer_norm_eps)
-        self.layer = nn.ModuleList([TransformerLayer(*args) for _ in range(n_layers)])
+        layer = TransformerLayer(*args)  # one layer copied, as RecBole: the same random draws for a seed
+        self.layer = nn.ModuleList([copy.deepcopy(layer) for _ in range(n_layers)])
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TransformerEncoder:
