@@ -34,6 +34,7 @@ from context_bench import context_scenarios, context_section  # noqa: E402
 from knowledge_bench import knowledge_scenarios, knowledge_section  # noqa: E402
 from machine import describe  # noqa: E402
 from report_tools import Run, Scenario, cell, div, med, metric, records_of, report_row, target_row  # noqa: E402
+from sequential_bench import sequential_scenarios, sequential_section  # noqa: E402
 from synthetic import generate  # noqa: E402
 
 LOAD_COL = "load_col={inter: [user_id, item_id, rating, timestamp]}"
@@ -85,6 +86,7 @@ def scenarios(data_path: Path, work: Path) -> list[Scenario]:
             repeats=1,
         ),
         *knowledge_scenarios(ml),
+        *sequential_scenarios(ml),
         *context_scenarios(ml),
         Scenario(
             "load-5m",
@@ -228,6 +230,7 @@ def render(all_scenarios: list[Scenario], repeats: int, recbole_python: str | No
         lines.append("")
     lines += _targets(by_name)
     lines += knowledge_section(by_name)
+    lines += sequential_section(by_name)
     lines += context_section(by_name)
     lines += _equality(by_name)
     lines += [

@@ -77,6 +77,7 @@ def base_record(system: str, args: argparse.Namespace, imported: float, load: fl
         "model": args.model,
         "dataset": args.dataset,
         "seed": args.seed,
+        "epochs": args.epochs,
         "import": imported,
         "load": load,
         "users": int(dataset.user_num) - 1,

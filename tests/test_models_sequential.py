@@ -124,3 +124,80 @@ def test_gru4rec_is_recboles_gru_at_the_last_item(cycle_root):
     bpr = cycle_config(cycle_root, "GRU4Rec", loss_type="BPR", train_neg_sample_args={"distribution": "uniform"})
     batch = first_batch(cycle_loaders(bpr)[0])
     assert (batch["neg_item_id"] != batch["item_id"]).all()
+
+
+def test_all_position_examples_tile_each_users_sequence(tmp_path):
+    from conftest import write_atomic
+
+    rows = [["a", f"x{i}", i] for i in range(6)] + [["b", "x1", 1], ["b", "x2", 2]]
+    write_atomic(tmp_path, "s", "inter", ["user_id:token", "item_id:token", "timestamp:float"], rows)
+    config = cycle_config(tmp_path, "SASRec", MAX_ITEM_LIST_LENGTH=2, train_all_positions=True)
+    config = type(config)("SASRec", "s", config_dict=dict(config.items()), cmd_args=[])
+    train, _, _ = cycle_loaders(config)
+    part = train.dataset
+    token = part.field2id_token["item_id"]
+    histories = [[token[i] for i in row if i] for row in part.inter_feat["item_id_list"].padded()]
+    following = [[token[i] for i in row if i] for row in part.inter_feat["next_item_id_list"].padded()]
+    # a's training examples predict x1..x3 (x4 validates, x5 tests): the chunks x1 | x0 and x3 | x1 x2 tile them;
+    # b's one example (x2 | x1) trains
+    expected = [(["x0"], ["x1"]), (["x1"], ["x2"]), (["x1", "x2"], ["x2", "x3"])]
+    assert sorted(zip(histories, following, strict=True)) == expected
+    batch = first_batch(train)
+    assert batch["next_item_id_list"].shape == batch["item_id_list"].shape
+
+
+def test_all_positions_loss_is_the_next_items_cross_entropy(cycle_root):
+    config = cycle_config(cycle_root, "SASRec", train_all_positions=True)
+    train, _, _ = cycle_loaders(config)
+    init_seed(0)
+    model = get_model_class("SASRec")(config, train.dataset).eval()
+    batch = first_batch(train)
+    outputs = model.encode(batch["item_id_list"])
+    targets = batch["next_item_id_list"]
+    lengths = batch["item_length"]
+    rows = [(b, t) for b in range(len(targets)) for t in range(int(lengths[b]))]
+    logits = torch.stack([outputs[b, t] for b, t in rows]) @ model.item_embedding.weight.T
+    expected = torch.nn.functional.cross_entropy(logits, torch.stack([targets[b, t] for b, t in rows]))
+    assert model.calculate_loss(batch).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert (targets[:, :-1][targets[:, 1:] > 0] == batch["item_id_list"][:, 1:][targets[:, 1:] > 0]).all()
+
+
+def test_gbce_by_hand(cycle_root):
+    config = cycle_config(cycle_root, "GRU4Rec", loss_type="gBCE", gbce_negatives=3, gbce_t=0.5, dropout_prob=0.0)
+    train, _, _ = cycle_loaders(config)
+    init_seed(0)
+    model = get_model_class("GRU4Rec")(config, train.dataset).eval()
+    batch = first_batch(train)
+    hidden = model.forward(batch["item_id_list"], batch["item_length"])
+    torch.manual_seed(5)
+    loss = model.calculate_loss(batch)
+    torch.manual_seed(5)
+    negatives = torch.randint(1, model.n_items, (len(hidden), 3))
+    table = model.item_embedding.weight
+    alpha = 3 / (model.n_items - 2)
+    beta = alpha * (0.5 * (1 - 1 / alpha) + 1 / alpha)
+    total = 0.0
+    for row in range(len(hidden)):
+        positive = torch.sigmoid(hidden[row] @ table[batch["item_id"][row]])
+        negative = torch.sigmoid(table[negatives[row]] @ hidden[row])
+        total += -(beta * torch.log(positive) + torch.log(1 - negative).sum()) / 4
+    assert loss.item() == pytest.approx(total.item() / len(hidden), rel=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["SASRec", "GRU4Rec"])
+@pytest.mark.parametrize("loss_type", ["CE", "gBCE"])
+def test_all_position_training_learns_the_cycle(cycle_root, name, loss_type, one_thread):
+    extra = {"train_all_positions": True, "loss_type": loss_type, "train_batch_size": 8, "gbce_negatives": 4}
+    if loss_type == "gBCE":  # at 0.01 the transformer settles on one prediction under gBCE's few negatives
+        extra.update(learning_rate=0.003, epochs=40)
+    check_sequential_contract(cycle_root, name, **extra)
+
+
+def test_all_position_training_needs_per_position_outputs(cycle_root):
+    from recforge.errors import ConfigError
+
+    config = cycle_config(cycle_root, "NARM", train_all_positions=True)
+    train, _, _ = cycle_loaders(config)
+    with pytest.raises(ConfigError, match="config key 'train_all_positions': NARM with loss_type CE cannot train"):
+        get_model_class("NARM")(config, train.dataset)

@@ -222,7 +222,9 @@ DECLARATIONS = {
             Key(name='hidden_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=128, doc='GRU hidden units.', group='general'),
             Key(name='num_layers', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=1, doc='GRU layers.', group='general'),
             Key(name='dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.3, doc='Dropout on the item embeddings.', group='general'),
-            Key(name='loss_type', type=Str(choices=('CE', 'BPR')), default='CE', doc='CE: cross-entropy of the target against every item; BPR: the target against one sampled negative.', group='general'),
+            Key(name='loss_type', type=Str(choices=('CE', 'BPR', 'gBCE')), default='CE', doc="CE: cross-entropy of the target against every item; BPR: the target against one sampled negative; gBCE: gSASRec's calibrated binary cross-entropy against gbce_negatives sampled items.", group='general'),
+            Key(name='gbce_t', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.75, doc='gBCE: calibration t (0: plain BCE, 1: fully calibrated).', group='general'),
+            Key(name='gbce_negatives', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=256, doc='gBCE: items drawn uniformly per position as negatives.', group='general'),
         ),
     },
     'HGN': {
@@ -534,7 +536,9 @@ DECLARATIONS = {
             Key(name='hidden_act', type=Str(choices=('gelu', 'relu', 'swish', 'tanh', 'sigmoid')), default='gelu', doc='Feed-forward activation.', group='general'),
             Key(name='layer_norm_eps', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=1e-12, doc='LayerNorm epsilon.', group='general'),
             Key(name='initializer_range', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=0.02, doc='Standard deviation of the normal initialisation.', group='general'),
-            Key(name='loss_type', type=Str(choices=('CE', 'BPR')), default='CE', doc='CE: cross-entropy of the target against every item; BPR: the target against one sampled negative.', group='general'),
+            Key(name='loss_type', type=Str(choices=('CE', 'BPR', 'gBCE')), default='CE', doc="CE: cross-entropy of the target against every item; BPR: the target against one sampled negative; gBCE: gSASRec's calibrated binary cross-entropy against gbce_negatives sampled items.", group='general'),
+            Key(name='gbce_t', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.75, doc='gBCE: calibration t (0: plain BCE, 1: fully calibrated).', group='general'),
+            Key(name='gbce_negatives', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=256, doc='gBCE: items drawn uniformly per position as negatives.', group='general'),
         ),
     },
     'SGL': {

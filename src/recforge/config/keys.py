@@ -283,6 +283,14 @@ PACKAGE_KEYS: list[Key] = [
         ("eta", Float(minimum=0.0, maximum=1.0), 0.6, "crop_itemseq: the share of a history a crop keeps."),
         ("beta", Float(minimum=0.0, maximum=1.0), 0.6, "reorder_itemseq: the share of a history that is shuffled."),
         (
+            "train_all_positions",
+            Bool(),
+            False,
+            "Sequential models with per-position outputs (SASRec, GRU4Rec): train on the next item at every position "
+            "of each user's sequence (one sequence per user and MAX_ITEM_LIST_LENGTH items; train_batch_size counts "
+            "sequences) instead of one example per prefix (RecBole's).",
+        ),
+        (
             "mask_history_items",
             Bool(),
             False,

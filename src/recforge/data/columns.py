@@ -129,12 +129,14 @@ class HistoryColumn:
         windows: the rows' windows.
         width: the dense width (``MAX_ITEM_LIST_LENGTH``).
         vocabulary: the token vocabulary of ``values`` (None for floats).
+        offset: the windows shifted by this many positions (1: each history's next items, all-position training).
     """
 
     values: np.ndarray
     windows: Windows
     width: int
     vocabulary: np.ndarray | None = None
+    offset: int = 0
 
     def __len__(self) -> int:
         return len(self.windows.ends)
@@ -145,13 +147,13 @@ class HistoryColumn:
 
     def take(self, rows: np.ndarray, windows: Windows | None = None) -> HistoryColumn:
         """The rows ``rows``; ``windows``: their windows, already taken (shared by a table's history columns)."""
-        return HistoryColumn(self.values, windows or self.windows.take(rows), self.width, self.vocabulary)
+        return HistoryColumn(self.values, windows or self.windows.take(rows), self.width, self.vocabulary, self.offset)
 
     def padded(self) -> np.ndarray:
         """The dense [n, width] array, each row left-aligned and padded with 0."""
         ends, lengths = self.windows.ends, self.windows.lengths
         offsets = np.arange(self.width)
-        positions = (ends - lengths)[:, None] + offsets[None, :]
+        positions = (ends + self.offset - lengths)[:, None] + offsets[None, :]
         inside = offsets[None, :] < lengths[:, None]
         out = np.zeros((len(self), self.width), dtype=self.values.dtype)
         out[inside] = self.values[positions[inside]]

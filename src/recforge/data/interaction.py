@@ -50,7 +50,7 @@ class BatchFeatures:
         lengths = columns[self.length_field].cpu().clamp(max=column.width)
         offsets = torch.arange(column.width)
         inside = offsets.unsqueeze(0) < lengths.unsqueeze(1)
-        positions = torch.where(inside, (ends - lengths).unsqueeze(1) + offsets, 0)
+        positions = torch.where(inside, (ends + column.offset - lengths).unsqueeze(1) + offsets, 0)
         out = values[positions]
         out[~inside] = 0
         return out.float() if out.is_floating_point() else out

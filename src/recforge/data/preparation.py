@@ -116,6 +116,8 @@ def _build_sequential_loaders(config: Mapping[str, Any], dataset: Dataset):
     from recforge.data.transform import construct_transform
 
     train, valid, test = dataset.build()
+    if config.get("train_all_positions"):
+        train = train.next_item_examples()
     transform = construct_transform(config) if config.get("transform") else None
     args = config["train_neg_sample_args"]
     sampler = None

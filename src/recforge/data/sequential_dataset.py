@@ -22,6 +22,7 @@ a list longer than ``MAX_ITEM_LIST_LENGTH`` keeps its last items.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from recforge.data.dataset import Dataset
 from recforge.data.interaction import BatchFeatures, Interaction
 from recforge.utils.arrays import stable_argsort
 
+NEXT_PREFIX = "next_"  # the column of the items after each history item: next_item_id_list
 SEQUENCE_ORDER = "sequence_order"  # derived: int64 [interactions], the rows by user, then by time (float32, stable)
 
 
@@ -154,6 +156,26 @@ class SequentialDataset(Dataset):
         items are those of the row's list, ``values[history_end - item_length:history_end]``."""
         lists = self.inter_feat[self.item_id_list_field]
         return lists.values, self.user_starts
+
+    def next_item_examples(self) -> SequentialDataset:
+        """This (training) split for all-position training (``train_all_positions``): per user, the example with
+        the longest history and every ``MAX_ITEM_LIST_LENGTH``-th one before it, so their histories tile the
+        user's training sequence; each has ``next_<item_id_list>``, the items that follow each history item (the
+        history shifted by one, the target last), a window of the same interactions."""
+        users = np.asarray(self.inter_feat[self.uid_field])
+        lists = self.inter_feat[self.item_id_list_field]
+        order = np.lexsort((lists.windows.ends, users))  # by user, then in time
+        grouped = users[order]
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = grouped[1:] != grouped[:-1]
+        group_ends = np.flatnonzero(last)
+        from_end = group_ends[np.searchsorted(group_ends, np.arange(len(order)))] - np.arange(len(order))
+        part = self.copy(take(self.inter_feat, np.sort(order[from_end % self.max_item_list_len == 0])))
+        taken = part.inter_feat[self.item_id_list_field]
+        name = NEXT_PREFIX + self.item_id_list_field
+        part.inter_feat = {**part.inter_feat, name: replace(taken, offset=1)}
+        part.field2type = {**self.field2type, name: "token_seq"}
+        return part
 
     def latest_batch(self, users: np.ndarray) -> Interaction:
         """A batch whose rows are the ``users``' most recent histories (each user's last ``MAX_ITEM_LIST_LENGTH``

@@ -24,16 +24,30 @@ from recforge.models.losses import bpr_loss
 from recforge.utils.enum_type import InputType, ModelType
 
 LOSS_TYPES = ("CE", "BPR")
+NEXT_ITEMS_PREFIX = "next_"  # the batch column of all-position training (SequentialDataset.next_item_examples)
 
 
-def loss_type_key(default: str = "CE") -> Key:
+def loss_type_key(default: str = "CE", gbce: bool = False) -> Key:
     """The ``loss_type`` key of sequential models (RecBole's: CE, a softmax over all items, or BPR against one
-    sampled negative)."""
+    sampled negative; with ``gbce`` also gSASRec's gBCE)."""
     return Key(
         "loss_type",
-        Str(choices=LOSS_TYPES),
+        Str(choices=(*LOSS_TYPES, "gBCE") if gbce else LOSS_TYPES),
         default,
-        "CE: cross-entropy of the target against every item; BPR: the target against one sampled negative.",
+        "CE: cross-entropy of the target against every item; BPR: the target against one sampled negative"
+        + ("; gBCE: gSASRec's calibrated binary cross-entropy against gbce_negatives sampled items." if gbce else "."),
+    )
+
+
+def gbce_keys() -> tuple[Key, ...]:
+    """The keys of gBCE (Petrov & Macdonald, RecSys 2023), for models with ``loss_type: gBCE``."""
+    from recforge.config.types import Int
+
+    return (
+        Key(
+            "gbce_t", Float(minimum=0.0, maximum=1.0), 0.75, "gBCE: calibration t (0: plain BCE, 1: fully calibrated)."
+        ),
+        Key("gbce_negatives", Int(minimum=1), 256, "gBCE: items drawn uniformly per position as negatives."),
     )
 
 
@@ -93,6 +107,15 @@ class SequentialRecommender(Recommender):
         self.n_items = dataset.num(self.ITEM_ID)
         if "loss_type" in config:
             self.loss_type = config["loss_type"]
+        self.all_positions = bool(config.get("train_all_positions"))
+        if self.all_positions and (not hasattr(self, "position_outputs") or self.loss_type == "BPR"):
+            from recforge.errors import ConfigError
+
+            raise ConfigError(
+                f"config key 'train_all_positions': {type(self).__name__} with loss_type {self.loss_type} cannot "
+                "train at every position (models with per-position outputs, such as SASRec and GRU4Rec, can with "
+                "loss_type CE or gBCE); set train_all_positions: false"
+            )
 
     # -- helpers (RecBole's) -----------------------------------------------------------------------
     @staticmethod
@@ -123,7 +146,17 @@ class SequentialRecommender(Recommender):
         return self.item_embedding.weight
 
     def calculate_loss(self, interaction) -> torch.Tensor:
+        if self.all_positions:
+            return self.all_positions_loss(interaction)
         return self.output_loss(self.sequence_output(interaction), interaction)
+
+    def all_positions_loss(self, interaction) -> torch.Tensor:
+        """The loss of the next item at every position of the histories (``train_all_positions``): the outputs
+        ``position_outputs(item_seq)`` [B, L, d] against ``next_item_id_list`` [B, L] where it is not padding."""
+        outputs = self.position_outputs(interaction[self.ITEM_SEQ])
+        targets = interaction[NEXT_ITEMS_PREFIX + self.ITEM_SEQ]
+        present = targets > 0
+        return self.targets_loss(outputs[present], targets[present])
 
     def output_loss(self, seq_output: torch.Tensor, interaction) -> torch.Tensor:
         """``loss_type``'s loss of the representations [B, d] against the targets (and negatives for BPR)."""
@@ -133,8 +166,27 @@ class SequentialRecommender(Recommender):
             pos_score = (seq_output * items[pos_items]).sum(-1)
             neg_score = (seq_output * items[interaction[self.NEG_ITEM_ID]]).sum(-1)
             return bpr_loss(pos_score, neg_score)
-        logits = seq_output @ self.item_weight().T
-        return F.cross_entropy(logits.float(), pos_items)
+        return self.targets_loss(seq_output, pos_items)
+
+    def targets_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """CE (softmax over every item) or gBCE of representations [N, d] against their targets [N]."""
+        if self.loss_type == "gBCE":
+            return self.gbce_loss(hidden, targets)
+        return F.cross_entropy((hidden @ self.item_weight().T).float(), targets)
+
+    def gbce_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """gSASRec's gBCE: ``-(beta log sigmoid(s+) + sum_k log(1 - sigmoid(s-_k))) / (1 + k)`` averaged over the
+        rows, ``k = gbce_negatives`` items drawn uniformly (torch's generator), ``beta = alpha (t (1 - 1/alpha) +
+        1/alpha)`` with the sampling rate ``alpha = k / (n_items - 2)`` (the real items but the target)."""
+        k = self.config["gbce_negatives"]
+        negatives = torch.randint(1, self.n_items, (len(targets), k), device=targets.device)
+        items = self.item_weight()
+        positive = (hidden * items[targets]).sum(-1).float()
+        negative = torch.einsum("nd,nkd->nk", hidden, items[negatives]).float()
+        alpha = k / max(self.n_items - 2, 1)
+        beta = alpha * (self.config["gbce_t"] * (1 - 1 / alpha) + 1 / alpha)
+        per_row = -beta * F.logsigmoid(positive) + F.softplus(negative).sum(-1)
+        return (per_row / (1 + k)).mean()
 
     def predict(self, interaction) -> torch.Tensor:
         seq_output = self.sequence_output(interaction)

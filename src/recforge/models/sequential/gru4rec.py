@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from recforge.config.types import Float, Int, Key
-from recforge.models.sequential.base import SequentialRecommender, loss_type_key
+from recforge.models.sequential.base import SequentialRecommender, gbce_keys, loss_type_key
 from recforge.registry import register_model
 
 
@@ -21,7 +21,8 @@ class GRU4Rec(SequentialRecommender):
         Key("hidden_size", Int(minimum=1), 128, "GRU hidden units."),
         Key("num_layers", Int(minimum=1), 1, "GRU layers."),
         Key("dropout_prob", Float(minimum=0.0, maximum=1.0), 0.3, "Dropout on the item embeddings."),
-        loss_type_key(),
+        loss_type_key(gbce=True),
+        *gbce_keys(),
     )
 
     def __init__(self, config, dataset) -> None:
@@ -35,6 +36,10 @@ class GRU4Rec(SequentialRecommender):
         nn.init.xavier_uniform_(self.gru_layers.weight_hh_l0)
         nn.init.xavier_uniform_(self.gru_layers.weight_ih_l0)
 
-    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+    def position_outputs(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Every position's output [B, L, d] (the GRU state after items ``0..t``, projected)."""
         output, _ = self.gru_layers(self.emb_dropout(self.item_embedding(item_seq)))
-        return self.gather_indexes(self.dense(output), item_seq_len - 1)
+        return self.dense(output)
+
+    def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
+        return self.gather_indexes(self.position_outputs(item_seq), item_seq_len - 1)

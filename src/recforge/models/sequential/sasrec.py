@@ -7,6 +7,7 @@ from torch import nn
 
 from recforge.models.sequential.base import (
     SequentialRecommender,
+    gbce_keys,
     loss_type_key,
     normal_initialization,
     transformer_keys,
@@ -20,7 +21,7 @@ class SASRec(SequentialRecommender):
     """A causal transformer over the history's item + position embeddings; the representation of the last item
     scores every item by a dot product with its embedding (the input table, shared)."""
 
-    hyper_parameters = (*transformer_keys(0.5), loss_type_key())
+    hyper_parameters = (*transformer_keys(0.5), loss_type_key(gbce=True), *gbce_keys())
 
     def __init__(self, config, dataset) -> None:
         super().__init__(config, dataset)
@@ -31,6 +32,10 @@ class SASRec(SequentialRecommender):
         self.LayerNorm = nn.LayerNorm(hidden, eps=config["layer_norm_eps"])
         self.dropout = nn.Dropout(config["hidden_dropout_prob"])
         self.apply(normal_initialization(config["initializer_range"]))
+
+    def position_outputs(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """Every position's output [B, L, d] (position ``t`` sees items ``0..t``)."""
+        return self.encode(item_seq)
 
     def encode(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Every position's output [B, L, d] (position ``t`` sees items ``0..t``)."""

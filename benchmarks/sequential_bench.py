@@ -1,0 +1,121 @@
+"""The sequential scenarios of compare.py: each of the 21 ID-based sequential models on ml-100k with RecBole's
+sequential settings (leave-one-out ``valid_and_test``, order TO, full ranking, ``MAX_ITEM_LIST_LENGTH`` 50, batch
+2048, Adam lr 0.001, each model's defaults), recforge against RecBole 1.2.1, and the table of their ratios.
+
+RecBole's sequential models are slow on this 2-core machine (minutes per ml-100k epoch), so a scenario runs once
+(seed 2020) for ``SEQUENTIAL_EPOCHS`` epochs (``--set`` can raise it); the epoch time is the median of the run's
+epochs, the evaluation time the median of its validations. Models whose loss is CE train without sampled
+negatives (RecBole refuses its default negatives with CE); FPMC and TransRec train with one uniform negative.
+
+    python benchmarks/compare.py --recbole-python ~/.cache/recforge-peer/recbole-venv/bin/python \\
+        --only seq-sasrec,seq-gru4rec
+"""
+
+from __future__ import annotations
+
+from report_tools import Run, Scenario, div, med, metric, records_of
+
+SEQUENTIAL_EPOCHS = 5
+# model -> (train epoch target, evaluation target); None: reported only. Every model: test NDCG@10 >= 0.95 x
+# RecBole's, create_dataset + data_preparation <= 0.05 x, peak RSS <= 0.3 x.
+SEQUENTIAL_MODELS = {
+    "SASRec": (0.3, 0.2),
+    "GRU4Rec": (0.3, 0.2),
+    "BERT4Rec": (0.3, 0.2),
+    "NARM": (0.3, 0.2),
+    "SRGNN": (0.3, 0.2),
+    "Caser": (0.3, 0.2),
+    "LightSANs": (0.3, 0.2),
+    "CORE": (0.3, 0.2),
+    "STAMP": (None, 0.2),
+    "NextItNet": (None, 0.2),
+    "FPMC": (None, 0.2),
+    "TransRec": (None, 0.2),
+    "GCSAN": (None, 0.2),
+    "FOSSIL": (None, 0.2),
+    "HRM": (None, 0.2),
+    "NPE": (None, 0.2),
+    "SHAN": (None, 0.2),
+    "HGN": (None, 0.2),
+    "SINE": (None, 0.2),
+    "RepeatNet": (None, 0.2),
+    "FEARec": (None, 0.2),
+}
+PAIRWISE_ONLY = ("FPMC", "TransRec")  # their only loss compares the target with a sampled negative
+SETTINGS = [
+    "--order",
+    "TO",
+    "--set",
+    "eval_args={split: {LS: valid_and_test}, order: TO, mode: full}",
+    "--set",
+    "load_col={inter: [user_id, item_id, rating, timestamp]}",
+    "--set",
+    "MAX_ITEM_LIST_LENGTH=50",
+]
+
+
+def sequential_scenarios(data: list[str], epochs: int = SEQUENTIAL_EPOCHS) -> list[Scenario]:
+    """One scenario per sequential model, named ``seq-<model in lower case>``."""
+    scenarios = []
+    for model in SEQUENTIAL_MODELS:
+        negatives = [] if model in PAIRWISE_ONLY else ["--set", "train_neg_sample_args=~"]
+        args = ["--model", model, *data, *SETTINGS, *negatives, "--epochs", str(epochs)]
+        scenarios.append(
+            Scenario(
+                f"seq-{model.lower()}",
+                f"{model} on ml-100k: {epochs} epochs, RecBole's sequential settings (LS valid_and_test, TO, full)",
+                [Run("recforge", "recforge", args), Run("RecBole 1.2.1", "recbole", args)],
+                repeats=1,
+                timeout=7200,
+            )
+        )
+    return scenarios
+
+
+def sequential_section(by_name: dict[str, Scenario]) -> list[str]:
+    """The table of the sequential models' ratios against their targets (an empty list before any ran)."""
+    names = [m for m in SEQUENTIAL_MODELS if by_name.get(f"seq-{m.lower()}") and by_name[f"seq-{m.lower()}"].records]
+    if not names:
+        return []
+    lines = [
+        "## Sequential models: ratios and targets",
+        "",
+        "recforge / RecBole 1.2.1 on ml-100k, RecBole's sequential settings, one run each (seed 2020); a target in "
+        "parentheses; test NDCG@10 of both.",
+        "",
+        "| model | epochs | test NDCG@10 recforge / RecBole (ratio ≥ 0.95) | train epoch | evaluation "
+        "| create_dataset + data_preparation (≤ 0.05) | peak RSS (≤ 0.3) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model in names:
+        name = f"seq-{model.lower()}"
+        ours, peer = records_of(by_name, name, "recforge"), records_of(by_name, name, "RecBole 1.2.1")
+        epoch_target, eval_target = SEQUENTIAL_MODELS[model]
+        ndcg = (metric(ours, "ndcg@10"), metric(peer, "ndcg@10"))
+        quality = f"{_num(ndcg[0])} / {_num(ndcg[1])}: " + _judged(div(*ndcg), 0.95, at_least=True)
+        lines.append(
+            f"| {model} | {_epochs(ours)} | {quality} "
+            f"| {_judged(div(med(ours, 'epoch'), med(peer, 'epoch')), epoch_target)} "
+            f"| {_judged(div(med(ours, 'eval'), med(peer, 'eval')), eval_target)} "
+            f"| {_judged(div(med(ours, 'load'), med(peer, 'load')), 0.05)} "
+            f"| {_judged(div(med(ours, 'peak_rss_mb'), med(peer, 'peak_rss_mb')), 0.3)} |"
+        )
+    return [*lines, ""]
+
+
+def _epochs(records: list[dict]) -> str:
+    values = {r.get("epochs") for r in records if r.get("epochs") is not None}
+    return ", ".join(str(v) for v in sorted(values)) or "?"
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _judged(ratio: float | None, target: float | None, at_least: bool = False) -> str:
+    if ratio is None:
+        return "not measured"
+    if target is None:
+        return f"{ratio:.2f}"
+    met = ratio >= target if at_least else ratio <= target
+    return f"{ratio:.2f} ({target}) {'met' if met else '**missed**'}"
