@@ -15,17 +15,13 @@ import torch
 
 from recforge.data.dataset import Dataset
 from recforge.data.interaction import Interaction
-from recforge.data.loaders.view import (
-    DatasetView,
-    EvalBatch,
-    _columns,
-)
+from recforge.data.loaders.view import DatasetView, EvalBatch, RankingBatches, _columns
 from recforge.data.split.history import UserHistory, csr_positions
 from recforge.data.split.sampler import NegativeSampler
 from recforge.utils.arrays import batch_block_bounds
 
 
-class FullSortEvalDataLoader(DatasetView):
+class FullSortEvalDataLoader(RankingBatches):
     """Batches of users for full ranking, in RecBole's format.
 
     Each batch is ``(interaction, (history_rows, history_items), positive_rows, positive_items)``: the users
@@ -69,27 +65,6 @@ class FullSortEvalDataLoader(DatasetView):
         self.uid_field = dataset.uid_field
         self.n_items = dataset.item_num
         self._batches: list[EvalBatch] | None = None
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.users) / self.batch_size)
-
-    @property
-    def user_count(self) -> int:
-        return len(self.users)
-
-    def shard(self, rank: int, world: int) -> None:
-        """Evaluate block ``rank`` of ``world`` contiguous blocks of the users (distributed evaluation; the blocks
-        in rank order are the users in order). Blocks hold whole batches of one process, so every score is
-        computed in the same batch, at the same position, as in one process: metrics are equal bit for bit."""
-        low, high = batch_block_bounds(len(self.all_users), self.batch_size, rank, world)
-        if len(self.users) != high - low or (len(self.users) and self.users[0] != self.all_users[low]):
-            self.users, self._batches = self.all_users[low:high], None
-
-    def __iter__(self) -> Iterator[EvalBatch]:
-        """The batches are the same at every evaluation: built on the first pass, then reused."""
-        if self._batches is None:
-            self._batches = list(self._build_batches())
-        return iter(self._batches)
 
     def _build_batches(self) -> Iterator[EvalBatch]:
         for start in range(0, len(self.users), self.batch_size):

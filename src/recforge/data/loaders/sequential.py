@@ -9,7 +9,6 @@ sampler). ``eval_batch_size`` counts examples. Batches are built on the first pa
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -18,13 +17,12 @@ import torch
 
 from recforge.data.columns import HISTORY_END
 from recforge.data.interaction import Interaction
-from recforge.data.loaders.view import DatasetView, EvalBatch, _columns
+from recforge.data.loaders.view import EvalBatch, RankingBatches, _columns
 from recforge.data.split.history import segment_positions
 from recforge.data.split.sampler import TargetSampler
-from recforge.utils.arrays import batch_block_bounds
 
 
-class SequenceEvalDataLoader(DatasetView):
+class SequenceEvalDataLoader(RankingBatches):
     """Batches of examples to rank, in the format of ``FullSortEvalDataLoader`` / ``SampledEvalDataLoader`` with
     one row per example (see the module docstring).
 
@@ -64,7 +62,7 @@ class SequenceEvalDataLoader(DatasetView):
         self.uid_field, self.iid_field = dataset.uid_field, dataset.iid_field
         self.n_items = dataset.item_num
         self.columns = _columns(dataset)
-        self.rows = self.all_rows = torch.arange(dataset.inter_num)
+        self.users = self.all_users = torch.arange(dataset.inter_num)  # the examples, each ranked as a user
         self._batches: list[EvalBatch] | None = None
 
     @property
@@ -74,34 +72,14 @@ class SequenceEvalDataLoader(DatasetView):
             return {"distribution": "none", "sample_num": "none"}
         return {"distribution": self.sampler.distribution, "sample_num": self.sample_num}
 
-    def __len__(self) -> int:
-        return math.ceil(len(self.rows) / self.batch_size)
-
-    @property
-    def user_count(self) -> int:
-        """Examples evaluated (each is ranked as a user is in general evaluation)."""
-        return len(self.rows)
-
-    def shard(self, rank: int, world: int) -> None:
-        """Evaluate block ``rank`` of ``world`` contiguous blocks of whole batches (distributed evaluation):
-        every score is computed in the batch it has in one process, so metrics are equal bit for bit."""
-        low, high = batch_block_bounds(len(self.all_rows), self.batch_size, rank, world)
-        if len(self.rows) != high - low or (len(self.rows) and self.rows[0] != self.all_rows[low]):
-            self.rows, self._batches = self.all_rows[low:high], None
-
-    def __iter__(self) -> Iterator[EvalBatch]:
-        if self._batches is None:
-            self._batches = list(self._build_batches())
-        return iter(self._batches)
-
     def _build_batches(self) -> Iterator[EvalBatch]:
         generator = torch.Generator().manual_seed(self.seed)
         negatives = None
         if self.sampler is not None:  # drawn for every example, so a shard draws what one process draws
             targets = self.columns[self.iid_field]
             negatives = self.sampler.sample(targets, self.sample_num, generator)
-        for start in range(0, len(self.rows), self.batch_size):
-            rows = self.rows[start : start + self.batch_size]
+        for start in range(0, len(self.users), self.batch_size):
+            rows = self.users[start : start + self.batch_size]
             batch = Interaction({name: col[rows] for name, col in self.columns.items()}, features=self.features)
             if self.transform is not None and self.transform.applies_in_eval:
                 batch = self.transform(self.dataset, batch, generator)

@@ -15,7 +15,7 @@ import torch
 from recforge.data.columns import HISTORY_END, HistoryColumn
 from recforge.data.dataset import Dataset
 from recforge.data.interaction import Interaction
-from recforge.utils.arrays import shard_bounds
+from recforge.utils.arrays import batch_block_bounds, shard_bounds
 
 EvalBatch = tuple[Interaction, Any, torch.Tensor, torch.Tensor]
 PHASE_SEEDS = {"valid": 1, "test": 2}
@@ -74,3 +74,38 @@ class DatasetView:
         """RecBole's attribute: rows of a training batch (positives x copies), users of an evaluation batch (the
         ``eval_batch_size`` semantics differ from RecBole's: docs/architecture.md)."""
         return self.batch_size
+
+
+class RankingBatches(DatasetView):
+    """What ranking evaluation loaders share: batches of ``batch_size`` of ``users`` (users, or sequential examples
+    ranked as users are), built by ``_build_batches`` on the first pass and reused, and distributed evaluation by
+    contiguous blocks of ``all_users``."""
+
+    users: torch.Tensor
+    all_users: torch.Tensor
+    batch_size: int
+    _batches: list[EvalBatch] | None
+
+    def __len__(self) -> int:
+        return -(-len(self.users) // self.batch_size)
+
+    @property
+    def user_count(self) -> int:
+        return len(self.users)
+
+    def shard(self, rank: int, world: int) -> None:
+        """Evaluate block ``rank`` of ``world`` contiguous blocks of the users (distributed evaluation; the blocks
+        in rank order are the users in order). Blocks hold whole batches of one process, so every score is
+        computed in the same batch, at the same position, as in one process: metrics are equal bit for bit."""
+        low, high = batch_block_bounds(len(self.all_users), self.batch_size, rank, world)
+        if len(self.users) != high - low or (len(self.users) and self.users[0] != self.all_users[low]):
+            self.users, self._batches = self.all_users[low:high], None
+
+    def __iter__(self) -> Iterator[EvalBatch]:
+        """The batches are the same at every evaluation: built on the first pass, then reused."""
+        if self._batches is None:
+            self._batches = list(self._build_batches())
+        return iter(self._batches)
+
+    def _build_batches(self) -> Iterator[EvalBatch]:  # pragma: no cover - abstract
+        raise NotImplementedError

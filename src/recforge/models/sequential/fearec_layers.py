@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from recforge.models.sequential.layers import FeedForward
+from recforge.models.sequential.layers import FeedForward, run_layers
 
 
 def frequency_band(config: Mapping[str, Any], layer: int) -> tuple[int, int]:
@@ -186,9 +186,4 @@ class FEAEncoder(nn.Module):
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, output_all_encoded_layers: bool = True
     ) -> list[torch.Tensor]:
         """[B, L, d] -> every layer's output [B, L, d] (or the last one's only), in a list."""
-        outputs = []
-        for layer in self.layer:
-            hidden_states = layer(hidden_states, attention_mask)
-            if output_all_encoded_layers:
-                outputs.append(hidden_states)
-        return outputs if output_all_encoded_layers else [hidden_states]
+        return run_layers(self.layer, hidden_states, attention_mask, output_all_encoded_layers)

@@ -135,9 +135,15 @@ class TransformerEncoder(nn.Module):
     def forward(
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, output_all_encoded_layers: bool = True
     ) -> list[torch.Tensor]:
-        outputs = []
-        for layer in self.layer:
-            hidden_states = layer(hidden_states, attention_mask)
-            if output_all_encoded_layers:
-                outputs.append(hidden_states)
-        return outputs if output_all_encoded_layers else [hidden_states]
+        return run_layers(self.layer, hidden_states, attention_mask, output_all_encoded_layers)
+
+
+def run_layers(layers: nn.ModuleList, hidden_states: torch.Tensor, extra: torch.Tensor, every: bool) -> list:
+    """RecBole's encoder loop: ``hidden = layer(hidden, extra)`` layer after layer; every layer's output in a list
+    (``every``, RecBole's ``output_all_encoded_layers``) or only the last one's."""
+    outputs = []
+    for layer in layers:
+        hidden_states = layer(hidden_states, extra)
+        if every:
+            outputs.append(hidden_states)
+    return outputs if every else [hidden_states]

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from recforge.models.sequential.layers import FeedForward
+from recforge.models.sequential.layers import FeedForward, run_layers
 
 
 class ItemToInterestAggregation(nn.Module):
@@ -152,9 +152,4 @@ class LightTransformerEncoder(nn.Module):
         self, hidden_states: torch.Tensor, pos_emb: torch.Tensor, output_all_encoded_layers: bool = True
     ) -> list[torch.Tensor]:
         """[B, L, d], [L, d] -> every layer's output [B, L, d] (or the last one's only), in a list."""
-        outputs = []
-        for layer in self.layer:
-            hidden_states = layer(hidden_states, pos_emb)
-            if output_all_encoded_layers:
-                outputs.append(hidden_states)
-        return outputs if output_all_encoded_layers else [hidden_states]
+        return run_layers(self.layer, hidden_states, pos_emb, output_all_encoded_layers)
