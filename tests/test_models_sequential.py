@@ -14,7 +14,14 @@ from recforge.models.sequential.base import SequentialRecommender
 from recforge.models.sequential.layers import MultiHeadAttention, TransformerEncoder
 from recforge.registry import get_model_class
 from recforge.utils import init_seed
-from sequential_data import check_sequential_contract, cycle_config, cycle_loaders, first_batch, write_cycle
+from sequential_data import (
+    check_sequential_contract,
+    cycle_config,
+    cycle_loaders,
+    first_batch,
+    train_on_cycle,
+    write_cycle,
+)
 
 SEQUENTIAL_MODELS = [name for name in model_names() if (model_declaration(name) or {}).get("type") == "sequential"]
 
@@ -201,3 +208,20 @@ def test_all_position_training_needs_per_position_outputs(cycle_root):
     train, _, _ = cycle_loaders(config)
     with pytest.raises(ConfigError, match="config key 'train_all_positions': NARM with loss_type CE cannot train"):
         get_model_class("NARM")(config, train.dataset)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SEQUENTIAL_MODELS)
+def test_sequential_models_train_in_bf16(cycle_root, name, one_thread):
+    """One epoch under bf16 autocast: a finite loss and finite scores."""
+    _, model, trainer, (_, _, test) = train_on_cycle(cycle_root, name, precision="bf16", epochs=1)
+    assert all(torch.isfinite(torch.tensor(loss)) for loss in trainer.train_loss_dict.values())
+    with torch.no_grad():
+        assert torch.isfinite(model.eval().full_sort_predict(first_batch(test))[:, 1:]).all()
+
+
+def test_gelu_is_recboles_erf_formula():
+    from recforge.models.sequential.layers import gelu
+
+    x = torch.linspace(-6, 6, 1001)
+    assert torch.allclose(gelu(x), x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0))), atol=1e-6)

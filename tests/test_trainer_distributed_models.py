@@ -45,6 +45,9 @@ NO_DROPOUT = {
     "dropout_prob": 0.0,
     "hidden_dropout_prob": 0.0,
     "attn_dropout_prob": 0.0,
+    "dropout_probs": [0.0, 0.0],
+    "sess_dropout": 0.0,
+    "item_dropout": 0.0,
 }
 SEQUENTIAL = {  # the examples of each user's interactions in the order of the float column 'hour'
     "TIME_FIELD": "hour",
@@ -71,6 +74,12 @@ APPROXIMATE = {
     "KTUP": (None, 1e-1, "Gumbel-softmax draws per row"),
     "MCCLK": (None, 2e-1, "node dropout and in-batch contrast"),
     "SimGCL": (None, 2e-1, "noise per embedding and in-batch negatives"),
+    # Sequential models.
+    "BERT4Rec": (None, 1e-3, "the loss is averaged over the batch's masked positions, not its rows"),
+    "SHAN": (1e-3, 1e-4, "norm regulariser of the batch's embeddings"),
+    "TransRec": (1e-6, 1e-1, "RecBole's detached norms of the batch's embeddings count in the reported loss"),
+    "NextItNet": (1e-4, 1e-5, "ten residual blocks magnify the rounding of the reduced gradients"),
+    "FEARec": (1e-3, 1e-5, "training attention aggregates the delays its slice of the batch correlates most"),
 }
 
 

@@ -75,9 +75,11 @@ class SequentialDataset(Dataset):
                 f"sequential models order each user's interactions by time, but the time column {self.time_field!r} "
                 "is not loaded; add it to load_col.inter (and set TIME_FIELD)"
             )
-        by_time = stable_argsort(np.asarray(time, dtype=np.float32))
-        users = np.asarray(self.inter_feat[self.uid_field])[by_time]
-        return by_time[stable_argsort(users)]
+        # One stable sort of (user, time as float32): the float's bits made to order as the float does
+        bits = (np.asarray(time, dtype=np.float32) + np.float32(0.0)).view(np.uint32).astype(np.int64)  # -0 -> 0
+        bits = np.where(bits >> 31, bits ^ 0xFFFFFFFF, bits | 0x80000000)
+        users = np.asarray(self.inter_feat[self.uid_field], dtype=np.int64)
+        return stable_argsort((users << 32) | bits)
 
     def finish(self) -> None:
         """Make the examples: augmentation, or the lists of ``benchmark_filename``'s files."""
@@ -176,6 +178,21 @@ class SequentialDataset(Dataset):
         part.inter_feat = {**part.inter_feat, name: replace(taken, offset=1)}
         part.field2type = {**self.field2type, name: "token_seq"}
         return part
+
+    def user_grouped_time_order(self) -> np.ndarray | None:
+        """The examples' order in a TO split grouped by user (``recforge.data.split.rules``), without sorting them:
+        RecBole sorts every example by time (float32, stable), then takes the users in the order of their first
+        example. The examples are each user's in that order already, one user after another, so only the users
+        are ordered, by their first example's time and row."""
+        if self.config["eval_args"]["order"] != "TO" or self.interactions is None:
+            return None
+        users = np.asarray(self.inter_feat[self.uid_field])
+        firsts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+        lengths = np.diff(np.r_[firsts, len(users)])
+        time = self.time_sort_key(np.asarray(self.inter_feat[self.time_field]))
+        ranked = np.lexsort((firsts, time[firsts]))
+        starts, lengths = firsts[ranked], lengths[ranked]
+        return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(len(users))
 
     def latest_batch(self, users: np.ndarray) -> Interaction:
         """A batch whose rows are the ``users``' most recent histories (each user's last ``MAX_ITEM_LIST_LENGTH``

@@ -83,8 +83,11 @@ class ServingData:
     def from_loaders(cls, train_data, valid_data, test_data) -> ServingData:
         """Collect the serving data of a prepared run (the loaders ``data_preparation`` returned)."""
         train = train_data.dataset
-        sampler = getattr(train_data, "sampler", None)
-        histories = {"train": sampler.history if sampler is not None else UserHistory.from_datasets(train)}
+        history = getattr(getattr(train_data, "sampler", None), "history", None)  # the sampler's, when it has one
+        if history is None and hasattr(train, "seen_items"):  # sequential: the targets and each user's first item
+            pairs = train.inter_matrix("coo")
+            history = UserHistory.from_pairs(pairs.row, pairs.col, train.user_num, train.item_num)
+        histories = {"train": history if history is not None else UserHistory.from_datasets(train)}
         for split, loader in (("valid", valid_data), ("test", test_data)):
             if loader is not None and loader.dataset.inter_num:  # the loaders' own, when they have them
                 positives = getattr(loader, "positives", None)

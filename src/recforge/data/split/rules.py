@@ -112,21 +112,16 @@ def split_indices(dataset: Dataset) -> list[np.ndarray]:
     if dataset.config.get("benchmark_filename"):
         return benchmark_indices(dataset)
     args = dataset.config["eval_args"]
-    order = torch.from_numpy(ordering(dataset))
-    n = len(order)
+    n = dataset.inter_num
     if args["group_by"] == "user":
-        users = torch.from_numpy(np.asarray(dataset.inter_feat[dataset.uid_field]))[order]
+        order, group = grouped_by_user(dataset)
         rows = torch.arange(n)
-        first = torch.full((dataset.user_num,), n, dtype=torch.int64).scatter_reduce_(0, users, rows, "amin")
-        _, grouped = torch.sort(first[users], stable=True)  # users by first appearance, each in the chosen order
-        del first
-        group = users[grouped]
         start = torch.full((dataset.user_num,), n, dtype=torch.int64).scatter_reduce_(0, group, rows, "amin")
         position = rows - start[group]
-        totals = torch.bincount(users, minlength=dataset.user_num)
-        order = order[grouped]
-        del users, rows, start, grouped
+        totals = torch.bincount(group, minlength=dataset.user_num)
+        del rows, start
     else:
+        order = torch.from_numpy(ordering(dataset))
         totals = torch.tensor([n])
         position, group = torch.arange(n), torch.zeros(n, dtype=torch.int64)
     split = args["split"]
@@ -142,6 +137,22 @@ def split_indices(dataset: Dataset) -> list[np.ndarray]:
     part = (position >= train_end[group]).to(torch.int8) + (position >= valid_end[group]).to(torch.int8)
     del position, group
     return [order[part == p].numpy() for p in range(3)]
+
+
+def grouped_by_user(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(order, users)``: the rows in the chosen order grouped by user, the users in the order of their first
+    row, and each row's user. A data set may know this order without sorting (``user_grouped_time_order``)."""
+    known = getattr(dataset, "user_grouped_time_order", lambda: None)()
+    users = torch.from_numpy(np.asarray(dataset.inter_feat[dataset.uid_field]))
+    if known is not None:
+        order = torch.from_numpy(known)
+        return order, users[order]
+    order = torch.from_numpy(ordering(dataset))
+    users = users[order]
+    rows = torch.arange(len(order))
+    first = torch.full((dataset.user_num,), len(order), dtype=torch.int64).scatter_reduce_(0, users, rows, "amin")
+    _, grouped = torch.sort(first[users], stable=True)  # users by first appearance, each in the chosen order
+    return order[grouped], users[grouped]
 
 
 def split_columns(dataset: Dataset) -> list[dict]:

@@ -75,20 +75,23 @@ class BERT4Rec(SequentialRecommender):
         shifted[torch.arange(len(item_seq), device=item_seq.device), item_seq_len - 1] = self.mask_token
         return shifted
 
-    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """Every position's output [B, L, d]."""
-        positions = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0)
-        hidden = self.dropout(self.LayerNorm(self.item_embedding(item_seq) + self.position_embedding(positions)))
+    def forward(self, item_seq: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Every position's output [B, L, d], or with ``positions`` [B, P] those positions' [B, P, d] (the last
+        layer and the output block then run there only)."""
+        steps = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0)
+        hidden = self.dropout(self.LayerNorm(self.item_embedding(item_seq) + self.position_embedding(steps)))
         mask = self.get_attention_mask(item_seq, bidirectional=True)
-        output = self.trm_encoder(hidden, mask, output_all_encoded_layers=False)[-1]
+        if positions is None:
+            output = self.trm_encoder(hidden, mask, output_all_encoded_layers=False)[-1]
+        else:
+            output = self.trm_encoder.outputs_at(hidden, mask, positions)
         return self.output_ln(self.output_gelu(self.output_ffn(output)))
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         """The masked items' loss, averaged over the masked positions (``MASK_INDEX`` > 0, RecBole's rule: an item
         masked at position 0 is not counted)."""
         masked_index = interaction[self.MASK_INDEX]  # [B, M]
-        output = self.forward(interaction[self.MASK_ITEM_SEQ])
-        output = output.gather(1, masked_index.unsqueeze(-1).expand(-1, -1, output.shape[-1]))  # [B, M, d]
+        output = self.forward(interaction[self.MASK_ITEM_SEQ], masked_index)  # [B, M, d]
         pos_items = interaction[self.POS_ITEMS]
         targets = (masked_index > 0).float()
         if self.loss_type == "BPR":
@@ -102,8 +105,8 @@ class BERT4Rec(SequentialRecommender):
 
     def sequence_output(self, interaction) -> torch.Tensor:
         item_seq, item_seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
-        output = self.forward(self.reconstruct_test_data(item_seq, item_seq_len))
-        return self.gather_indexes(output, item_seq_len - 1)
+        last = (item_seq_len - 1).unsqueeze(1)
+        return self.forward(self.reconstruct_test_data(item_seq, item_seq_len), last).squeeze(1)
 
     def predict(self, interaction) -> torch.Tensor:
         items = interaction[self.ITEM_ID]

@@ -10,7 +10,6 @@ training run matches RecBole in distribution, not draw for draw.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,8 +19,9 @@ from torch import nn
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
-    """The erf GELU, RecBole's formula."""
-    return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    """The erf GELU, RecBole's formula ``x * 0.5 * (1 + erf(x / sqrt(2)))`` (one fused op: the formula's four
+    [B, L, inner] intermediates are not kept for the backward pass; equal within float rounding, tested)."""
+    return F.gelu(x)
 
 
 ACTIVATIONS = {
@@ -59,9 +59,19 @@ class MultiHeadAttention(nn.Module):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(*x.shape[:-1], self.num_attention_heads, self.attention_head_size).transpose(1, 2)
 
-    def forward(self, input_tensor: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """``attention_mask``: additive, broadcastable to [B, heads, L, L]."""
-        query, key, value = (self._heads(layer(input_tensor)) for layer in (self.query, self.key, self.value))
+    def forward(
+        self, input_tensor: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``attention_mask``: additive, broadcastable to [B, heads, L, L]. With ``positions`` [B, P] only those
+        positions' outputs [B, P, d] are computed (their rows of the full result: the keys and values are every
+        position's)."""
+        key, value = (self._heads(layer(input_tensor)) for layer in (self.key, self.value))
+        if positions is not None:
+            input_tensor = input_tensor.gather(1, positions.unsqueeze(-1).expand(-1, -1, input_tensor.shape[-1]))
+            if attention_mask.shape[-2] > 1:  # a causal mask: the positions' rows
+                rows = positions[:, None, :, None].expand(-1, attention_mask.shape[1], -1, attention_mask.shape[-1])
+                attention_mask = attention_mask.gather(2, rows)
+        query = self._heads(self.query(input_tensor))
         dropout = self.attn_dropout_prob if self.training else 0.0
         context = F.scaled_dot_product_attention(
             query, key, value, attn_mask=attention_mask.to(query.dtype), dropout_p=dropout
@@ -94,8 +104,11 @@ class TransformerLayer(nn.Module):
         )
         self.feed_forward = FeedForward(hidden_size, inner_size, hidden_dropout_prob, hidden_act, eps)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.feed_forward(self.multi_head_attention(hidden_states, attention_mask))
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """[B, L, d] -> [B, L, d]; with ``positions`` [B, P], only those positions' outputs [B, P, d]."""
+        return self.feed_forward(self.multi_head_attention(hidden_states, attention_mask, positions))
 
 
 class TransformerEncoder(nn.Module):
@@ -136,6 +149,16 @@ class TransformerEncoder(nn.Module):
         self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, output_all_encoded_layers: bool = True
     ) -> list[torch.Tensor]:
         return run_layers(self.layer, hidden_states, attention_mask, output_all_encoded_layers)
+
+    def outputs_at(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        """The last layer's outputs at ``positions`` [B, P] only: [B, P, d], equal (within float rounding) to
+        ``forward(...)[-1]`` gathered there, without the last layer's work for the other positions."""
+        *layers, last = self.layer
+        for layer in layers:
+            hidden_states = layer(hidden_states, attention_mask)
+        return last(hidden_states, attention_mask, positions)
 
 
 def run_layers(layers: nn.ModuleList, hidden_states: torch.Tensor, extra: torch.Tensor, every: bool) -> list:

@@ -39,10 +39,16 @@ class SASRec(SequentialRecommender):
 
     def encode(self, item_seq: torch.Tensor) -> torch.Tensor:
         """Every position's output [B, L, d] (position ``t`` sees items ``0..t``)."""
+        mask = self.get_attention_mask(item_seq)
+        return self.trm_encoder(self.embed(item_seq), mask, output_all_encoded_layers=False)[-1]
+
+    def embed(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """The encoder's input [B, L, d]: dropout(LayerNorm(item + position embeddings))."""
         positions = torch.arange(item_seq.size(1), device=item_seq.device).unsqueeze(0)
-        hidden = self.item_embedding(item_seq) + self.position_embedding(positions)
-        hidden = self.dropout(self.LayerNorm(hidden))
-        return self.trm_encoder(hidden, self.get_attention_mask(item_seq), output_all_encoded_layers=False)[-1]
+        return self.dropout(self.LayerNorm(self.item_embedding(item_seq) + self.position_embedding(positions)))
 
     def forward(self, item_seq: torch.Tensor, item_seq_len: torch.Tensor) -> torch.Tensor:
-        return self.gather_indexes(self.encode(item_seq), item_seq_len - 1)
+        """The output at each history's last item [B, d] (the last layer runs at that position only)."""
+        mask = self.get_attention_mask(item_seq)
+        last = (item_seq_len - 1).unsqueeze(1)
+        return self.trm_encoder.outputs_at(self.embed(item_seq), mask, last).squeeze(1)
