@@ -260,6 +260,10 @@ def render(all_scenarios: list[Scenario], repeats: int, recbole_python: str | No
         "(`benchmarks/scale_25m.py`): loading, BPR epochs with dense and lazy Adam, full evaluation against a "
         "matmul + top-k floor, two processes and RecBole on 25,000,000 interactions; what meets its target and what "
         "does not yet.",
+        "- [Sequential models: what the measurements show](../benchmarks/results/sequential-2026-12-07.md) "
+        "(`benchmarks/sequential_bench.py`, `sequential_scale.py`, `sequential_digest.py`): the examples of ml-100k "
+        "equal RecBole's, the models side by side with RecBole 1.2.1 where this machine allowed, all-position "
+        "training and gBCE against RecBole-exact SASRec, and the sequential index of 25,000,000 interactions.",
     ]
     return "\n".join(lines) + "\n"
 
