@@ -215,13 +215,23 @@ def test_config_rules_of_sequential_models(tmp_path, caplog):
     assert config["train_neg_sample_args"] is None and "loss_type CE trains without sampled negatives" in caplog.text
     assert config["eval_args"]["split"] == {"LS": "valid_and_test"} and config["eval_args"]["order"] == "TO"
     with pytest.raises(ConfigError, match="config key 'train_neg_sample_args' \\(config_dict\\) asks for sampled"):
-        Config("SASRec", config_dict={"train_neg_sample_args": {"distribution": "uniform"}}, cmd_args=[])
-    with pytest.raises(ConfigError, match="is none, but loss_type BPR compares the target with a sampled negative"):
-        Config("SASRec", config_dict={"loss_type": "BPR", "train_neg_sample_args": None}, cmd_args=[])
-    with pytest.raises(ConfigError, match="order RO is not possible for sequential models"):
-        Config("SASRec", config_dict={"eval_args": {"order": "RO", "split": {"RS": [0.8, 0.1, 0.1]}}}, cmd_args=[])
+        Config("SASRec", config_dict={"train_neg_sample_args": {"distribution": "popularity"}}, cmd_args=[])
     bpr = Config("SASRec", config_dict={"loss_type": "BPR"}, cmd_args=[])
     assert bpr["train_neg_sample_args"]["distribution"] == "uniform"
+
+
+def test_order_and_negatives_are_checked_before_training(tmp_path):
+    """As in RecBole, a config naming another order or BPR without negatives loads; the split refuses the order,
+    the trainer a pairwise loss without negatives (before the first batch)."""
+    write_cycle(tmp_path)
+    ro = {"order": "RO", "split": {"RS": [0.8, 0.1, 0.1]}}
+    with pytest.raises(ConfigError, match="order RO is not possible for sequential models"):
+        create_dataset(cycle_config(tmp_path, "SASRec", eval_args=ro)).build()
+    config = cycle_config(tmp_path, "SASRec", loss_type="BPR", train_neg_sample_args=None)
+    train, valid, _ = cycle_loaders(config)
+    model = get_model_class("SASRec")(config, train.dataset)
+    with pytest.raises(ConfigError, match="SASRec is trained on pairs"):
+        get_trainer(type(model))(config, model).fit(train, valid, verbose=False, saved=False)
 
 
 def test_time_column_is_required(tmp_path):

@@ -76,9 +76,9 @@ def sequential_defaults(user_eval_args: Sequence[Any] = ()) -> dict[str, Any]:
 
 
 def fit_sequential_keys(values: dict[str, Any], user_set: Callable[[str], bool], source: Callable[[str], str]) -> None:
-    """The checks and fitted defaults of sequential models; ``source(key)``: where a key was set."""
+    """The fitted defaults of sequential models; ``source(key)``: where a key was set. (Their order is checked
+    when the examples are split, as RecBole does: a config that names another order still loads.)"""
     fit_sequential_negatives(values, user_set, source("train_neg_sample_args"))
-    check_sequential_order(values, source("eval_args"))
 
 
 def check_sequential_order(values: Mapping[str, Any], source: str) -> None:
@@ -94,18 +94,17 @@ def check_sequential_order(values: Mapping[str, Any], source: str) -> None:
 def fit_sequential_negatives(values: dict[str, Any], user_set: Callable[[str], bool], source: str) -> None:
     """A sequential model with ``loss_type: CE`` (or NLL, gBCE) scores the target against every item (or draws its
     own negatives) and trains without the loader's sampled negatives. The package default of
-    ``train_neg_sample_args`` (one uniform negative) is then switched off with an info line, where RecBole fails
-    on it (its issues #955, #1208); negatives the user asked for are refused.
+    ``train_neg_sample_args`` (one uniform negative, also when a file such as RecBole's overall.yaml writes it out)
+    is then switched off with an info line, where RecBole fails on it (its issues #955, #1208); other negatives the
+    user asked for are refused.
     ``source``: where ``train_neg_sample_args`` was set."""
-    if values.get("loss_type") == "BPR" and not values.get("train_neg_sample_args"):
-        raise ConfigError(
-            f"config key 'train_neg_sample_args' ({source}) is none, but loss_type BPR compares the target with a "
-            "sampled negative; set train_neg_sample_args: {distribution: uniform, sample_num: 1} or loss_type: CE"
-        )
     loss_type = values.get("loss_type")
     if loss_type in (None, "BPR") or not values.get("train_neg_sample_args"):
         return
-    if user_set("train_neg_sample_args"):
+    from recforge.config.structs import NEG_SAMPLE_ARGS
+
+    # RecBole's overall.yaml writes the default out; only another setting is a request for negatives
+    if user_set("train_neg_sample_args") and dict(values["train_neg_sample_args"]) != dict(NEG_SAMPLE_ARGS.defaults):
         raise ConfigError(
             f"config key 'train_neg_sample_args' ({source}) asks for sampled negatives, but loss_type {loss_type} "
             "uses none from the loader; set train_neg_sample_args: ~ or loss_type: BPR"

@@ -246,5 +246,9 @@ class SequentialDataset(Dataset):
         return matrix if form == "coo" else matrix.tocsr()
 
     def build(self) -> list[Dataset]:
-        """Split the examples following ``eval_args`` (order TO is required; see ``recforge.config.families``)."""
+        """Split the examples following ``eval_args``; order TO is required (RecBole refuses others here too)."""
+        from recforge.config.families import check_sequential_order
+
+        source = self.config.source("eval_args") if hasattr(self.config, "source") else "the config"
+        check_sequential_order(self.config, source)
         return super().build()

@@ -88,7 +88,8 @@ def check_training_data(model: torch.nn.Module, train_data: Any, valid_data: Any
     only read the batches) or ``metrics`` cannot be computed on ``valid_data``'s mode."""
     from recforge.utils.enum_type import InputType
 
-    pairwise = getattr(model, "input_type", None) == InputType.PAIRWISE and getattr(model, "trainable", True)
+    pairwise = getattr(model, "input_type", None) == InputType.PAIRWISE or getattr(model, "loss_type", None) == "BPR"
+    pairwise = pairwise and getattr(model, "trainable", True)
     if pairwise and hasattr(train_data, "sampler") and train_data.sampler is None:
         raise ConfigError(
             f"{type(model).__name__} is trained on pairs (positive, negative) and needs negative sampling; "
