@@ -9,7 +9,7 @@ from torch import nn
 
 import recforge.models.sequential.fpmc  # noqa: F401  (registers FPMC)
 from recforge.errors import ConfigError
-from recforge.registry import get_model_class
+from recforge.registry import get_model_class, get_trainer
 from recforge.utils import init_seed
 from sequential_data import cycle_config, cycle_loaders, first_batch, write_cycle
 
@@ -74,5 +74,8 @@ def test_fpmc_initialisation_is_recboles(cycle_root):
 def test_fpmc_trains_with_bpr_only(cycle_root):
     with pytest.raises(ConfigError, match="'loss_type'"):
         cycle_config(cycle_root, "FPMC", loss_type="CE")
-    with pytest.raises(ConfigError, match="'train_neg_sample_args'"):
-        cycle_config(cycle_root, "FPMC", train_neg_sample_args=None)
+    config = cycle_config(cycle_root, "FPMC", train_neg_sample_args=None)  # loads, as in RecBole
+    train, valid, _ = cycle_loaders(config)
+    model = config.model_class(config, train.dataset)
+    with pytest.raises(ConfigError, match="FPMC is trained on pairs"):  # refused before the first batch
+        get_trainer(type(model))(config, model).fit(train, valid, verbose=False, saved=False)
