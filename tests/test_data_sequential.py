@@ -14,7 +14,7 @@ from recforge import Config, create_dataset, data_preparation
 from recforge.data.columns import HistoryColumn
 from recforge.data.split.sampler import TargetSampler
 from recforge.data.transform import construct_transform
-from recforge.errors import ConfigError
+from recforge.errors import ConfigError, DataError
 from recforge.registry import get_model_class, get_trainer
 from recforge.utils import init_seed
 from sequential_data import cycle_config, cycle_loaders, write_cycle
@@ -238,3 +238,12 @@ def test_time_column_is_required(tmp_path):
     write_atomic(tmp_path, "s", "inter", ["user_id:token", "item_id:token"], [["a", "x"], ["a", "y"]])
     with pytest.raises(ConfigError, match="the time column 'timestamp' is not loaded"):
         create_dataset(seq_config(tmp_path, data_cache=False))
+
+
+def test_benchmark_files_without_history_lists_are_refused(tmp_path):
+    header = ["user_id:token", "item_id:token", "timestamp:float"]
+    for part in ("train", "valid", "test"):
+        write_atomic(tmp_path, "s", f"{part}.inter", header, [["a", "x", 1], ["a", "y", 2]])
+    config = seq_config(tmp_path, benchmark_filename=["train", "valid", "test"], data_cache=False)
+    with pytest.raises(DataError, match="token_seq column 'item_id_list'.*the file has none"):
+        create_dataset(config)
