@@ -4,7 +4,9 @@
         [--repeats 3] [--data-path ../shared/datasets] [--only bpr,pop] [--out docs/benchmarks.md]
 
 Every measurement is a fresh process (``recforge_driver.py``, ``recbole_driver.py`` or ``floor.py``); the systems
-alternate within each repetition (A B A B ...), so drift of the machine hits both. The report gives medians and
+alternate within each repetition (A B A B ...), so drift of the machine hits both; with ``--side-by-side`` a
+scenario's runs start at the same time instead (for long runs on a machine that other work shares: both see
+the same load, and a pair takes the time of its longer run). The report gives medians and
 (min-max), the ratios recforge / RecBole and recforge / floor, whether each target is met, and the test metrics
 of both. Without ``--recbole-python`` (or $RECBOLE_PYTHON) the recforge and floor sides still run and the report
 says that RecBole was not measured. Raw records go to ``benchmarks/results/compare.jsonl``.
@@ -17,6 +19,7 @@ ml-100k whose timestamps are their ranks (exact in float32, see the Pop equivale
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import json
 import os
@@ -181,6 +184,16 @@ def execute(run: Run, seed: int | None, python: dict[str, str], timeout: int, ca
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:300]}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _measure(
+    runs: list[Run], seed: int | None, python: dict[str, str], timeout: int, cache: str, together: bool
+) -> list[dict]:
+    """One record per run, in ``runs``' order: one after the other, or all started at the same time."""
+    if not together:
+        return [execute(run, seed, python, timeout, cache) for run in runs]
+    with concurrent.futures.ThreadPoolExecutor(len(runs)) as pool:
+        return list(pool.map(lambda run: execute(run, seed, python, timeout, cache), runs))
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -449,10 +462,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-path", type=Path, default=ROOT.parent / "shared" / "datasets")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".bench")
-    parser.add_argument("--only", default=None, help="comma-separated scenario names")
+    parser.add_argument("--only", default=None, help="comma-separated scenario names, run in this order")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--raw", type=Path, default=HERE / "results" / "compare.jsonl")
     parser.add_argument("--from-raw", action="store_true", help="render the report from --raw without measuring")
+    parser.add_argument("--side-by-side", action="store_true", help="start a scenario's runs at the same time")
+    parser.add_argument(
+        "--seeds", default=None, help="comma-separated seeds: one repetition per seed (instead of --repeats)"
+    )
     args = parser.parse_args()
     if args.from_raw:
         rerender(args)
@@ -461,18 +478,25 @@ def main() -> None:
     prepare_data(args.data_path.resolve(), work)
     python = {"recforge": sys.executable, "floor": sys.executable, "recbole": args.recbole_python}
     versions = recbole_versions(args.recbole_python)
-    chosen = [
-        s for s in scenarios(args.data_path.resolve(), work) if args.only is None or s.name in args.only.split(",")
-    ]
+    every = scenarios(args.data_path.resolve(), work)
+    if args.only is None:
+        chosen = every
+    else:  # in the order given
+        by_name = {s.name: s for s in every}
+        unknown = [name for name in args.only.split(",") if name not in by_name]
+        if unknown:
+            parser.error(f"--only: unknown scenario(s) {', '.join(unknown)}; known: {', '.join(by_name)}")
+        chosen = [by_name[name] for name in args.only.split(",")]
     args.raw.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as cache, open(args.raw, "a") as raw:
         for scenario in chosen:
             runs = [r for r in scenario.runs if r.system != "recbole" or args.recbole_python]
-            for repeat in range(scenario.repeats or args.repeats):
-                seed = 2020 + repeat if scenario.vary_seed else None
+            seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+            for repeat in range(len(seeds) if seeds else scenario.repeats or args.repeats):
+                seed = seeds[repeat] if seeds else 2020 + repeat if scenario.vary_seed else None
                 ordered = runs if repeat % 2 == 0 else runs[::-1]
-                for run in ordered:
-                    record = execute(run, seed, python, scenario.timeout, cache)
+                records = _measure(ordered, seed, python, scenario.timeout, cache, args.side_by_side)
+                for run, record in zip(ordered, records, strict=True):
                     record.update(scenario=scenario.name, label=run.label, repeat=repeat)
                     scenario.records.setdefault(run.label, []).append(record)
                     raw.write(json.dumps(record) + "\n")

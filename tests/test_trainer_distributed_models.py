@@ -80,6 +80,7 @@ APPROXIMATE = {
     "TransRec": (1e-6, 1e-1, "RecBole's detached norms of the batch's embeddings count in the reported loss"),
     "NextItNet": (1e-4, 1e-5, "ten residual blocks magnify the rounding of the reduced gradients"),
     "FEARec": (1e-3, 1e-5, "training attention aggregates the delays its slice of the batch correlates most"),
+    "S3Rec": (None, 2e-1, "pretraining masks, negatives and segments drawn per row"),
 }
 
 
@@ -120,6 +121,10 @@ def settings(root: Path, model: str, where: str) -> dict:
     }
     if "num_clusters" in own:
         values["num_clusters"] = 4  # NCL on 30 users
+    if "selected_features" in own:  # the feature-aware sequential models read the items' genres
+        values["selected_features"] = ["genres"]
+    if "item_attribute" in own:  # S3Rec's pretraining stage, one epoch, with the genres as attributes
+        values.update(item_attribute="genres", pretrain_epochs=1)
     if cls.type is ModelType.CONTEXT:
         values.update(RANKED_LABELS)
     if cls.type is ModelType.SEQUENTIAL:

@@ -128,7 +128,9 @@ class Config(Mapping):
         if self.knowledge_aware:
             base.append(_Layer("knowledge-aware defaults", knowledge_defaults([layer.values for layer in base])))
         user_eval_args = [layer.values["eval_args"] for layer in layers if "eval_args" in layer.values]
-        for source, values in family_defaults(getattr(model_class, "type", None), dataset_name, user_eval_args):
+        for source, values in family_defaults(
+            getattr(model_class, "type", None), dataset_name, user_eval_args, model_class
+        ):
             base.append(_Layer(source, values))
         self._defaults_sources = {layer.source for layer in base}
         raw, sources = self._collect(base + layers)

@@ -54,16 +54,55 @@ def context_defaults(dataset_name: str, user_eval_args: Sequence[Any] = ()) -> d
     return values
 
 
-def family_defaults(family: Any, dataset_name: str, user_eval_args: Sequence[Any]) -> list[tuple[str, dict]]:
+def family_defaults(
+    family: Any, dataset_name: str, user_eval_args: Sequence[Any], model_class: type | None = None
+) -> list[tuple[str, dict]]:
     """The defaults layer of a model family (``ModelType``) as ``[(source, values)]``: context-aware and tree
-    models' (labelled evaluation), sequential models' (leave-one-out in time order); none for the others."""
+    models' (labelled evaluation), sequential models' (leave-one-out in time order; on ml-100k the item columns
+    for models that read item features); none for the others."""
     from recforge.utils.enum_type import ModelType
 
     if family in (ModelType.CONTEXT, ModelType.DECISIONTREE):
         return [("context-aware defaults", context_defaults(dataset_name, user_eval_args))]
+    if family == ModelType.SEQUENTIAL and getattr(model_class, "click_through", False):
+        layers = [("click-through sequential defaults", click_through_defaults(user_eval_args))]
+        if dataset_name == "ml-100k":
+            layers.append(("click-through defaults (ml-100k)", {"load_col": ML100K_CLICK_COLUMNS}))
+        return layers
     if family == ModelType.SEQUENTIAL:
-        return [("sequential defaults", sequential_defaults(user_eval_args))]
+        layers = [("sequential defaults", sequential_defaults(user_eval_args))]
+        if dataset_name == "ml-100k" and getattr(model_class, "reads_item_features", False):
+            layers.append(("sequential item-feature defaults (ml-100k)", {"load_col": ML100K_ITEM_FEATURE_COLUMNS}))
+        return layers
     return []
+
+
+# RecBole's sequential_DIN_on_ml-100k.yaml, for DIN and DIEN
+ML100K_CLICK_COLUMNS = {
+    "inter": ["user_id", "item_id", "rating", "timestamp"],
+    "user": ["user_id", "age", "gender", "occupation"],
+    "item": ["item_id", "release_year"],
+}
+
+
+def click_through_defaults(user_eval_args: Sequence[Any] = ()) -> dict[str, Any]:
+    """RecBole's sequential_DIN.yaml for DIN and DIEN: leave-one-out in time order, each target against 100 uniformly
+    sampled items, AUC and LogLoss. An ``eval_args`` of the user's files replaces it whole; when it ranks in full,
+    the AUC / LogLoss defaults do not apply either (as for context-aware models)."""
+    values: dict[str, Any] = {}
+    if not user_eval_args:
+        values["eval_args"] = {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "uni100"}
+    modes = [args.get("mode", "full") if isinstance(args, Mapping) else None for args in user_eval_args]
+    if not user_eval_args or modes[-1] != "full":
+        values.update(metrics=["AUC", "LogLoss"], valid_metric="AUC")
+    return values
+
+
+# RecBole's special_sequential_on_ml-100k.yaml, which it applies to the sequential models that read item features
+ML100K_ITEM_FEATURE_COLUMNS = {
+    "inter": ["user_id", "item_id", "rating", "timestamp"],
+    "item": ["item_id", "release_year", "class"],
+}
 
 
 def sequential_defaults(user_eval_args: Sequence[Any] = ()) -> dict[str, Any]:

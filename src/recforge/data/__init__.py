@@ -16,16 +16,19 @@ from recforge.data.preparation import data_preparation
 def create_dataset(config: Mapping[str, Any]) -> Dataset:
     """Load and process the data set named by ``config["dataset"]`` (RecBole's ``create_dataset``): a
     ``KnowledgeBasedDataset`` (with the .kg and .link files) for knowledge-aware models, a ``SequentialDataset``
-    (examples with histories) for sequential ones, a ``Dataset`` otherwise;
+    (examples with histories) for sequential ones (a ``DIENDataset``, with negative histories, for models whose
+    ``negative_item_history`` is True), a ``Dataset`` otherwise;
     from the processed-data cache where it holds the data set (``recforge.data.cache.datasets``)."""
     from recforge.data.cache.datasets import processed_dataset
     from recforge.utils.enum_type import ModelType
 
     family = getattr(getattr(config, "model_class", None), "type", None)
     if family == ModelType.SEQUENTIAL:
+        from recforge.data.dien_dataset import DIENDataset
         from recforge.data.sequential_dataset import SequentialDataset
 
-        return processed_dataset(SequentialDataset, config)
+        negatives = getattr(config.model_class, "negative_item_history", False)  # DIEN's (RecBole's DIENDataset)
+        return processed_dataset(DIENDataset if negatives else SequentialDataset, config)
     return processed_dataset(KnowledgeBasedDataset if family == ModelType.KNOWLEDGE else Dataset, config)
 
 

@@ -7,6 +7,7 @@ from recforge.trainer.callbacks import Callback, Checkpoints, EarlyStopping, Mod
 from recforge.trainer.knowledge import KGATTrainer, KGTrainer, MKRTrainer
 from recforge.trainer.ncl import NCLTrainer
 from recforge.trainer.objectives import Cycle, Every, Objective, Schedule
+from recforge.trainer.pretrain import PretrainTrainer, S3RecTrainer
 from recforge.trainer.progress import TrainingProgress
 from recforge.trainer.run_folder import RunFolder
 from recforge.trainer.run_logs import EpochLog, ProgressBar, RunLog, RunSummary, TensorBoardLog
@@ -29,10 +30,12 @@ __all__ = [
     "ModelEpochStart",
     "NCLTrainer",
     "Objective",
+    "PretrainTrainer",
     "ProgressBar",
     "RunFolder",
     "RunLog",
     "RunSummary",
+    "S3RecTrainer",
     "Schedule",
     "SchedulerStep",
     "TensorBoardLog",

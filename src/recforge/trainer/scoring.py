@@ -89,6 +89,7 @@ def check_training_data(model: torch.nn.Module, train_data: Any, valid_data: Any
     from recforge.utils.enum_type import InputType
 
     pairwise = getattr(model, "input_type", None) == InputType.PAIRWISE or getattr(model, "loss_type", None) == "BPR"
+    pairwise = pairwise or getattr(model, "needs_negatives", False)  # DIN, DIEN: the negatives are labelled 0
     pairwise = pairwise and getattr(model, "trainable", True)
     if pairwise and hasattr(train_data, "sampler") and train_data.sampler is None:
         raise ConfigError(

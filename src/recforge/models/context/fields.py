@@ -5,7 +5,8 @@ training rows, labelled rows and ranking candidates all get them the same way, o
 interaction's context columns from the batch. ``FieldEmbedding`` turns them into ``[B, F, d]``:
 
 - token: one shared table over every token field's ids (RecBole's offsets trick), no padding row;
-- token_seq: a table per field, pooled over the ids present (mean for embeddings, sum for the first-order part);
+- token_seq: a table per field, pooled over the ids present (mean for embeddings, sum for the first-order part; the
+  feature-aware sequential models choose mean, sum or max);
 - float (only the ``numerical_features``): ``value * e_field``;
 - float_seq (only the ``numerical_features``): ``value * e_field`` averaged over the values present.
 
@@ -81,7 +82,7 @@ class FieldEmbedding(nn.Module):
         fields: the fields, in ``FieldInputs`` order.
         dims: the number of ids of each token / token_seq field (padding included).
         size: the embedding size d.
-        seq_pool: how token_seq embeddings are pooled over the ids present, "mean" or "sum".
+        seq_pool: how token_seq embeddings are pooled over the ids present, "mean", "sum" or "max".
     """
 
     def __init__(self, fields: list[FeatureField], dims: dict[str, int], size: int, seq_pool: str = "mean") -> None:
@@ -103,7 +104,10 @@ class FieldEmbedding(nn.Module):
             by_kind[kind].append(value)
         for table, ids in zip(self.token_seq, by_kind["token_seq"], strict=True):
             mask = (ids != 0).unsqueeze(-1).to(table.weight.dtype)
-            pooled = (table(ids) * mask).sum(1)
+            if self.seq_pool == "max":  # RecBole's: padding lowered by 1e9 (a row without ids gives -1e9)
+                pooled = (table(ids) - (1 - mask) * 1e9).max(1).values
+            else:
+                pooled = (table(ids) * mask).sum(1)
             if self.seq_pool == "mean":
                 pooled = pooled / (mask.sum(1) + 1e-8)
             parts.append(pooled.unsqueeze(1))
@@ -122,8 +126,9 @@ class FieldEmbedding(nn.Module):
 
 
 def mlp_layers(sizes: list[int], dropout: float, activation: str = "relu", batch_norm: bool = False) -> nn.Sequential:
-    """RecBole's MLPLayers: per layer Dropout -> Linear -> [BatchNorm1d] -> activation (also after the last)."""
-    activations = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+    """RecBole's MLPLayers: per layer Dropout -> Linear -> [BatchNorm1d] -> activation (also after the last);
+    activation relu, tanh, sigmoid, dice (RecBole's Dice: its alpha is a constant 0, so x * sigmoid(x)) or none."""
+    activations = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "dice": nn.SiLU, "none": nn.Identity}
     layers: list[nn.Module] = []
     for d_in, d_out in itertools.pairwise(sizes):
         layers += [nn.Dropout(dropout), nn.Linear(d_in, d_out)]
