@@ -40,7 +40,18 @@ SEQUENTIAL_MODELS = {
     "SINE": (None, 0.2),
     "RepeatNet": (None, 0.2),
     "FEARec": (None, 0.2),
+    # part 2 (feature-aware, Softmax-CPR, click-through); S3Rec's two stages are not a compare.py scenario
+    "SASRecF": (0.3, 0.2),
+    "GRU4RecF": (None, 0.2),
+    "FDSA": (0.3, 0.2),
+    "SASRecCPR": (None, 0.2),
+    "GRU4RecCPR": (None, 0.2),
+    "DIN": (0.3, 0.2),
+    "DIEN": (0.3, 0.2),
 }
+ITEM_FEATURES = ("SASRecF", "GRU4RecF", "FDSA")  # RecBole's special_sequential_on_ml-100k.yaml columns
+CLICK_THROUGH = ("DIN", "DIEN")  # RecBole's sequential_DIN.yaml: uni100, AUC / LogLoss, user and item columns
+QUALITY = {name: "auc" for name in CLICK_THROUGH}  # the test metric compared (others: ndcg@10)
 PAIRWISE_ONLY = ("FPMC", "TransRec")  # their only loss compares the target with a sampled negative
 SETTINGS = [
     "--order",
@@ -58,8 +69,8 @@ def sequential_scenarios(data: list[str], epochs: int = SEQUENTIAL_EPOCHS) -> li
     """One scenario per sequential model, named ``seq-<model in lower case>``."""
     scenarios = []
     for model in SEQUENTIAL_MODELS:
-        negatives = [] if model in PAIRWISE_ONLY else ["--set", "train_neg_sample_args=~"]
-        args = ["--model", model, *data, *SETTINGS, *negatives, "--epochs", str(epochs)]
+        negatives = [] if model in PAIRWISE_ONLY + CLICK_THROUGH else ["--set", "train_neg_sample_args=~"]
+        args = ["--model", model, *data, *settings_of(model), *negatives, "--epochs", str(epochs)]
         scenarios.append(
             Scenario(
                 f"seq-{model.lower()}",
@@ -70,6 +81,22 @@ def sequential_scenarios(data: list[str], epochs: int = SEQUENTIAL_EPOCHS) -> li
             )
         )
     return scenarios
+
+
+def settings_of(model: str) -> list[str]:
+    """The command-line settings of ``model``'s scenario (RecBole's quick-start files for it, written out)."""
+    if model in ITEM_FEATURES:
+        columns = "load_col={inter: [user_id, item_id, rating, timestamp], item: [item_id, release_year, class]}"
+        return [*SETTINGS[:4], "--set", columns, *SETTINGS[6:]]
+    if model in CLICK_THROUGH:
+        columns = (
+            "load_col={inter: [user_id, item_id, rating, timestamp], user: [user_id, age, gender, occupation], "
+            "item: [item_id, release_year]}"
+        )
+        uni100 = "eval_args={split: {LS: valid_and_test}, order: TO, mode: uni100}"
+        metrics = ["--set", "metrics=[AUC, LogLoss]", "--set", "valid_metric=AUC"]
+        return ["--order", "TO", "--set", uni100, "--set", columns, *metrics, *SETTINGS[6:]]
+    return SETTINGS
 
 
 def sequential_section(by_name: dict[str, Scenario]) -> list[str]:
@@ -91,8 +118,11 @@ def sequential_section(by_name: dict[str, Scenario]) -> list[str]:
         name = f"seq-{model.lower()}"
         ours, peer = records_of(by_name, name, "recforge"), records_of(by_name, name, "RecBole 1.2.1")
         epoch_target, eval_target = SEQUENTIAL_MODELS[model]
-        ndcg = (metric(ours, "ndcg@10"), metric(peer, "ndcg@10"))
-        quality = f"{_num(ndcg[0])} / {_num(ndcg[1])}: " + _judged(div(*ndcg), 0.95, at_least=True)
+        quality = QUALITY.get(model, "ndcg@10")
+        ndcg = (metric(ours, quality), metric(peer, quality))
+        quality = f"{_num(ndcg[0])} / {_num(ndcg[1])}{' (AUC)' if quality == 'auc' else ''}: " + _judged(
+            div(*ndcg), 0.95, at_least=True
+        )
         lines.append(
             f"| {model} | {_epochs(ours)} | {quality} "
             f"| {_judged(div(med(ours, 'epoch'), med(peer, 'epoch')), epoch_target)} "

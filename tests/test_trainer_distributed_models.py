@@ -70,6 +70,8 @@ APPROXIMATE = {
     "DCN": (None, 1e-2, "batch normalisation"),
     "DCNV2": (None, 1e-2, "batch normalisation"),
     "NFM": (None, 1e-2, "batch normalisation"),
+    "DIN": (None, 1e-2, "batch normalisation"),
+    "DIEN": (None, 1e-2, "batch normalisation"),
     # Random numbers drawn per row of the batch: one process and two draw them for other rows.
     "KTUP": (None, 1e-1, "Gumbel-softmax draws per row"),
     "MCCLK": (None, 2e-1, "node dropout and in-batch contrast"),
@@ -124,7 +126,7 @@ def settings(root: Path, model: str, where: str) -> dict:
     if "selected_features" in own:  # the feature-aware sequential models read the items' genres
         values["selected_features"] = ["genres"]
     if "item_attribute" in own:  # S3Rec's pretraining stage, one epoch, with the genres as attributes
-        values.update(item_attribute="genres", pretrain_epochs=1)
+        values.update(item_attribute="genres", pretrain_epochs=1, learning_rate=0.001)  # its losses are sums
     if cls.type is ModelType.CONTEXT:
         values.update(RANKED_LABELS)
     if cls.type is ModelType.SEQUENTIAL:
@@ -187,7 +189,7 @@ def trained(tmp_path_factory):
 
 
 def only_run(folder: Path) -> Path:
-    (run,) = folder.iterdir()
+    (run,) = (path for path in folder.iterdir() if path.is_dir())  # S3Rec's pretrained file lies beside its run
     return run
 
 
