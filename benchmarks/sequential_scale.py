@@ -8,7 +8,8 @@ Every stage is a fresh process (its peak memory is its own, VmHWM):
 
 - ``load``: create_dataset + data_preparation without the processed-data cache: the time order, the 24.8M examples
   (one per interaction but each user's first) as windows, the leave-one-out split and the loaders;
-- ``epoch-all``: one SASRec epoch with ``train_all_positions`` (one sequence per user and 50 items, batch 128) and
+- ``epoch-all``: one SASRec epoch (or its first ``--batches-all`` batches, the epoch extrapolated) with
+  ``train_all_positions`` (one sequence per user and 50 items, batch 128) and
   gBCE (256 sampled negatives per position: CE would score 59k items at each of ~6,000 positions per batch);
 - ``epoch-prefix``: RecBole's training (one example per prefix, batch 2048): the first ``--batches`` batches are
   timed and the epoch is extrapolated from them (a whole epoch takes hours on 2 cores);
@@ -52,6 +53,7 @@ from recforge import Config, create_dataset, data_preparation
 from recforge.registry import get_model_class
 from recforge.utils import init_seed
 stage, path, name, settings, batches = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), int(sys.argv[5])
+batches_all = int(sys.argv[6])  # epoch-all: batches timed (0: the whole epoch)
 if stage == "epoch-all":  # gBCE: a softmax over 59k items at every position would cost 1.2 GB of logits a batch
     settings.update(train_all_positions=True, train_batch_size=128, loss_type="gBCE")
 config = Config("SASRec", name, config_dict={"data_path": path, **settings}, cmd_args=[])
@@ -64,17 +66,17 @@ if stage != "load":
     init_seed(config["seed"])
     model = get_model_class("SASRec")(config, train.dataset)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    cap = min(len(train), batches if stage == "epoch-prefix" else batches_all or len(train))
     times, t = [], time.perf_counter()
     for i, batch in enumerate(train):
-        if stage == "epoch-prefix" and i == batches:
+        if i == cap:
             break
         loss = model.calculate_loss(batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     elapsed = time.perf_counter() - t
-    done = min(len(train), batches) if stage == "epoch-prefix" else len(train)
-    record.update(batches=done, of_batches=len(train), seconds=elapsed, epoch=elapsed * len(train) / done)
+    record.update(batches=cap, of_batches=len(train), seconds=elapsed, epoch=elapsed * len(train) / cap)
 record["peak_rss_mb"] = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024
 print(json.dumps(record))
 """
@@ -113,6 +115,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=ROOT / ".bench")
     parser.add_argument("--stages", default="load,epoch-all,epoch-prefix")
     parser.add_argument("--batches", type=int, default=30, help="batches timed by epoch-prefix")
+    parser.add_argument(
+        "--batches-all", type=int, default=0, help="batches timed by epoch-all, the epoch extrapolated (0: all)"
+    )
     parser.add_argument("--recbole-python", default=os.environ.get("RECBOLE_PYTHON"))
     parser.add_argument("--recbole-sizes", default="1000000,2000000,4000000")
     parser.add_argument("--recbole-budget", type=int, default=1800)
@@ -134,6 +139,7 @@ def main() -> None:
                 _emit(args.raw, {"stage": "recbole", "dataset": small, "interactions": size, **record})
             continue
         command = [sys.executable, "-c", RECFORGE, stage, str(data), name, json.dumps(SETTINGS), str(args.batches)]
+        command.append(str(args.batches_all))
         _emit(args.raw, {"dataset": name, **run(command, 7200), "stage": stage})
 
 
