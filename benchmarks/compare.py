@@ -277,6 +277,8 @@ def render(all_scenarios: list[Scenario], repeats: int, recbole_python: str | No
         "(`benchmarks/sequential_bench.py`, `sequential_scale.py`, `sequential_digest.py`): the examples of ml-100k "
         "equal RecBole's, the models side by side with RecBole 1.2.1 where this machine allowed, all-position "
         "training and gBCE against RecBole-exact SASRec, and the sequential index of 25,000,000 interactions.",
+        "- [Sequential models, continued](../benchmarks/results/sequential-2026-12-08.md): nine ID-based models at "
+        "5 epochs side by side over three seeds, and SASRec epochs at 25,000,000 interactions.",
     ]
     return "\n".join(lines) + "\n"
 
