@@ -140,3 +140,18 @@ def test_a_pretraining_stage_needs_pretrain_epochs(cycle_root):
     model.train_stage = "pretrain"  # a model of one's own with a pretraining stage but no pretrain_epochs key
     with pytest.raises(ConfigError, match="config key 'pretrain_epochs': a pretraining stage needs a positive"):
         PretrainTrainer(config, model)
+
+
+def test_a_file_pretrained_on_another_data_set_is_refused(cycle_root, tmp_path):
+    _, train, trainer = pretraining(cycle_root, "elsewhere", pretrain_epochs=1, save_step=1)
+    trainer.fit(train, verbose=False)
+    renamed = tmp_path / "renamed"  # the same interactions under another data set name: same sizes
+    (renamed / "other").mkdir(parents=True)
+    for part in ("inter", "item"):
+        (renamed / "other" / f"other.{part}").write_bytes((cycle_root / "cycle" / f"cycle.{part}").read_bytes())
+    path = str(cycle_root / "elsewhere" / "S3Rec-cycle-1.pth")
+    config = cycle_config(renamed, "S3Rec", train_stage="finetune", pre_model_path=path, **SMALL)
+    config = type(config)("S3Rec", "other", config_dict={**config.to_dict(), "dataset": "other"}, cmd_args=[])
+    other = cycle_loaders(config)[0]
+    with pytest.raises(ConfigError, match="was pretrained on data set 'cycle', not 'other'"):
+        get_model_class("S3Rec")(config, other.dataset)

@@ -14,10 +14,13 @@ from recforge.utils.checkpoint_file import load_checkpoint
 logger = logging.getLogger("recforge")
 
 
-def load_pretrained(model: torch.nn.Module, path: str | Path, key: str = "pre_model_path") -> dict[str, Any]:
+def load_pretrained(
+    model: torch.nn.Module, path: str | Path, key: str = "pre_model_path", dataset: str | None = None
+) -> dict[str, Any]:
     """Load the weights of a pretraining stage's file (or any recforge checkpoint of the same model) into
-    ``model``; returns the checkpoint. A missing file, another model's file or one of another size is a clear
-    error naming the config key and the file."""
+    ``model``; returns the checkpoint. A missing file, another model's file, one of another size or (``dataset``
+    given) one pretrained on another data set, whose item ids mean other items, is a clear error naming the config
+    key and the file."""
     if not str(path):
         raise ConfigError(
             f"config key {key!r} is empty: the fine-tuning stage of {type(model).__name__} needs the file a "
@@ -36,6 +39,12 @@ def load_pretrained(model: torch.nn.Module, path: str | Path, key: str = "pre_mo
     if state.get("model_name") != expected:
         raise ConfigError(
             f"config key {key!r}: {path} holds a {state.get('model_name')} model, not a pretrained {expected}"
+        )
+    trained_on = (state.get("config") or {}).get("dataset")
+    if dataset is not None and trained_on is not None and trained_on != dataset:
+        raise ConfigError(
+            f"config key {key!r}: {path} was pretrained on data set {trained_on!r}, not {dataset!r}: its item ids "
+            "would name other items; pretrain on this data set"
         )
     try:
         model.load_state_dict(state["model"])

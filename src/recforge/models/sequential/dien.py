@@ -66,8 +66,6 @@ class DIEN(ClickThroughRecommender):
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         interests, auxiliary = self.interests(interaction)
-        items = torch.cat([interaction[self.POS_ITEM_ID], interaction[self.NEG_ITEM_ID]])
-        labels = torch.zeros(len(items), device=items.device)
-        labels[: len(interaction)] = 1.0
+        items, labels = self.pointwise_targets(interaction)
         loss = F.binary_cross_entropy_with_logits(self.logits(interaction, items, interests), labels)
         return loss + self.alpha * auxiliary

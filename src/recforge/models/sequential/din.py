@@ -43,10 +43,15 @@ class ClickThroughRecommender(SequentialRecommender):
         """[B'] logits of ``items`` [B'] after each row's history (B' a multiple of the batch's rows)."""
         raise NotImplementedError
 
-    def calculate_loss(self, interaction) -> torch.Tensor:
+    def pointwise_targets(self, interaction) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(items [2B], labels [2B])``: the targets labelled 1, then the sampled items labelled 0."""
         items = torch.cat([interaction[self.POS_ITEM_ID], interaction[self.NEG_ITEM_ID]])
         labels = torch.zeros(len(items), device=items.device)
         labels[: len(interaction)] = 1.0
+        return items, labels
+
+    def calculate_loss(self, interaction) -> torch.Tensor:
+        items, labels = self.pointwise_targets(interaction)
         return F.binary_cross_entropy_with_logits(self.logits(interaction, items), labels)
 
     def predict(self, interaction) -> torch.Tensor:

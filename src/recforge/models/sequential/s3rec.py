@@ -107,7 +107,7 @@ class S3Rec(SequentialRecommender):
         self.aap_norm, self.mip_norm, self.map_norm, self.sp_norm = (nn.Linear(hidden, hidden) for _ in range(4))
         self.apply(normal_initialization(config["initializer_range"]))
         if self.train_stage == "finetune":
-            load_pretrained(self, config["pre_model_path"])
+            load_pretrained(self, config["pre_model_path"], dataset=config["dataset"])
 
     # -- the encoder -------------------------------------------------------------------------------
     def embed(self, item_seq: torch.Tensor) -> torch.Tensor:
