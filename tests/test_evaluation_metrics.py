@@ -113,3 +113,40 @@ def test_topk_breaks_ties_by_lower_id():
     assert torch.equal(topk_items(tied, 25), expected)
     with pytest.raises(TrainingError, match="NaN scores"):
         topk_items(torch.tensor([[1.0, float("nan")]]), 1)
+
+
+def test_one_positive_per_row_equals_the_pair_lookup_with_ties_and_fillers():
+    """Sequential evaluation (positive_rows = arange(B)) compares each row's top items with its target directly;
+    the same pairs in another order take the searchsorted lookup. Hits, positives and every metric are equal, on
+    tied scores and on rows with fewer candidates than K, whatever the batch size."""
+    rng = torch.Generator().manual_seed(11)
+    n_rows, n_items = 60, 40
+    scores = torch.randint(0, 4, (n_rows, n_items), generator=rng).float()  # many ties
+    scores[torch.rand(n_rows, n_items, generator=rng) < 0.3] = -torch.inf
+    scores[:5, 3:] = -torch.inf  # rows with two candidates (items 1, 2): filler slots from rank 3
+    targets = torch.randint(0, n_items, (n_rows,), generator=rng)
+    targets[:3] = torch.tensor([1, 7, 0])  # a candidate, a masked item, the padding id
+    rows = torch.arange(n_rows)
+    names = ["Recall", "MRR", "NDCG", "Hit", "Precision", "MAP"]
+    evaluator = Evaluator(names, [1, 3, 10, 25])
+    top, hits, pos_len, valid = evaluator.rank(scores.clone(), None, rows, targets)
+    order = torch.randperm(n_rows, generator=rng)
+    top_b, hits_b, pos_len_b, valid_b = evaluator.rank(scores.clone(), None, rows[order], targets[order])
+    assert torch.equal(top, top_b) and torch.equal(valid, valid_b)
+    assert torch.equal(hits, hits_b) and torch.equal(pos_len, pos_len_b) and pos_len.tolist() == [1] * n_rows
+    assert torch.equal(hits, (top == targets.unsqueeze(1)) & valid) and hits.any() and not valid.all()
+    assert not hits[1:3].any()  # a masked target and the padding id are never hits
+    whole = Evaluator(names, [1, 3, 10, 25])
+    whole.add_ranking(scores.clone(), None, rows, targets)
+    batched = Evaluator(names, [1, 3, 10, 25])
+    for start in range(0, n_rows, 7):
+        part = slice(start, start + 7)
+        batched.add_ranking(scores[part].clone(), None, rows[: len(rows[part])], targets[part])
+    looked_up = Evaluator(names, [1, 3, 10, 25])
+    looked_up.add_ranking(scores.clone(), None, rows[order], targets[order])
+    expected = whole.per_user()
+    for other in (batched, looked_up):
+        per_user = other.per_user()
+        assert list(per_user) == list(expected)
+        assert all(torch.equal(per_user[key], expected[key]) for key in expected)
+        assert other.result() == whole.result()

@@ -64,3 +64,19 @@ def test_a_loaded_sequential_model_recommends_what_follows_the_latest_history(cy
     ]
     assert sum(hits) >= 0.8 * len(users)
     assert torch.is_tensor(loaded.scores(loaded.user_ids(users[:2])))
+
+
+def test_repeated_evaluations_reuse_the_joined_histories(cycle_root):
+    """The [B, L] history lists the model reads are joined at the first evaluation and kept, on the CPU, in the
+    loader's reused batches (only joinable features); later evaluations read them and give the same metrics."""
+    trainer, _, valid, _ = build(cycle_root, "reuse")
+    batch = next(iter(valid))[0]
+    field, before = trainer.model.ITEM_SEQ, set(batch.loaded())
+    assert field not in before
+    expected = batch[torch.arange(len(batch))][field]  # a copy's own join
+    first = trainer.evaluate(valid, load_best_model=False)
+    kept = batch.loaded()
+    assert field in kept and torch.equal(kept[field], expected) and kept[field].device.type == "cpu"
+    assert set(kept) - before <= set(batch.columns) - before
+    assert trainer.evaluate(valid, load_best_model=False) == first
+    assert next(iter(valid))[0] is batch

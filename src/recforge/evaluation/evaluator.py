@@ -84,15 +84,7 @@ class Evaluator:
             top_items = topk_items(scores, self.max_k)
         else:
             top_items = torch.topk(scores, self.max_k, dim=1).indices
-        n_items = scores.shape[1]
-        keys = positive_rows * n_items + positive_items
-        if len(keys) > 1 and not bool((keys[1:] >= keys[:-1]).all()):  # loaders give them sorted already
-            keys = torch.sort(keys).values
-        rows = torch.arange(len(scores), device=scores.device).unsqueeze(1)
-        query = rows * n_items + top_items
-        found = torch.searchsorted(keys, query).clamp_(max=max(len(keys) - 1, 0))
-        hits = keys[found] == query if len(keys) else torch.zeros_like(query, dtype=torch.bool)
-        pos_len = torch.bincount(positive_rows, minlength=scores.shape[0])
+        hits, pos_len = _hits(top_items, positive_rows, positive_items, scores.shape[1])
         valid = torch.isfinite(scores.gather(1, top_items))
         hits &= valid  # a filler slot (a user with fewer than K candidates) holds no recommendation, so no hit
         return top_items, hits, pos_len, valid
@@ -126,8 +118,10 @@ class Evaluator:
                 self.recommended[k] = self.recommended.get(k, np.zeros(n, dtype=np.int64)) + counts
 
     def _keep_per_user(self, name: str, values: torch.Tensor) -> None:
+        """Keep column k-1 of ``values`` [B, K] for every k, on the scores' device (moved to the CPU once, by
+        ``per_user`` / ``state``: no device sync per batch)."""
         for k in self.topk:
-            self.per_user_values.setdefault(M.metric_key(name, k), []).append(values[:, k - 1].cpu())
+            self.per_user_values.setdefault(M.metric_key(name, k), []).append(values[:, k - 1].clone())
 
     def _counts(self) -> np.ndarray:
         if self.item_counts is None:
@@ -152,7 +146,7 @@ class Evaluator:
     def state(self) -> dict[str, Any]:
         """What was accumulated so far, as plain arrays (to be gathered from every rank)."""
         return {
-            "per_user": {key: torch.cat(parts) for key, parts in self.per_user_values.items()},
+            "per_user": self.per_user(),
             "recommended": dict(self.recommended),
             "gauc_parts": list(self.gauc_parts),
             "labelled": list(self.labelled),
@@ -172,7 +166,7 @@ class Evaluator:
     # -- results -----------------------------------------------------------------------------------
     def per_user(self) -> dict[str, torch.Tensor]:
         """``{metric@k: [U] float64}`` for the per-user metrics, in evaluation order."""
-        return {key: torch.cat(parts) for key, parts in self.per_user_values.items()}
+        return {key: torch.cat(parts).cpu() for key, parts in self.per_user_values.items()}
 
     def result(self) -> dict[str, float]:
         """``{metric key: value}`` in the order of ``metrics`` then ``topk``."""
@@ -205,6 +199,30 @@ class Evaluator:
             return float("nan")
         positives, candidates, rank_sum = (np.concatenate([part[i] for part in self.gauc_parts]) for i in range(3))
         return M.weighted_user_auc(positives, candidates - positives, rank_sum)
+
+
+def _hits(
+    top_items: torch.Tensor, positive_rows: torch.Tensor, positive_items: torch.Tensor, n_items: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(hits [B, K], pos_len [B])``: whether each top item is one of its row's positives (``positive_rows`` /
+    ``positive_items``, pairs in any order), and each row's number of positives.
+
+    One positive per row in row order (sequential evaluation: ``positive_rows`` is ``arange(B)``) is compared
+    directly, a single elementwise pass; otherwise the pairs are looked up by ``searchsorted``. Both give the same
+    values."""
+    n_rows = len(top_items)
+    if len(positive_rows) == n_rows and n_rows:
+        rows = torch.arange(n_rows, device=positive_rows.device)
+        if bool((positive_rows == rows).all()):
+            return top_items == positive_items.unsqueeze(1), torch.ones_like(positive_rows)
+    keys = positive_rows * n_items + positive_items
+    if len(keys) > 1 and not bool((keys[1:] >= keys[:-1]).all()):  # loaders give them sorted already
+        keys = torch.sort(keys).values
+    rows = torch.arange(n_rows, device=top_items.device).unsqueeze(1)
+    query = rows * n_items + top_items
+    found = torch.searchsorted(keys, query).clamp_(max=max(len(keys) - 1, 0))
+    hits = keys[found] == query if len(keys) else torch.zeros_like(query, dtype=torch.bool)
+    return hits, torch.bincount(positive_rows, minlength=n_rows)
 
 
 def check_mode(metrics: Iterable[str], mode: str, phase: str | None) -> None:

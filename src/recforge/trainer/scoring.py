@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from recforge.data.interaction import Interaction
 from recforge.errors import ConfigError
 from recforge.evaluation.evaluator import Evaluator, check_mode
 from recforge.utils.progress import progress
@@ -56,11 +57,27 @@ def score_loader(
 
 
 def _score_full(model, evaluator: Evaluator, device, interaction, history, positive_rows, positive_items) -> None:
-    interaction = interaction.to(device)
-    scores = model.full_sort_predict(interaction).view(len(interaction), -1)
+    moved = interaction.to(device)
+    scores = model.full_sort_predict(moved).view(len(moved), -1)
+    _keep_joined(interaction, moved)
     if history is not None:  # sequential evaluation ranks seen items unless mask_history_items
         history = (history[0].to(device), history[1].to(device))
     evaluator.add_ranking(scores, history, positive_rows.to(device), positive_items.to(device))
+
+
+def _keep_joined(batch: Interaction, moved: Interaction) -> None:
+    """Store in ``batch`` the features the model joined on ``moved`` (its copy on the device), such as the [B, L]
+    history lists of sequential examples: full-ranking loaders reuse their batches, so later evaluations read them
+    instead of gathering them again (the memory of the lists a model reads, as RecBole's loaders hold them). Only
+    joinable feature names are kept, as CPU tensors (batches stay on the CPU); models must not write into the
+    batch they score (none does), or the written value would be kept."""
+    loaded, joined = batch.loaded(), moved.loaded()
+    added = [name for name in joined if name not in loaded]
+    if added:
+        joinable = set(batch.columns)
+        for name in added:
+            if name in joinable:
+                batch[name] = joined[name].cpu()
 
 
 def _score_sampled(model, evaluator: Evaluator, device, pairs, rows, positive_rows, positive_items) -> None:
