@@ -89,7 +89,7 @@ def scenarios(data_path: Path, work: Path) -> list[Scenario]:
             repeats=1,
         ),
         *knowledge_scenarios(ml),
-        *sequential_scenarios(ml),
+        *sequential_scenarios(ml, kg_data=["--dataset", "ml-100k", "--data-path", str(work / "kg-seq")]),
         *context_scenarios(ml),
         Scenario(
             "load-5m",
@@ -158,6 +158,10 @@ def prepare_data(data_path: Path, work: Path) -> None:
         exact.mkdir(parents=True, exist_ok=True)
         body = "".join(f"{r[0]}\t{r[1]}\t{r[2]}\t{k}\n" for r, k in zip(rows, rank, strict=True))
         (exact / "ml-100k.inter").write_text(lines[0] + "\n" + body)
+    if not (work / "kg-seq" / "ml-100k" / "ml-100k.rel").is_file():  # KSR's / GRU4RecKG's TransE vectors
+        from recforge.models.knowledge.kg_embeddings import write_kg_embeddings
+
+        write_kg_embeddings(data_path / "ml-100k", "ml-100k", work / "kg-seq", size=64, epochs=20, seed=0)
     if not (work / "data" / "synthetic-5000k" / "synthetic-5000k.inter").is_file():
         generate(work / "data", 5_000_000, 100_000, 50_000, seed=0, name="synthetic-5000k")
     if not (work / "data" / "scoring-200k" / "scoring-200k.inter").is_file():

@@ -11,6 +11,7 @@ RecBole quirks handled here: it parses ``sys.argv`` as config (cleared first); i
 ml-100k (set again after Config); its checkpoints pickle the Config, which torch >= 2.6 refuses to load
 (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``); ``eval_batch_size`` counts user x item cells (set from ``--eval-users``);
 its tree models' defaults are in lower-case files (lightgbm.yaml, xgboost.yaml) that Config does not find by itself.
+KSR keeps its preloaded relation vectors in float64 and fails in ``memory_read``: cast to float32 after building.
 For trees, ``features`` times one build of the training and validation matrices (``_interaction_to_sparse``) and
 ``epoch`` one ``_train_at_once`` (matrices + boosting run).
 """
@@ -131,6 +132,8 @@ def main(argv=None) -> None:
     if not args.load_only:
         init_seed(config["seed"], config["reproducibility"])
         model = get_model(config["model"])(config, train._dataset).to(config["device"])
+        if hasattr(model, "relation_Matrix"):  # KSR keeps its preloaded float64 and fails on it (float32 mm)
+            model.relation_Matrix = model.relation_Matrix.float()
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
         epochs, evals = [], []
         if hasattr(trainer, "_interaction_to_sparse"):  # trees: one build of the training + validation matrices

@@ -49,8 +49,11 @@ SEQUENTIAL_MODELS = {
     "GRU4RecCPR": (None, 0.2),
     "DIN": (0.3, 0.2),
     "DIEN": (0.3, 0.2),
+    "KSR": (None, 0.2),
+    "GRU4RecKG": (None, 0.2),
 }
 ITEM_FEATURES = ("SASRecF", "GRU4RecF", "FDSA", "S3Rec")  # RecBole's special_sequential_on_ml-100k.yaml columns
+KNOWLEDGE = ("KSR", "GRU4RecKG")  # read .kg / .link and TransE vectors (.ent / .rel: compare.py writes them)
 CLICK_THROUGH = ("DIN", "DIEN")  # RecBole's sequential_DIN.yaml: uni100, AUC / LogLoss, user and item columns
 QUALITY = {"DIN": "auc", "DIEN": "auc", "S3Rec": None}  # the test metric compared (others: ndcg@10; None: none)
 PAIRWISE_ONLY = ("FPMC", "TransRec")  # their only loss compares the target with a sampled negative
@@ -66,12 +69,16 @@ SETTINGS = [
 ]
 
 
-def sequential_scenarios(data: list[str], epochs: int = SEQUENTIAL_EPOCHS) -> list[Scenario]:
-    """One scenario per sequential model, named ``seq-<model in lower case>``."""
+def sequential_scenarios(
+    data: list[str], epochs: int = SEQUENTIAL_EPOCHS, kg_data: list[str] | None = None
+) -> list[Scenario]:
+    """One scenario per sequential model, named ``seq-<model in lower case>``; ``kg_data``: the data arguments of
+    the knowledge-aware ones (ml-100k with .ent / .rel files)."""
     scenarios = []
     for model in SEQUENTIAL_MODELS:
         negatives = [] if model in PAIRWISE_ONLY + CLICK_THROUGH else ["--set", "train_neg_sample_args=~"]
-        args = ["--model", model, *data, *settings_of(model), *negatives, "--epochs", str(epochs)]
+        where = kg_data if model in KNOWLEDGE and kg_data else data
+        args = ["--model", model, *where, *settings_of(model), *negatives, "--epochs", str(epochs)]
         if model == "S3Rec":  # the pretraining stage: pretrain_epochs epochs, saved once at the end (both systems)
             args += ["--set", f"pretrain_epochs={epochs}", "--set", f"save_step={epochs}"]
         scenarios.append(
@@ -91,6 +98,17 @@ def settings_of(model: str) -> list[str]:
     if model in ITEM_FEATURES:
         columns = "load_col={inter: [user_id, item_id, rating, timestamp], item: [item_id, release_year, class]}"
         return [*SETTINGS[:4], "--set", columns, *SETTINGS[6:]]
+    if model in KNOWLEDGE:  # RecBole's sequential_embedding_model.yaml does not run as it is (docs/architecture.md)
+        vectors = "ent: [ent_id, ent_emb], rel: [rel_id, rel_emb]" if model == "KSR" else "ent: [ent_id, ent_emb]"
+        columns = (
+            "load_col={inter: [user_id, item_id, rating, timestamp], kg: [head_id, relation_id, tail_id], "
+            f"link: [item_id, entity_id], {vectors}}}"
+        )
+        files = ["--set", f"additional_feat_suffix=[{'ent, rel' if model == 'KSR' else 'ent'}]"]
+        weights = "{ent_id: ent_emb, rel_id: rel_emb}" if model == "KSR" else "{ent_id: ent_emb}"
+        aliases = ["--set", "alias_of_entity_id=[ent_id]", "--set", "alias_of_relation_id=[rel_id]"]
+        aliases = aliases if model == "KSR" else aliases[:2]
+        return [*SETTINGS[:4], "--set", columns, *files, "--set", f"preload_weight={weights}", *aliases, *SETTINGS[6:]]
     if model in CLICK_THROUGH:
         columns = (
             "load_col={inter: [user_id, item_id, rating, timestamp], user: [user_id, age, gender, occupation], "

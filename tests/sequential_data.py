@@ -32,7 +32,23 @@ def write_cycle(root: Path, name: str = "cycle") -> Path:
     write_atomic(
         root, name, "item", ["item_id:token", "class:token_seq"], [[f"c{k}", cycle_class(k)] for k in range(N_ITEMS)]
     )
+    write_cycle_knowledge(root, name)
     return root
+
+
+def write_cycle_knowledge(root: Path, name: str = "cycle") -> None:
+    """The knowledge graph of 'cycle' for KSR / GRU4RecKG: item ck is entity ek (``.link``), ek -next-> e(k+1),
+    ek -parity-> even / odd, ek -mod3-> m(k mod 3) (``.kg``), and TransE vectors of its entities and relations
+    (``.ent`` / ``.rel``, 64 values, ``recforge kg-embeddings``'s)."""
+    from recforge.models.knowledge.kg_embeddings import write_kg_embeddings
+
+    triples = []
+    for k in range(N_ITEMS):
+        triples += [[f"e{k}", "next", f"e{(k + 1) % N_ITEMS}"], [f"e{k}", "parity", "even" if k % 2 == 0 else "odd"]]
+        triples.append([f"e{k}", "mod3", f"m{k % 3}"])
+    write_atomic(root, name, "kg", ["head_id:token", "relation_id:token", "tail_id:token"], triples)
+    write_atomic(root, name, "link", ["item_id:token", "entity_id:token"], [[f"c{k}", f"e{k}"] for k in range(N_ITEMS)])
+    write_kg_embeddings(root / name, name, size=64, epochs=30, seed=0)
 
 
 def cycle_class(k: int) -> str:

@@ -149,7 +149,7 @@ DATA = PACKAGE / "data"
 DATA_LAYERS = [
     ("files", "columns", "interaction"),
     ("processing", "features"),
-    ("dataset", "knowledge_dataset", "sequential_dataset", "dien_dataset"),
+    ("dataset", "knowledge_dataset", "sequential_dataset", "dien_dataset", "kg_seq_dataset"),
     ("split", "cache", "transform"),
     ("loaders",),
     ("preparation", "dataloader", "__init__"),

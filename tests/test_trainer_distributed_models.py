@@ -23,6 +23,7 @@ from feature_data import write_feature_data
 from recforge import Config
 from recforge.errors import ConfigError
 from recforge.models import model_names
+from recforge.models.knowledge.kg_embeddings import write_kg_embeddings
 from recforge.quick_start import load_data_and_model
 from recforge.registry import declared_keys, get_model_class, get_trainer
 from recforge.utils.enum_type import ModelType
@@ -135,7 +136,8 @@ def settings(root: Path, model: str, where: str) -> dict:
 
 
 def write_grid(root: Path) -> Path:
-    """'grid': the feature data set 'feat' (interactions, user and item features) with a knowledge graph."""
+    """'grid': the feature data set 'feat' (interactions, user and item features) with a knowledge graph and its
+    TransE vectors."""
     write_feature_data(root)
     for suffix in ("inter", "user", "item"):
         (root / "feat" / f"feat.{suffix}").rename(root / "feat" / f"grid.{suffix}")
@@ -146,6 +148,7 @@ def write_grid(root: Path) -> Path:
     ]
     write_atomic(root, "grid", "link", ["item_id:token", "entity_id:token"], links)
     write_atomic(root, "grid", "kg", ["head_id:token", "relation_id:token", "tail_id:token"], triples)
+    write_kg_embeddings(root / "grid", "grid", size=64, epochs=5, seed=0)  # KSR's and GRU4RecKG's .ent / .rel
     return root
 
 

@@ -203,6 +203,20 @@ def convert(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def kg_embeddings(args: argparse.Namespace, extra: list[str]) -> int:
+    from recforge.data.files.location import resolve_dataset_dir
+    from recforge.models.knowledge.kg_embeddings import write_kg_embeddings
+    from recforge.utils.log import init_logger
+
+    init_logger("INFO")
+    source = resolve_dataset_dir(args.dataset, args.data_path)
+    out = write_kg_embeddings(
+        source, args.dataset, args.out, args.embedding_size, args.epochs, args.seed, overwrite=args.overwrite
+    )
+    print(f"wrote {out / args.dataset}.ent and .rel" + (f"; read it with --data_path {out.parent}" if args.out else ""))
+    return 0
+
+
 def report(args: argparse.Namespace, extra: list[str]) -> int:
     from recforge.report import write_report
     from recforge.utils.log import init_logger

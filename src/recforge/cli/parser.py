@@ -72,6 +72,21 @@ def _other_parsers(sub) -> None:
     convert.add_argument("--name", default="ml-latest-small", help="data set name (file stem)")
     convert.add_argument("--overwrite", action="store_true")
     convert.set_defaults(handler=commands.convert)
+    embed = sub.add_parser(
+        "kg-embeddings",
+        help="train TransE on a data set's .kg file and write the .ent / .rel files KSR and GRU4RecKG read",
+    )
+    embed.add_argument("--dataset", "-d", required=True)
+    embed.add_argument("--data_path", "--data-path", default="dataset/")
+    embed.add_argument(
+        "--out",
+        help="folder to write <dataset>/ into, with links to the data set's files (default: the data set's own folder)",
+    )
+    embed.add_argument("--embedding-size", type=int, default=64, help="values per vector (KSR: kg_embedding_size)")
+    embed.add_argument("--epochs", type=int, default=20)
+    embed.add_argument("--seed", type=int, default=2020)
+    embed.add_argument("--overwrite", action="store_true")
+    embed.set_defaults(handler=commands.kg_embeddings)
     report = sub.add_parser("report", help="write an HTML report of a run, or a comparison of several runs")
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a run folder, or a folder of run folders")
     report.add_argument("-o", "--output", help="the HTML file (default: RUN_DIR/report.html; needed for several)")

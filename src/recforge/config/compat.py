@@ -42,7 +42,6 @@ NO_EFFECT: dict[str, str] = {
     "repeatable": "sequential models always sample repeatably (negatives avoid the target only, as RecBole's "
     "sequential quick-start sets); general models never do",
     "seq_len": "token_seq columns are kept whole (ragged)",
-    "additional_feat_suffix": "extra atomic files are not read",
     "discretization": _CONTEXT,
     "SOURCE_ID_FIELD": "social models are not implemented",
     "TARGET_ID_FIELD": "social models are not implemented",

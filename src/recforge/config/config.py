@@ -38,7 +38,13 @@ from recforge.config.compat import (
     setting_keys,
     warn_ignored,
 )
-from recforge.config.families import KNOWLEDGE_SUFFIXES, family_defaults, fit_sequential_keys, knowledge_defaults
+from recforge.config.families import (
+    KNOWLEDGE_SUFFIXES,
+    family_defaults,
+    fit_sequential_keys,
+    knowledge_defaults,
+    reads_knowledge_graph,
+)
 from recforge.config.keys import PACKAGE_KEYS
 from recforge.config.machine import resolve_device
 from recforge.config.model_keys import all_model_keys
@@ -46,13 +52,7 @@ from recforge.config.sources import parse_command_line, read_yaml_file, script_a
 from recforge.config.structs import plain_value
 from recforge.config.types import Anything, Key, Optional, Struct, parse_text
 from recforge.errors import ConfigError, did_you_mean
-from recforge.registry import (
-    RECBOLE_MODELS,
-    declared_keys,
-    get_model_class,
-    model_names,
-    recbole_catalog,
-)
+from recforge.registry import RECBOLE_MODELS, declared_keys, get_model_class, model_names, recbole_catalog
 from recforge.registry.datasets import dataset_defaults
 from recforge.utils.enum_type import InputType, ModelType
 
@@ -126,7 +126,8 @@ class Config(Mapping):
         if data_defaults:
             base.append(_Layer(f"{dataset_name} defaults", data_defaults))
         if self.knowledge_aware:
-            base.append(_Layer("knowledge-aware defaults", knowledge_defaults([layer.values for layer in base])))
+            below = [layer.values for layer in base]
+            base.append(_Layer("knowledge-aware defaults", knowledge_defaults(below, model_class)))
         user_eval_args = [layer.values["eval_args"] for layer in layers if "eval_args" in layer.values]
         for source, values in family_defaults(
             getattr(model_class, "type", None), dataset_name, user_eval_args, model_class
@@ -280,12 +281,13 @@ class Config(Mapping):
 
     @property
     def knowledge_aware(self) -> bool:
-        """Whether the model is knowledge-aware (it reads the .kg and .link files)."""
-        return getattr(self.model_class, "type", None) == ModelType.KNOWLEDGE
+        """Whether the model reads the .kg and .link files (``families.reads_knowledge_graph``)."""
+        return reads_knowledge_graph(self.model_class)
 
     def _note_unread_files(self) -> None:
         """load_col / unload_col / unused_col entries for files recforge does not read."""
         read = FEATURE_SUFFIXES + (KNOWLEDGE_SUFFIXES if self.knowledge_aware else ())
+        read += tuple(self._values.get("additional_feat_suffix") or ())
         for key in ("load_col", "unload_col", "unused_col"):
             for suffix in self._values.get(key) or {}:
                 if suffix in read:

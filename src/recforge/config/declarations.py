@@ -312,6 +312,19 @@ DECLARATIONS = {
             Key(name='loss_type', type=Str(choices=('CE', 'BPR')), default='CE', doc='CE: cross-entropy of the target against every item; BPR: the target against one sampled negative.', group='general'),
         ),
     },
+    'GRU4RecKG': {
+        'type': 'sequential',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=64, doc='Dimension of item embeddings (and of the entity vectors).', group='general'),
+            Key(name='hidden_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=128, doc='GRU hidden units.', group='general'),
+            Key(name='num_layers', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=1, doc='GRU layers.', group='general'),
+            Key(name='dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.1, doc='Dropout on item and entity embeddings.', group='general'),
+            Key(name='freeze_kg', type=Bool(), default=True, doc='Keep the pretrained entity vectors fixed.', group='general'),
+            Key(name='loss_type', type=Str(choices=('CE', 'BPR')), default='CE', doc='CE: cross-entropy of the target against every item; BPR: the target against one sampled negative.', group='general'),
+        ),
+    },
     'HGN': {
         'type': 'sequential',
         'input_type': 'pointwise',
@@ -398,6 +411,21 @@ DECLARATIONS = {
             Key(name='reg_weight', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=1e-07, doc='Weight of the L2 regularisation.', group='general'),
             Key(name='neighbor_sample_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=4, doc='Neighbours sampled per entity.', group='general'),
             Key(name='ls_weight', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=0.5, doc='Weight of the label smoothness regularisation.', group='general'),
+        ),
+    },
+    'KSR': {
+        'type': 'sequential',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=64, doc='Dimension of item embeddings.', group='general'),
+            Key(name='kg_embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=64, doc='Dimension of the pretrained entity and relation vectors.', group='general'),
+            Key(name='hidden_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=128, doc='GRU hidden units.', group='general'),
+            Key(name='num_layers', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=1, doc='GRU layers.', group='general'),
+            Key(name='dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.1, doc='Dropout on the item embeddings.', group='general'),
+            Key(name='loss_type', type=Str(choices=('CE', 'BPR')), default='CE', doc='CE: cross-entropy of the target against every item; BPR: the target against one sampled negative.', group='general'),
+            Key(name='freeze_kg', type=Bool(), default=False, doc='Keep the pretrained entity vectors fixed.', group='general'),
+            Key(name='gamma', type=Float(minimum=None, maximum=None, exclusive_minimum=False), default=10.0, doc='Scale of the memory-read attention logits.', group='general'),
         ),
     },
     'KTUP': {

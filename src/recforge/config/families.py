@@ -15,17 +15,42 @@ logger = logging.getLogger("recforge")
 KNOWLEDGE_SUFFIXES = ("kg", "link")
 
 
-def knowledge_defaults(below: list[Mapping[str, Any]]) -> dict[str, Any]:
+def reads_knowledge_graph(model_class: type | None) -> bool:
+    """Whether a model reads the .kg and .link files: knowledge-aware models and the sequential ones that declare
+    ``reads_knowledge_graph`` (KSR, GRU4RecKG)."""
+    from recforge.utils.enum_type import ModelType
+
+    return getattr(model_class, "type", None) == ModelType.KNOWLEDGE or bool(
+        getattr(model_class, "reads_knowledge_graph", False)
+    )
+
+
+def knowledge_defaults(below: list[Mapping[str, Any]], model_class: type | None = None) -> dict[str, Any]:
     """RecBole's knowledge_base.yaml for knowledge-aware models: the .kg and .link columns added to the load_col
-    of the layers below (RecBole replaces it with its ml-100k columns), and the triple-count filters off."""
+    of the layers below (RecBole replaces it with its ml-100k columns), and the triple-count filters off.
+
+    Models that read pretrained entity / relation vectors (``knowledge_embeddings``: ``((suffix, (id field, vector
+    field)), ...)``, the entities' first, KSR and GRU4RecKG) also get those files read and preloaded: RecBole's
+    sequential_embedding_model.yaml, completed so that it runs (RecBole's loads neither the .kg / .link files nor
+    the vectors into ``preload_weight``; docs/architecture.md).
+    """
     load_col = next((layer["load_col"] for layer in reversed(below) if "load_col" in layer), None)
     values: dict[str, Any] = {"entity_kg_num_interval": "[0,inf)", "relation_kg_num_interval": "[0,inf)"}
+    embeddings: dict[str, tuple[str, str]] = dict(getattr(model_class, "knowledge_embeddings", ()))
     if load_col is not None:
         values["load_col"] = {
             **load_col,
             "kg": ["head_id", "relation_id", "tail_id"],
             "link": ["item_id", "entity_id"],
+            **{suffix: list(fields) for suffix, fields in embeddings.items()},
         }
+    if embeddings:
+        values["additional_feat_suffix"] = list(embeddings)
+        values["preload_weight"] = dict(embeddings.values())
+        entity, *relation = (fields[0] for fields in embeddings.values())
+        values["alias_of_entity_id"] = [entity]
+        if relation:
+            values["alias_of_relation_id"] = relation
     return values
 
 

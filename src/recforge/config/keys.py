@@ -231,6 +231,12 @@ PACKAGE_KEYS: list[Key] = [
         ),
         ("alias_of_user_id", Optional(ListOf(Str())), None, "Fields remapped with the user id vocabulary."),
         ("alias_of_item_id", Optional(ListOf(Str())), None, "Fields remapped with the item id vocabulary."),
+        (
+            "additional_feat_suffix",
+            Optional(ListOf(Str())),
+            None,
+            "Extra atomic files <dataset>.<suffix> read per load_col (Dataset.<suffix>_feat), e.g. [ent, rel].",
+        ),
         ("alias_of_entity_id", Optional(ListOf(Str())), None, "Fields remapped with the .kg file's entities."),
         ("alias_of_relation_id", Optional(ListOf(Str())), None, "Fields remapped with the .kg file's relations."),
         ("kg_reverse_r", Bool(), False, "Add every triple reversed, under a relation '<name>_r'."),

@@ -57,6 +57,7 @@ PROCESSING_KEYS = (
     "normalize_field",
     "normalize_all",
     "preload_weight",
+    "additional_feat_suffix",
     "HEAD_ENTITY_ID_FIELD",
     "TAIL_ENTITY_ID_FIELD",
     "RELATION_ID_FIELD",
@@ -124,6 +125,8 @@ class Dataset(AtomicLoading, FeatureValues):
         self.inter_feat = {}
         self.user_feat = None
         self.item_feat = None
+        for suffix in self.additional_suffixes():
+            setattr(self, f"{suffix}_feat", None)
         self._preloaded_weight: dict[str, np.ndarray] = {}
         self.derived: dict[str, np.ndarray] = {}  # arrays computed from the processed data, cached with it
         self._token2id_cache: dict[str, dict[str, int]] = {}
@@ -131,6 +134,11 @@ class Dataset(AtomicLoading, FeatureValues):
         self.processing_log: list[str] = []
         # The processed-data cache entry holding this data set (its split and histories are cached beside it).
         self.cache_entry: Path | None = None
+
+    def stored_tables(self) -> tuple[str, ...]:
+        """The ``<name>_feat`` tables the processed-data cache stores: ``cached_tables`` and the
+        ``additional_feat_suffix`` files'."""
+        return (*self.cached_tables, *self.additional_suffixes())
 
     def process(self) -> None:
         """Load, filter and complete the data from the atomic files (the steps of the module docstring)."""

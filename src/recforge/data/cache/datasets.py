@@ -194,8 +194,8 @@ class DatasetCache:
         dataset._preloaded_weight = {field: arrays[f"preload/{field}"] for field in meta["preloaded"]}
         dataset.derived = {name: arrays[f"derived/{name}"] for name in meta.get("derived", [])}
         dataset.processing_log = list(meta["processing_log"])
-        if set(meta["tables"]) != set(dataset.cached_tables):
-            raise KeyError(f"tables {sorted(meta['tables'])}, expected {sorted(dataset.cached_tables)}")
+        if set(meta["tables"]) != set(dataset.stored_tables()):
+            raise KeyError(f"tables {sorted(meta['tables'])}, expected {sorted(dataset.stored_tables())}")
 
     # -- write -------------------------------------------------------------------------------------
     def save(self, dataset: Dataset) -> None:
@@ -223,7 +223,7 @@ class DatasetCache:
             if f"vocab/{key}/bytes" not in arrays:
                 arrays[f"vocab/{key}/offsets"], arrays[f"vocab/{key}/bytes"] = encode_strings(tokens)
         tables: dict[str, dict[str, str] | None] = {}
-        for name in dataset.cached_tables:
+        for name in dataset.stored_tables():
             table = getattr(dataset, f"{name}_feat")
             tables[name] = None if table is None else pack_table(name, table, arrays)
         for field, matrix in dataset._preloaded_weight.items():

@@ -83,6 +83,7 @@ class FeatureValues:
 
     def _preload_weights(self) -> None:
         tables = {"inter": self.inter_feat, "user": self.user_feat, "item": self.item_feat}
+        tables.update({suffix: getattr(self, f"{suffix}_feat") for suffix in self.additional_suffixes()})
         for id_field, value_field in (self.config["preload_weight"] or {}).items():
             for field in (id_field, value_field):
                 if field not in self.field2type:

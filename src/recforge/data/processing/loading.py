@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recforge.data.columns import Column, SeqColumn, TokenColumn, take
+from recforge.data.columns import Column, SeqColumn, TokenColumn, as_table, take
 from recforge.data.files.atomic import AtomicTable, read_atomic, read_header
 from recforge.data.processing import filters
 from recforge.data.processing.field_keys import check_field_keys
@@ -62,10 +62,16 @@ class AtomicLoading:
             )
         return [self._file(f"{part}.inter") for part in parts]
 
+    def additional_suffixes(self) -> list[str]:
+        """``additional_feat_suffix``: the extra atomic files ``<dataset>.<suffix>``, each read per ``load_col`` into
+        the table ``<suffix>_feat`` (RecBole's ``_load_additional_feat``), its rows as in the file."""
+        return list(self.config.get("additional_feat_suffix") or [])
+
     def source_files(self) -> list[Path]:
         """The atomic files this config reads (for the processed-data cache)."""
         load_col = self.config["load_col"]
-        suffixes = self.files_read if load_col is None else [s for s in self.files_read if s in load_col]
+        read = [*self.files_read, *self.additional_suffixes()]
+        suffixes = read if load_col is None else [s for s in read if s in load_col]
         files = []
         for suffix in suffixes:
             if suffix == "inter":
@@ -165,6 +171,8 @@ class AtomicLoading:
         self.inter_feat = tables["inter"]
         self.user_feat = self._index_by_id(tables["user"], self.uid_field, self.user_num, "user")
         self.item_feat = self._index_by_id(tables["item"], self.iid_field, self.item_num, "item")
+        for suffix in self.additional_suffixes():
+            setattr(self, f"{suffix}_feat", as_table(tables[suffix]))
         self._fill_nan()
         self._apply_threshold()
         self._normalize()
@@ -184,10 +192,36 @@ class AtomicLoading:
             self._require_token(others["item"], self.iid_field, "ITEM_ID_FIELD")
         tables: dict[str, dict[str, Column] | None] = {"inter": dict(inter.columns)}
         tables.update({suffix: dict(t.columns) if t is not None else None for suffix, t in others.items()})
+        for suffix in self.additional_suffixes():
+            tables[suffix] = self._load_additional(suffix)
         groups = self.id_groups()
         self._share_code_spaces(tables, groups)
         self._n_read = len(inter)
         return tables, groups
+
+    def _load_additional(self, suffix: str) -> dict[str, Column] | None:
+        """The columns of ``<dataset>.<suffix>`` named in ``additional_feat_suffix`` (None when ``load_col`` has no
+        entry for it, as in RecBole, with a warning)."""
+        if suffix in self.files_read or suffix == "link":
+            raise ConfigError(
+                f"config key 'additional_feat_suffix' names {suffix!r}, a file {type(self).__name__} reads anyway; "
+                "list only extra files (e.g. [ent, rel])"
+            )
+        if not self._file(suffix).is_file():
+            raise DataError(
+                f"{self._file(suffix)}: file not found (config key 'additional_feat_suffix' names {suffix!r}); add "
+                "the file or remove the suffix"
+            )
+        load_col = self.config["load_col"]
+        if load_col is not None and suffix not in load_col:
+            logger.warning(
+                "additional_feat_suffix names %r, but load_col has no %r entry: %s is not read",
+                suffix,
+                suffix,
+                self._file(suffix),
+            )
+            return None
+        return dict(self._load(suffix).columns)
 
     def _filter(self, tables: dict[str, dict[str, Column] | None]) -> None:
         """RecBole's row filters, in place; no rows left in a file is an error."""
