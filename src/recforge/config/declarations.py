@@ -5,6 +5,17 @@ type, trainer and hyper-parameter keys (None: it declares none). Generated from 
 from recforge.config.types import Anything, Bool, Float, Int, Key, ListOf, Mapping_, Optional, Str  # noqa: F401
 
 DECLARATIONS = {
+    'AFM': {
+        'type': 'context',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=10, doc='Embedding size d of every feature field.', group='general'),
+            Key(name='attention_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=25, doc='Size of the attention layer.', group='general'),
+            Key(name='dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.3, doc='Dropout on the attention-pooled products.', group='general'),
+            Key(name='reg_weight', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=2.0, doc='Weight of the L2 norm of the attention weight W.', group='general'),
+        ),
+    },
     'BERT4Rec': {
         'type': 'sequential',
         'input_type': 'pointwise',
@@ -197,6 +208,15 @@ DECLARATIONS = {
             Key(name='sim', type=Str(choices=('dot', 'cos')), default='dot', doc='InfoNCE similarity.', group='general'),
         ),
     },
+    'FFM': {
+        'type': 'context',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=10, doc='Embedding size d of every feature field.', group='general'),
+            Key(name='fields', type=Optional(inner=Mapping_(values=ListOf(inner=Str(choices=()), min_length=0))), default=None, doc='Field groups: group id -> the features in it (none: every feature its own group).', group='general'),
+        ),
+    },
     'FM': {
         'type': 'context',
         'input_type': 'pointwise',
@@ -234,6 +254,16 @@ DECLARATIONS = {
         'keys': (
             Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=64, doc='Dimension of the four embedding tables.', group='general'),
             Key(name='loss_type', type=Str(choices=('BPR',)), default='BPR', doc='BPR: the target against one sampled negative (the only loss).', group='general'),
+        ),
+    },
+    'FwFM': {
+        'type': 'context',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=10, doc='Embedding size d of every feature field.', group='general'),
+            Key(name='dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.0, doc='Dropout on the summed pair products.', group='general'),
+            Key(name='fields', type=Optional(inner=Mapping_(values=ListOf(inner=Str(choices=()), min_length=0))), default=None, doc='Field groups: group id -> the features in it (none: every feature its own group).', group='general'),
         ),
     },
     'GCSAN': {
@@ -604,6 +634,19 @@ DECLARATIONS = {
             Key(name='loss_type', type=Str(choices=('CE', 'BPR')), default='CE', doc='CE: cross-entropy of the target against every item; BPR: the target against one sampled negative.', group='general'),
         ),
     },
+    'PNN': {
+        'type': 'context',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=10, doc='Embedding size d of every feature field.', group='general'),
+            Key(name='mlp_hidden_size', type=ListOf(inner=Int(minimum=1, maximum=None, exclusive_minimum=False), min_length=0), default=[128, 256, 128], doc='Sizes of the hidden layers of the deep part.', group='general'),
+            Key(name='dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.0, doc='Dropout rate before each hidden layer.', group='general'),
+            Key(name='use_inner', type=Bool(), default=True, doc="Feed the pairs' inner products to the MLP.", group='general'),
+            Key(name='use_outer', type=Bool(), default=False, doc="Feed the pairs' kernel outer products to the MLP.", group='general'),
+            Key(name='reg_weight', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=0.0, doc="Weight of the L2 norms of the MLP's weights.", group='general'),
+        ),
+    },
     'Pop': {
         'type': 'traditional',
         'input_type': 'pointwise',
@@ -837,6 +880,19 @@ DECLARATIONS = {
             Key(name='xgb_silent', type=Optional(inner=Bool()), default=None, doc='Accepted for RecBole files; XGBoost >= 1.0 ignores it.', group='general'),
             Key(name='xgb_nthread', type=Optional(inner=Int(minimum=-1, maximum=None, exclusive_minimum=False)), default=None, doc='Threads used to build the DMatrix (None: all).', group='general'),
             Key(name='xgb_verbose_eval', type=Anything(), default=50, doc='Log the validation metric every N rounds when it is computed (early stopping); false: never.', group='general'),
+        ),
+    },
+    'xDeepFM': {
+        'type': 'context',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=10, doc='Embedding size d of every feature field.', group='general'),
+            Key(name='mlp_hidden_size', type=ListOf(inner=Int(minimum=1, maximum=None, exclusive_minimum=False), min_length=0), default=[128, 128, 128], doc='Sizes of the hidden layers of the deep part.', group='general'),
+            Key(name='dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.2, doc='Dropout rate before each hidden layer.', group='general'),
+            Key(name='reg_weight', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=0.0005, doc='Weight of the L2 norms of the MLP, first-order and CIN weights.', group='general'),
+            Key(name='direct', type=Bool(), default=False, doc='Every CIN layer feeds both the next layer and the output whole.', group='general'),
+            Key(name='cin_layer_size', type=ListOf(inner=Int(minimum=1, maximum=None, exclusive_minimum=False), min_length=1), default=[100, 100, 100], doc='Sizes of the CIN layers.', group='general'),
         ),
     },
 }

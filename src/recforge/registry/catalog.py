@@ -10,6 +10,7 @@ here and a regenerated declarations file.
 from __future__ import annotations
 
 MODELS = {
+    "AFM": "recforge.models.context.interaction:AFM",
     "BERT4Rec": "recforge.models.sequential.bert4rec:BERT4Rec",
     "BPR": "recforge.models.general.bpr:BPR",
     "CFKG": "recforge.models.knowledge.cfkg:CFKG",
@@ -23,10 +24,12 @@ MODELS = {
     "DeepFM": "recforge.models.context.factorization:DeepFM",
     "FDSA": "recforge.models.sequential.fdsa:FDSA",
     "FEARec": "recforge.models.sequential.fearec:FEARec",
+    "FFM": "recforge.models.context.interaction:FFM",
     "FM": "recforge.models.context.factorization:FM",
     "FNN": "recforge.models.context.deep:FNN",
     "FOSSIL": "recforge.models.sequential.fossil:FOSSIL",
     "FPMC": "recforge.models.sequential.fpmc:FPMC",
+    "FwFM": "recforge.models.context.interaction:FwFM",
     "GCSAN": "recforge.models.sequential.gcsan:GCSAN",
     "GRU4Rec": "recforge.models.sequential.gru4rec:GRU4Rec",
     "GRU4RecCPR": "recforge.models.sequential.gru4reccpr:GRU4RecCPR",
@@ -53,6 +56,7 @@ MODELS = {
     "NGCF": "recforge.models.general.ngcf:NGCF",
     "NPE": "recforge.models.sequential.npe:NPE",
     "NextItNet": "recforge.models.sequential.nextitnet:NextItNet",
+    "PNN": "recforge.models.context.interaction:PNN",
     "Pop": "recforge.models.general.pop:Pop",
     "RepeatNet": "recforge.models.sequential.repeatnet:RepeatNet",
     "RippleNet": "recforge.models.knowledge.ripplenet:RippleNet",
@@ -69,6 +73,7 @@ MODELS = {
     "TransRec": "recforge.models.sequential.transrec:TransRec",
     "WideDeep": "recforge.models.context.deep:WideDeep",
     "XGBoost": "recforge.models.tree.xgboost:XGBoost",
+    "xDeepFM": "recforge.models.context.xdeepfm:xDeepFM",
 }
 
 TRAINERS = {

@@ -5,5 +5,22 @@ from recforge.models.context.base import ContextRecommender
 from recforge.models.context.cross import DCN, DCNV2
 from recforge.models.context.deep import FNN, WideDeep
 from recforge.models.context.factorization import FM, LR, NFM, DeepFM
+from recforge.models.context.interaction import AFM, FFM, PNN, FwFM
+from recforge.models.context.xdeepfm import xDeepFM
 
-__all__ = ["DCN", "DCNV2", "FM", "FNN", "LR", "NFM", "ContextRecommender", "DeepFM", "WideDeep"]
+__all__ = [
+    "AFM",
+    "DCN",
+    "DCNV2",
+    "FFM",
+    "FM",
+    "FNN",
+    "LR",
+    "NFM",
+    "PNN",
+    "ContextRecommender",
+    "DeepFM",
+    "FwFM",
+    "WideDeep",
+    "xDeepFM",
+]

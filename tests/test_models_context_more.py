@@ -1,0 +1,185 @@
+"""The pairwise-interaction context models (FwFM, AFM, PNN, FFM) against RecBole's formulations written out, on
+field vectors computed by hand from the data set's tables."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from recforge.data.columns import SeqColumn
+from recforge.data.interaction import Interaction
+from recforge.errors import ConfigError
+from test_models_context import NUMERICAL, built, field_vectors, hand_fields
+
+GROUPS = {  # field groups by source, listed in another order than the fields'
+    "item": ["item_id", "genres", "price", "vector"],
+    "user": ["user_id", "gender", "hobbies", "age"],
+    "context": ["device", "hour"],
+}
+
+
+def rows_of(tmp_path, model, **extra):
+    """The model on 'feat' with every numerical field, six test rows as a batch, and per row the fields' values
+    read by hand."""
+    _, train, _, test, net = built(tmp_path, model, numerical_features=NUMERICAL, **extra)
+    columns = {k: v[:6] for k, v in test.dataset.inter_feat.items() if not isinstance(v, SeqColumn)}
+    batch = Interaction({k: torch.as_tensor(v) for k, v in columns.items()})
+    fields = hand_fields(net, train.dataset, columns["user_id"], columns["item_id"], columns)
+    net.eval()
+    return net, train.dataset, batch, fields
+
+
+def first_order(net, ds, fields) -> float:
+    return sum(float(w[0]) for w in field_vectors(net, ds, "first_order", fields)) + float(net.first_order_bias)
+
+
+def recbole_pairs(n: int) -> list[tuple[int, int]]:
+    """RecBole's double loop over the pairs (its build_cross / fwfm_layer / FFM order)."""
+    return [(i, j) for i in range(n - 1) for j in range(i + 1, n)]
+
+
+@pytest.mark.parametrize("groups", [None, GROUPS])
+def test_fwfm_equals_recbole_formulation(tmp_path, groups):
+    net, ds, batch, rows = rows_of(tmp_path, "FwFM", fields=groups)
+    names = net.field_names
+    if groups is None:
+        group_of = {name: k for k, name in enumerate(names)}
+        assert net.pair_weight.shape == (10, 10)
+    else:  # groups numbered in the order they are listed
+        group_of = {name: k for k, members in enumerate(groups.values()) for name in members}
+        assert net.pair_weight.shape == (3, 3)
+    r = net.pair_weight.detach()
+    with torch.no_grad():
+        logits = net.logit(batch)
+        for row, fields in enumerate(rows):
+            e = field_vectors(net, ds, "embedding", fields)
+            pairs = sum(
+                float((e[i] * e[j] * r[group_of[names[i]], group_of[names[j]]]).sum()) for i, j in recbole_pairs(10)
+            )
+            assert math.isclose(float(logits[row]), first_order(net, ds, fields) + pairs, rel_tol=1e-5, abs_tol=1e-4)
+    # The pair weights are learned and saved (RecBole's are a plain tensor, never trained).
+    assert "pair_weight" in net.state_dict() and any(p is net.pair_weight for p in net.parameters())
+
+
+def test_fwfm_and_ffm_refuse_a_feature_in_no_group(tmp_path):
+    incomplete = {"item": ["item_id", "genres", "price", "vector"], "user": ["user_id"], "other": ["nothing_here"]}
+    for model in ("FwFM", "FFM"):
+        with pytest.raises(ConfigError, match=r"'fields': the features \['hobbies', 'device', 'gender'.*no group"):
+            built(tmp_path, model, numerical_features=NUMERICAL, fields=incomplete)
+
+
+def test_afm_equals_recbole_formulation(tmp_path):
+    net, ds, batch, rows = rows_of(tmp_path, "AFM")
+    W, h, p = net.attention.weight.detach(), net.attention_h.detach(), net.p.detach()
+    assert W.shape == (25, 10) and h.shape == (25,)
+    with torch.no_grad():
+        logits = net.logit(batch)
+        for row, fields in enumerate(rows):
+            e = field_vectors(net, ds, "embedding", fields)
+            products = [e[i] * e[j] for i, j in recbole_pairs(10)]
+            signals = torch.stack([(torch.relu(W @ x) * h).sum() for x in products])
+            attention = torch.exp(signals - signals.max()) / torch.exp(signals - signals.max()).sum()
+            pooled = sum(a * x for a, x in zip(attention, products, strict=True))
+            expected = first_order(net, ds, fields) + float((pooled * p).sum())
+            assert math.isclose(float(logits[row]), expected, rel_tol=1e-5, abs_tol=1e-4)
+    expected_reg = 2.0 * math.sqrt(float((W**2).sum()))
+    assert math.isclose(float(net.regularisation().detach()), expected_reg, rel_tol=1e-6)
+
+
+def recbole_outer(feat_emb: torch.Tensor, kernel: torch.Tensor, n: int) -> torch.Tensor:
+    """RecBole's OuterProductLayer.forward."""
+    row, col = zip(*recbole_pairs(n), strict=True)
+    p, q = feat_emb[:, list(row)], feat_emb[:, list(col)]
+    p = (p.unsqueeze(1) * kernel.unsqueeze(0)).sum(dim=-1)  # [B, d, P]
+    return (p.transpose(2, 1) * q).sum(dim=-1)
+
+
+@pytest.mark.parametrize(("inner", "outer"), [(True, False), (True, True), (False, True), (False, False)])
+def test_pnn_equals_recbole_formulation(tmp_path, inner, outer):
+    net, ds, batch, rows = rows_of(tmp_path, "PNN", use_inner=inner, use_outer=outer, reg_weight=0.5)
+    with torch.no_grad():
+        x = torch.stack([torch.stack(field_vectors(net, ds, "embedding", fields)) for fields in rows])  # [6, F, d]
+        parts = [x.flatten(1)]
+        if inner:
+            parts.append(torch.stack([(x[:, i] * x[:, j]).sum(1) for i, j in recbole_pairs(10)], dim=1))
+        if outer:
+            assert net.kernel.shape == (10, 45, 10)
+            parts.append(recbole_outer(x, net.kernel, 10))
+        hidden = torch.cat(parts, dim=1)
+        assert hidden.shape[1] == 100 + 45 * (inner + outer)
+        for layer in [m for m in net.mlp if isinstance(m, torch.nn.Linear)]:
+            hidden = torch.relu(hidden @ layer.weight.T + layer.bias)
+        expected = (hidden @ net.predict_layer.weight.T + net.predict_layer.bias).squeeze(1)
+        assert torch.allclose(net.logit(batch), expected, rtol=1e-4, atol=1e-4)
+    weights = [net.mlp[1].weight, net.mlp[4].weight, net.mlp[7].weight]  # Dropout, Linear, ReLU per layer
+    expected_reg = 0.5 * sum(math.sqrt(float((w.detach() ** 2).sum())) for w in weights)
+    assert math.isclose(float(net.regularisation().detach()), expected_reg, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("groups", [None, GROUPS])
+def test_ffm_equals_recbole_formulation(tmp_path, groups):
+    net, ds, batch, rows = rows_of(tmp_path, "FFM", fields=groups)
+    names = net.field_names
+    if groups is None:
+        group_of = {name: k for k, name in enumerate(names)}
+    else:
+        group_of = {name: k for k, members in enumerate(groups.values()) for name in members}
+    tables = [net.embedding, *net.field_aware]
+    assert len(tables) == len(set(group_of.values()))
+    with torch.no_grad():
+        logits = net.logit(batch)
+        for row, fields in enumerate(rows):
+            # v[g][f]: feature f's vector for group g, each group's tables read by hand
+            v = [field_vectors(SimpleNamespace(embedding=table), ds, "embedding", fields) for table in tables]
+            pairs = sum(
+                float((v[group_of[names[j]]][i] * v[group_of[names[i]]][j]).sum()) for i, j in recbole_pairs(10)
+            )
+            assert math.isclose(float(logits[row]), first_order(net, ds, fields) + pairs, rel_tol=1e-5, abs_tol=1e-4)
+    # token_seq tables are field-aware too (RecBole's share one list across the fields)
+    assert net.field_aware[0].token_seq[0].weight.data_ptr() != net.embedding.token_seq[0].weight.data_ptr()
+    assert not torch.equal(net.field_aware[0].token_seq[0].weight, net.embedding.token_seq[0].weight)
+
+
+def recbole_cin(x: torch.Tensor, net) -> torch.Tensor:
+    """RecBole's compressed_interaction_network (einsum, view, Conv1d, ReLU, torch.split)."""
+    batch, m, d = x.shape
+    hidden_layers, final = [x], []
+    field_nums = [m]
+    for i, size in enumerate(net.cin_layer_size):
+        z = torch.einsum("bhd,bmd->bhmd", hidden_layers[-1], hidden_layers[0]).view(batch, m * field_nums[i], d)
+        out = torch.relu(torch.nn.functional.conv1d(z, net.cin[i].weight, net.cin[i].bias))
+        if net.direct:
+            direct, nxt = out, out
+            field_nums.append(size)
+        elif i != len(net.cin_layer_size) - 1:
+            nxt, direct = torch.split(out, 2 * [size // 2], 1)
+            field_nums.append(size // 2)
+        else:
+            direct, nxt = out, 0
+        final.append(direct)
+        hidden_layers.append(nxt)
+    return torch.cat(final, dim=1).sum(-1)
+
+
+@pytest.mark.parametrize(
+    ("direct", "sizes", "used", "out"), [(False, [7, 6, 5], [6, 6, 4], 10), (True, [7, 5], [7, 5], 12)]
+)
+def test_xdeepfm_equals_recbole_formulation(tmp_path, direct, sizes, used, out, caplog):
+    net, ds, batch, rows = rows_of(tmp_path, "xDeepFM", direct=direct, cin_layer_size=sizes, mlp_hidden_size=[8, 4])
+    assert net.cin_layer_size == used and net.cin_linear.in_features == out
+    assert ("CIN layer sizes before the last must be even" in caplog.text) is not direct
+    with torch.no_grad():
+        x = torch.stack([torch.stack(field_vectors(net, ds, "embedding", fields)) for fields in rows])
+        assert torch.allclose(net.compressed_interaction(x), recbole_cin(x, net), rtol=1e-4, atol=1e-4)
+        deep = x.flatten(1)
+        for layer in [m for m in net.mlp if isinstance(m, torch.nn.Linear)]:
+            deep = torch.relu(deep @ layer.weight.T + layer.bias)  # ReLU after the 1-unit layer too
+        cin = recbole_cin(x, net) @ net.cin_linear.weight.T + net.cin_linear.bias
+        first = torch.tensor([first_order(net, ds, fields) for fields in rows])
+        assert torch.allclose(net.logit(batch), first + (cin + deep).squeeze(1), rtol=1e-4, atol=1e-3)
+    weights = [m.weight for m in net.mlp if isinstance(m, torch.nn.Linear)] + [c.weight for c in net.cin]
+    first_tables = [net.first_order.token.weight, *[t.weight for t in net.first_order.token_seq]]
+    first_tables += [net.first_order.numeric.weight, net.first_order.numeric_seq[0].weight]
+    expected = 5e-4 * sum(math.sqrt(float((w.detach() ** 2).sum())) for w in weights + first_tables)
+    assert math.isclose(float(net.regularisation().detach()), expected, rel_tol=1e-5)
