@@ -45,7 +45,12 @@ RANKED_LABELS = {
 }
 # Pointwise training memorises the sampled negatives (own-community items included) within 40 epochs at lr 0.05.
 CONTEXT = {**RANKED_LABELS, "learning_rate": 0.01, "epochs": 20, "train_batch_size": 16}
-TRAINING.update({name: CONTEXT for name in ("LR", "FM", "DeepFM", "NFM", "WideDeep", "FNN", "FwFM", "PNN", "FFM")})
+TRAINING.update(
+    {
+        name: CONTEXT
+        for name in ("LR", "FM", "DeepFM", "NFM", "WideDeep", "FNN", "FwFM", "PNN", "FFM", "AutoInt", "FiGNN")
+    }
+)
 TRAINING.update({name: {**CONTEXT, "reg_weight": 0.01} for name in ("DCN", "DCNV2", "AFM")})
 TRAINING["xDeepFM"] = {**CONTEXT, "epochs": 10}  # its CIN memorises the sampled negatives by epoch 20
 TRAINING["XGBoost"] = {**RANKED_LABELS, "epochs": 1}

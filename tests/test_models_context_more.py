@@ -1,6 +1,7 @@
 """The pairwise-interaction context models (FwFM, AFM, PNN, FFM) against RecBole's formulations written out, on
 field vectors computed by hand from the data set's tables."""
 
+import itertools
 import math
 from types import SimpleNamespace
 
@@ -183,3 +184,80 @@ def test_xdeepfm_equals_recbole_formulation(tmp_path, direct, sizes, used, out, 
     first_tables += [net.first_order.numeric.weight, net.first_order.numeric_seq[0].weight]
     expected = 5e-4 * sum(math.sqrt(float((w.detach() ** 2).sum())) for w in weights + first_tables)
     assert math.isclose(float(net.regularisation().detach()), expected, rel_tol=1e-5)
+
+
+def attention_by_hand(x: torch.Tensor, mha: torch.nn.MultiheadAttention) -> torch.Tensor:
+    """Multi-head self-attention over [B, F, A] written out (eval mode: no dropout)."""
+    batch, fields, size = x.shape
+    heads = mha.num_heads
+    q, k, v = (x @ mha.in_proj_weight.T + mha.in_proj_bias).chunk(3, dim=-1)
+
+    def split(t):
+        return t.view(batch, fields, heads, size // heads).transpose(1, 2)  # [B, H, F, A / H]
+
+    weights = torch.softmax(split(q) @ split(k).transpose(-1, -2) / math.sqrt(size // heads), dim=-1)
+    out = (weights @ split(v)).transpose(1, 2).reshape(batch, fields, size)
+    return out @ mha.out_proj.weight.T + mha.out_proj.bias
+
+
+def linear(x, layer):
+    return x @ layer.weight.T + (layer.bias if layer.bias is not None else 0)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_autoint_equals_recbole_formulation(tmp_path, residual):
+    net, ds, batch, rows = rows_of(tmp_path, "AutoInt", has_residual=residual, n_layers=2, mlp_hidden_size=[8, 4])
+    assert len(net.self_attns) == 2 and (net.v_res_embedding is not None) is residual
+    with torch.no_grad():
+        x = torch.stack([torch.stack(field_vectors(net, ds, "embedding", fields)) for fields in rows])
+        cross = linear(x, net.att_embedding)
+        for mha in net.self_attns:
+            cross = attention_by_hand(cross, mha)
+        if residual:
+            cross = cross + linear(x, net.v_res_embedding)
+        attention = linear(torch.relu(cross).reshape(6, -1), net.attn_fc).squeeze(1)
+        deep = x.flatten(1)
+        for layer in [m for m in net.mlp if isinstance(m, torch.nn.Linear)]:
+            deep = torch.relu(linear(deep, layer))
+        deep = linear(deep, net.deep_predict_layer).squeeze(1)
+        first = torch.tensor([first_order(net, ds, fields) for fields in rows])
+        assert torch.allclose(net.logit(batch), first + attention + deep, rtol=1e-4, atol=1e-4)
+
+
+def test_attention_heads_must_divide_the_size(tmp_path):
+    for model in ("AutoInt", "FiGNN"):
+        with pytest.raises(ConfigError, match="'num_heads': 3 does not divide attention_size 16"):
+            built(tmp_path, model, num_heads=3)
+
+
+def recbole_fignn(x: torch.Tensor, net) -> torch.Tensor:
+    """RecBole's fignn_layer (eval mode) with the attention written out."""
+    fields, size = x.shape[1], net.att_embedding.out_features
+    att = torch.relu(attention_by_hand(linear(x, net.att_embedding), net.self_attn) + linear(x, net.v_res_embedding))
+    src, dst = zip(*itertools.product(range(fields), repeat=2), strict=True)
+    concat = torch.cat([att[:, list(src)], att[:, list(dst)]], dim=-1)
+    alpha = torch.nn.functional.leaky_relu(linear(concat, net.W_attn), 0.01).view(-1, fields, fields)
+    graph = torch.softmax(alpha.masked_fill(torch.eye(fields).bool(), float("-inf")), dim=-1)
+    h = att
+    for layer in net.gnn:
+        h_out = torch.matmul(layer.W_out, h.unsqueeze(-1)).squeeze(-1)
+        a = torch.matmul(layer.W_in, torch.bmm(graph, h_out).unsqueeze(-1)).squeeze(-1) + layer.bias_p
+        h = net.gru_cell(a.view(-1, size), h.reshape(-1, size)).view(-1, fields, size) + att
+    score = linear(h, net.mlp1).squeeze(-1)
+    return (linear(h.flatten(1), net.mlp2) * score).sum(dim=1)
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_fignn_equals_recbole_formulation(tmp_path, layers):
+    net, ds, batch, rows = rows_of(tmp_path, "FiGNN", n_layers=layers)
+    assert len(net.gnn) == layers - 1
+    with torch.no_grad():
+        x = torch.stack([torch.stack(field_vectors(net, ds, "embedding", fields)) for fields in rows])
+        expected = recbole_fignn(x, net)
+        assert torch.allclose(net.logit(batch), expected, rtol=1e-4, atol=1e-4)
+        graph = net.graph(
+            torch.relu(net.self_attn(*[linear(x, net.att_embedding)] * 3)[0] + linear(x, net.v_res_embedding))
+        )
+        assert (
+            torch.allclose(graph.sum(-1), torch.ones(6, 10)) and float(graph.diagonal(dim1=1, dim2=2).abs().max()) == 0
+        )

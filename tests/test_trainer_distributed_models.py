@@ -46,7 +46,6 @@ NO_DROPOUT = {
     "dropout_prob": 0.0,
     "hidden_dropout_prob": 0.0,
     "attn_dropout_prob": 0.0,
-    "dropout_probs": [0.0, 0.0],
     "sess_dropout": 0.0,
     "item_dropout": 0.0,
 }
@@ -122,6 +121,9 @@ def settings(root: Path, model: str, where: str) -> dict:
         "show_progress": False,
         **{key: value for key, value in NO_DROPOUT.items() if key in own},
     }
+    for key in declared_keys(cls) or ():
+        if key.name == "dropout_probs":  # NARM's two rates, AutoInt's three
+            values["dropout_probs"] = [0.0] * len(key.default)
     if "num_clusters" in own:
         values["num_clusters"] = 4  # NCL on 30 users
     if "selected_features" in own:  # the feature-aware sequential models read the items' genres

@@ -16,6 +16,20 @@ DECLARATIONS = {
             Key(name='reg_weight', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=2.0, doc='Weight of the L2 norm of the attention weight W.', group='general'),
         ),
     },
+    'AutoInt': {
+        'type': 'context',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=10, doc='Embedding size d of every feature field.', group='general'),
+            Key(name='attention_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=16, doc="Size A of the fields' attention vectors.", group='general'),
+            Key(name='n_layers', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=3, doc='Number of attention (AutoInt) or graph (FiGNN) layers.', group='general'),
+            Key(name='num_heads', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=2, doc='Attention heads (they divide attention_size).', group='general'),
+            Key(name='dropout_probs', type=ListOf(inner=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), min_length=3), default=[0.2, 0.2, 0.2], doc="Dropout of the attention weights, of the MLP, and a third without effect (RecBole's).", group='general'),
+            Key(name='mlp_hidden_size', type=ListOf(inner=Int(minimum=1, maximum=None, exclusive_minimum=False), min_length=0), default=[128, 128], doc='Sizes of the hidden layers of the deep part.', group='general'),
+            Key(name='has_residual', type=Bool(), default=False, doc='Add a linear map of the embeddings to the attention output.', group='general'),
+        ),
+    },
     'BERT4Rec': {
         'type': 'sequential',
         'input_type': 'pointwise',
@@ -254,6 +268,19 @@ DECLARATIONS = {
         'keys': (
             Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=64, doc='Dimension of the four embedding tables.', group='general'),
             Key(name='loss_type', type=Str(choices=('BPR',)), default='BPR', doc='BPR: the target against one sampled negative (the only loss).', group='general'),
+        ),
+    },
+    'FiGNN': {
+        'type': 'context',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=10, doc='Embedding size d of every feature field.', group='general'),
+            Key(name='attention_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=16, doc="Size A of the fields' attention vectors.", group='general'),
+            Key(name='n_layers', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=2, doc='Number of attention (AutoInt) or graph (FiGNN) layers.', group='general'),
+            Key(name='num_heads', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=2, doc='Attention heads (they divide attention_size).', group='general'),
+            Key(name='hidden_dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.2, doc='Dropout of the projected embeddings.', group='general'),
+            Key(name='attn_dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.2, doc='Dropout of the attention weights.', group='general'),
         ),
     },
     'FwFM': {

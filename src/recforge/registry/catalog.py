@@ -11,6 +11,7 @@ from __future__ import annotations
 
 MODELS = {
     "AFM": "recforge.models.context.interaction:AFM",
+    "AutoInt": "recforge.models.context.attention:AutoInt",
     "BERT4Rec": "recforge.models.sequential.bert4rec:BERT4Rec",
     "BPR": "recforge.models.general.bpr:BPR",
     "CFKG": "recforge.models.knowledge.cfkg:CFKG",
@@ -29,6 +30,7 @@ MODELS = {
     "FNN": "recforge.models.context.deep:FNN",
     "FOSSIL": "recforge.models.sequential.fossil:FOSSIL",
     "FPMC": "recforge.models.sequential.fpmc:FPMC",
+    "FiGNN": "recforge.models.context.attention:FiGNN",
     "FwFM": "recforge.models.context.interaction:FwFM",
     "GCSAN": "recforge.models.sequential.gcsan:GCSAN",
     "GRU4Rec": "recforge.models.sequential.gru4rec:GRU4Rec",

@@ -1,6 +1,7 @@
 """Context-aware models: pairs scored from user, item and interaction feature fields (RecBole's
 ``context_aware_recommender`` family), trained on labelled rows."""
 
+from recforge.models.context.attention import AutoInt, FiGNN
 from recforge.models.context.base import ContextRecommender
 from recforge.models.context.cross import DCN, DCNV2
 from recforge.models.context.deep import FNN, WideDeep
@@ -18,8 +19,10 @@ __all__ = [
     "LR",
     "NFM",
     "PNN",
+    "AutoInt",
     "ContextRecommender",
     "DeepFM",
+    "FiGNN",
     "FwFM",
     "WideDeep",
     "xDeepFM",
