@@ -261,3 +261,37 @@ def test_fignn_equals_recbole_formulation(tmp_path, layers):
         assert (
             torch.allclose(graph.sum(-1), torch.ones(6, 10)) and float(graph.diagonal(dim1=1, dim2=2).abs().max()) == 0
         )
+
+
+def tower_by_hand(x: torch.Tensor, mlp) -> torch.Tensor:
+    """RecBole's MLPLayers in eval mode: Linear, BatchNorm1d (running statistics), tanh per layer."""
+    layers = list(mlp)
+    for linear_layer, norm in zip(layers[1::4], layers[2::4], strict=True):
+        x = x @ linear_layer.weight.T + linear_layer.bias
+        x = (x - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps) * norm.weight + norm.bias
+        x = torch.tanh(x)
+    return x
+
+
+def test_dssm_equals_recbole_formulation(tmp_path):
+    net, ds, batch, rows = rows_of(tmp_path, "DSSM", mlp_hidden_size=[16, 8])
+    # The towers: the user's fields and the item's, in RecBole's order (token_seq, token, float_seq, float);
+    # the context columns device and hour in neither.
+    assert net.field_names == ["hobbies", "genres", "user_id", "item_id", "gender", "vector", "age", "price"]
+    user_names, item_names = ["hobbies", "user_id", "gender", "age"], ["genres", "item_id", "vector", "price"]
+    assert net.user_mlp[1].in_features == 40 and net.item_mlp[1].in_features == 40
+    net.train()
+    with torch.no_grad():
+        net.logit(batch)  # moves the batch norms' running statistics away from their start
+    net.eval()
+    with torch.no_grad():
+        for row, fields in enumerate(rows):
+            e = dict(zip(net.field_names, field_vectors(net, ds, "embedding", fields), strict=True))
+            user = tower_by_hand(torch.cat([e[n] for n in user_names]).unsqueeze(0), net.user_mlp)
+            item = tower_by_hand(torch.cat([e[n] for n in item_names]).unsqueeze(0), net.item_mlp)
+            cosine = float((user * item).sum() / (user.norm() * item.norm()))
+            assert math.isclose(float(net.logit(batch)[row]), cosine, rel_tol=1e-4, abs_tol=1e-5)
+        assert torch.allclose(net.predict(batch), torch.sigmoid(net.logit(batch)))
+    assert float(net.user_mlp[2].running_mean.abs().sum()) > 0
+    with pytest.raises(ConfigError, match="'double_tower'"):
+        built(tmp_path, "DSSM", double_tower=False)

@@ -70,6 +70,7 @@ APPROXIMATE = {
     "DCN": (None, 1e-2, "batch normalisation"),
     "DCNV2": (None, 1e-2, "batch normalisation"),
     "NFM": (None, 1e-2, "batch normalisation"),
+    "DSSM": (None, 1e-2, "batch normalisation"),
     "DIN": (None, 1e-2, "batch normalisation"),
     "DIEN": (None, 1e-2, "batch normalisation"),
     # Random numbers drawn per row of the batch: one process and two draw them for other rows.

@@ -164,6 +164,17 @@ DECLARATIONS = {
             Key(name='pooling_mode', type=Str(choices=('mean', 'sum', 'max')), default='mean', doc='Pooling of token_seq features.', group='general'),
         ),
     },
+    'DSSM': {
+        'type': 'context',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=10, doc='Embedding size d of every feature field.', group='general'),
+            Key(name='mlp_hidden_size', type=ListOf(inner=Int(minimum=1, maximum=None, exclusive_minimum=False), min_length=0), default=[256, 256, 256], doc='Sizes of the hidden layers of the deep part.', group='general'),
+            Key(name='dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.3, doc='Dropout rate before each hidden layer.', group='general'),
+            Key(name='double_tower', type=Bool(), default=True, doc='Split the fields into a user and an item tower (DSSM needs it).', group='general'),
+        ),
+    },
     'DeepFM': {
         'type': 'context',
         'input_type': 'pointwise',

@@ -22,6 +22,7 @@ MODELS = {
     "DCNV2": "recforge.models.context.cross:DCNV2",
     "DIEN": "recforge.models.sequential.dien:DIEN",
     "DIN": "recforge.models.sequential.din:DIN",
+    "DSSM": "recforge.models.context.dssm:DSSM",
     "DeepFM": "recforge.models.context.factorization:DeepFM",
     "FDSA": "recforge.models.sequential.fdsa:FDSA",
     "FEARec": "recforge.models.sequential.fearec:FEARec",

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from recforge.config.types import Float, Int, Key, ListOf
-from recforge.data.features.fields import feature_fields
+from recforge.data.features.fields import FeatureField, feature_fields
 from recforge.models.base import Recommender
 from recforge.models.context.fields import FieldEmbedding, FieldInputs, mlp_layers
 from recforge.models.init import xavier_normal_initialization
@@ -47,7 +47,7 @@ class ContextRecommender(Recommender):
         self.LABEL: str = config["LABEL_FIELD"]
         self.embedding_size: int = config["embedding_size"]
         numerical = list(config["numerical_features"] or [])
-        self.inputs = FieldInputs(dataset, feature_fields(dataset, config, floats=numerical))
+        self.inputs = FieldInputs(dataset, self.select_fields(feature_fields(dataset, config, floats=numerical)))
         fields = self.inputs.fields
         dims = {f.name: dataset.num(f.name) for f in fields if f.type.startswith("token")}
         self.field_names = [f.name for f in fields]
@@ -56,6 +56,10 @@ class ContextRecommender(Recommender):
         self.first_order = FieldEmbedding(fields, dims, 1, seq_pool="sum")
         self.first_order_bias = nn.Parameter(torch.zeros(1))
         self.loss_fn = nn.BCEWithLogitsLoss()
+
+    def select_fields(self, fields: list[FeatureField]) -> list[FeatureField]:
+        """The feature fields the model embeds, from all of them (all, unless a model says otherwise)."""
+        return fields
 
     def build_deep_part(self, config, activation: str = "relu") -> None:
         """``mlp`` over the concatenated field embeddings (``mlp_hidden_size``, ``dropout_prob``) and
