@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recforge.errors import ConfigError
+from recforge.errors import ConfigError, TrainingInterrupted
 from recforge.quick_start import run
 from recforge.registry import get_model_class, get_trainer
 from recforge.trainer import PretrainTrainer, S3RecTrainer, Trainer
 from recforge.trainer.checkpoint import load_checkpoint
 from recforge.utils import init_seed
 from sequential_data import cycle_config, cycle_loaders, write_cycle
+from test_trainer_resume import InterruptAt, assert_same, summary
 
 SMALL = {"hidden_size": 16, "inner_size": 32, "train_batch_size": 64}
 
@@ -155,3 +156,31 @@ def test_a_file_pretrained_on_another_data_set_is_refused(cycle_root, tmp_path):
     other = cycle_loaders(config)[0]
     with pytest.raises(ConfigError, match="was pretrained on data set 'cycle', not 'other'"):
         get_model_class("S3Rec")(config, other.dataset)
+
+
+def test_finetuning_interrupted_and_resumed_ends_where_one_run_ends(cycle_root):
+    """Across the pretrain -> finetune boundary: a fine-tuning run (built from ``pre_model_path``) stopped after
+    epoch 2 and resumed from its last checkpoint equals an uninterrupted one bit for bit (the resumed model is
+    built from the pretrained file again, then the checkpoint's weights replace it)."""
+    _, train, trainer = pretraining(cycle_root, "boundary", pretrain_epochs=1, save_step=1)
+    trainer.fit(train, verbose=False)
+    path = str(cycle_root / "boundary" / "S3Rec-cycle-1.pth")
+
+    def finetuning(run: str, seed: int):
+        config = cycle_config(cycle_root, "S3Rec", train_stage="finetune", pre_model_path=path, **SMALL, epochs=4)
+        train, valid, test = cycle_loaders(config)
+        init_seed(seed)
+        model = get_model_class("S3Rec")(config, train.dataset)
+        return get_trainer(type(model))(config, model, run_dir=cycle_root / run), train, valid, test
+
+    straight, train, valid, test = finetuning("ft-straight", 2020)
+    straight.fit(train, valid, verbose=False)
+    expected = summary(straight, test)
+    first, train, valid, _ = finetuning("ft-stopped", 2020)
+    first.callbacks.append(InterruptAt(2))
+    with pytest.raises(TrainingInterrupted):
+        first.fit(train, valid, verbose=False)
+    resumed, train, valid, test = finetuning("ft-stopped", 99)
+    resumed.resume_checkpoint(cycle_root / "ft-stopped" / "checkpoints" / "last.pth")
+    resumed.fit(train, valid, verbose=False)
+    assert_same(summary(resumed, test), expected)
