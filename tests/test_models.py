@@ -48,7 +48,21 @@ CONTEXT = {**RANKED_LABELS, "learning_rate": 0.01, "epochs": 20, "train_batch_si
 TRAINING.update(
     {
         name: CONTEXT
-        for name in ("LR", "FM", "DeepFM", "NFM", "WideDeep", "FNN", "FwFM", "PNN", "FFM", "AutoInt", "FiGNN", "DSSM")
+        for name in (
+            "LR",
+            "FM",
+            "DeepFM",
+            "NFM",
+            "WideDeep",
+            "FNN",
+            "FwFM",
+            "PNN",
+            "FFM",
+            "AutoInt",
+            "FiGNN",
+            "DSSM",
+            "EulerNet",
+        )
     }
 )
 TRAINING.update({name: {**CONTEXT, "reg_weight": 0.01} for name in ("DCN", "DCNV2", "AFM")})

@@ -295,3 +295,45 @@ def test_dssm_equals_recbole_formulation(tmp_path):
     assert float(net.user_mlp[2].running_mean.abs().sum()) > 0
     with pytest.raises(ConfigError, match="'double_tower'"):
         built(tmp_path, "DSSM", double_tower=False)
+
+
+def recbole_euler_layer(r, p, layer, d):
+    """RecBole's EulerInteractionLayer.forward in eval mode."""
+    lam, theta = r**2 + p**2 + 1e-8, torch.atan2(p, r)
+    lam, theta = lam.reshape(lam.shape[0], -1, d), theta.reshape(theta.shape[0], -1, d)
+    lam = 0.5 * torch.log(lam)
+    lam, theta = torch.transpose(lam, -2, -1), torch.transpose(theta, -2, -1)
+    lam, theta = lam @ layer.inter_orders + layer.bias_lam, theta @ layer.inter_orders + layer.bias_theta
+    lam = torch.exp(lam)
+    lam, theta = torch.transpose(lam, -2, -1), torch.transpose(theta, -2, -1)
+    r, p = r.reshape(r.shape[0], -1), p.reshape(p.shape[0], -1)
+    r, p = torch.relu(linear(r, layer.im)), torch.relu(linear(p, layer.im))
+    r, p = r.reshape(r.shape[0], -1, d), p.reshape(p.shape[0], -1, d)
+    o_r, o_p = r + lam * torch.cos(theta), p + lam * torch.sin(theta)
+    if layer.apply_norm:
+        o_r = torch.nn.functional.layer_norm(o_r, [d], layer.norm_r.weight, layer.norm_r.bias)
+        o_p = torch.nn.functional.layer_norm(o_p, [d], layer.norm_p.weight, layer.norm_p.bias)
+    return o_r, o_p
+
+
+@pytest.mark.parametrize(("orders", "norm"), [([30], False), ([7, 5], True)])
+def test_eulernet_equals_recbole_formulation(tmp_path, orders, norm):
+    net, ds, batch, rows = rows_of(tmp_path, "EulerNet", order_list=orders, apply_norm=norm)
+    assert [layer.inter_orders.shape for layer in net.layers] == list(zip([10, *orders], orders, strict=False))
+    # RecBole's init: nearly one-hot columns of inter_orders, N(0, 0.1) implicit weights, N(0, 0.01) output map
+    assert torch.allclose(net.layers[0].inter_orders.sum(0), torch.ones(orders[0]))
+    im, reg = net.layers[0].im.weight.detach(), net.reg.weight.detach()
+    assert 0.08 < float(im.std()) < 0.12 and float(net.layers[0].im.bias.detach().abs().sum()) == 0
+    assert 0.005 < float(reg.std()) < 0.015
+    with torch.no_grad():
+        net.mu.mul_(torch.linspace(0.5, 1.5, 10).view(1, 10, 1))  # a mu that is not all ones
+        x = torch.stack([torch.stack(field_vectors(net, ds, "embedding", fields)) for fields in rows])
+        r, p = net.mu * torch.cos(x), net.mu * torch.sin(x)
+        for layer in net.layers:
+            r, p = recbole_euler_layer(r, p, layer, 16)
+        expected = (linear(r.reshape(6, -1), net.reg) + linear(p.reshape(6, -1), net.reg)).squeeze(1)
+        assert torch.allclose(net.logit(batch), expected, rtol=1e-4, atol=1e-5)
+    params = [*net.layers.parameters(), net.mu, net.reg.weight, net.reg.bias]
+    assert len(params) == 9 * len(orders) + 3  # the unused layer norms count, as in RecBole's RegularLoss
+    expected_reg = 1e-5 * sum(math.sqrt(float((w.detach() ** 2).sum())) for w in params)
+    assert math.isclose(float(net.regularisation().detach()), expected_reg, rel_tol=1e-5)

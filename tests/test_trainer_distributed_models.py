@@ -48,6 +48,8 @@ NO_DROPOUT = {
     "attn_dropout_prob": 0.0,
     "sess_dropout": 0.0,
     "item_dropout": 0.0,
+    "drop_ex": 0.0,
+    "drop_im": 0.0,
 }
 SEQUENTIAL = {  # the examples of each user's interactions in the order of the float column 'hour'
     "TIME_FIELD": "hour",

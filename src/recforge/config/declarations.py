@@ -185,6 +185,19 @@ DECLARATIONS = {
             Key(name='dropout_prob', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.2, doc='Dropout rate before each hidden layer.', group='general'),
         ),
     },
+    'EulerNet': {
+        'type': 'context',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=16, doc='Embedding size d of every feature field.', group='general'),
+            Key(name='order_list', type=ListOf(inner=Int(minimum=1, maximum=None, exclusive_minimum=False), min_length=1), default=[30], doc='Output fields of each Euler layer.', group='general'),
+            Key(name='drop_ex', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.3, doc='Dropout of the log-moduli and phases.', group='general'),
+            Key(name='drop_im', type=Float(minimum=0.0, maximum=1.0, exclusive_minimum=False), default=0.3, doc='Dropout of the real and imaginary parts.', group='general'),
+            Key(name='apply_norm', type=Bool(), default=False, doc="Layer-norm each layer's real and imaginary outputs.", group='general'),
+            Key(name='reg_weight', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=1e-05, doc='Weight of the L2 norms of every non-embedding parameter.', group='general'),
+        ),
+    },
     'FDSA': {
         'type': 'sequential',
         'input_type': 'pointwise',

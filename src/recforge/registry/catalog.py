@@ -24,6 +24,7 @@ MODELS = {
     "DIN": "recforge.models.sequential.din:DIN",
     "DSSM": "recforge.models.context.dssm:DSSM",
     "DeepFM": "recforge.models.context.factorization:DeepFM",
+    "EulerNet": "recforge.models.context.eulernet:EulerNet",
     "FDSA": "recforge.models.sequential.fdsa:FDSA",
     "FEARec": "recforge.models.sequential.fearec:FEARec",
     "FFM": "recforge.models.context.interaction:FFM",

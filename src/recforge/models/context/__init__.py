@@ -6,6 +6,7 @@ from recforge.models.context.base import ContextRecommender
 from recforge.models.context.cross import DCN, DCNV2
 from recforge.models.context.deep import FNN, WideDeep
 from recforge.models.context.dssm import DSSM
+from recforge.models.context.eulernet import EulerNet
 from recforge.models.context.factorization import FM, LR, NFM, DeepFM
 from recforge.models.context.interaction import AFM, FFM, PNN, FwFM
 from recforge.models.context.xdeepfm import xDeepFM
@@ -24,6 +25,7 @@ __all__ = [
     "AutoInt",
     "ContextRecommender",
     "DeepFM",
+    "EulerNet",
     "FiGNN",
     "FwFM",
     "WideDeep",
