@@ -7,10 +7,7 @@ import json
 import logging
 import re
 import shutil
-import struct
-import subprocess
 import xml.etree.ElementTree as ET
-import zlib
 from pathlib import Path
 
 import pytest
@@ -216,19 +213,26 @@ def test_two_runs_are_compared_side_by_side(runs, tmp_path):
     html = out.read_text()
     assert re.findall(r'<tr data-run="([^"]+)"', render_report(a.parent)) == [a.name, b.name]  # the folder of both
     table = re.search(r'<table class="runs sortable">.*?</table>', html, flags=re.S).group(0)
-    rows = re.findall(r'<tr data-run="([^"]+)">(.*?)</tr>', table)
+    rows = re.findall(r'<tr data-run="([^"]+)"[^>]*>(.*?)</tr>', table)
     assert [name for name, _ in rows] == [a.name, b.name]
-    assert "learning_rate=0.05" in rows[0][1] and "learning_rate=0.002" in rows[1][1]
-    assert "epochs=4" in rows[0][1] and "seed=" not in rows[0][1]  # only the keys that differ between the runs
+    # Named by model and the values that differ (epochs, learning rate); a column per differing key.
+    labels = [re.search(r'<span class="run-label">([^<]+)</span>', row).group(1) for _, row in rows]
+    assert labels == ["BPR epochs=4 lr=0.05", "BPR epochs=3 lr=0.002"]
+    header = re.findall(r'<th[^>]* title="([^"]+)"', table)
+    assert {"config epochs", "config learning_rate"} <= set(header) and "config seed" not in header
     for (_, row), run_dir in zip(rows, (a, b), strict=True):
         values = [float(v) for v in re.findall(r'data-value="([0-9.e+-]+)"', row)]
         assert metrics(run_dir)["best_valid_score"] in values
         assert all(v in values for v in metrics(run_dir)["test_result"].values())
+    assert 'data-value="0.05"' in rows[0][1] and 'data-value="0.002"' in rows[1][1]
     assert table.count('data-sort="number"') > 3
-    # Every curve: one line per run, in the run's colour; each run's best epoch marked.
+    # Every curve: one line per run, in the run's colour, named by its label; each run's best epoch marked.
     for chart in charts(html):
+        if any(g.get("class") == "bar" for g in chart.iter()):
+            continue  # the bar chart of the final results
         lines = [g for g in chart.iter() if g.get("class") == "series"]
         assert [g.get("data-run") for g in lines] == [a.name, b.name]
+        assert [g.get("data-label") for g in lines] == labels
         assert lines[0].get("stroke") != lines[1].get("stroke")
         assert [epoch for epoch, _ in best_markers(chart)] == [metrics(a)["best_epoch"], metrics(b)["best_epoch"]]
     chart = chart_of(html, "loss:total")
@@ -347,84 +351,3 @@ def test_recforge_run_writes_the_report_and_survives_a_failing_one(tiny_path, mo
         result = recforge.run("Pop", "tiny", config_dict=config, verbose=False)
     assert result["test_result"] and not (Path(result["run_dir"]) / "report.html").exists()
     assert any("report.html was not written: OSError: disk full" in r.getMessage() for r in caplog.records)
-
-
-# -- a real browser ------------------------------------------------------------------------------------------------
-def browser() -> str | None:
-    return next((found for name in BROWSERS if (found := shutil.which(name))), None)
-
-
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def headless(executable: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [executable, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars"]
-    command += [f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-
-
-def png_pixels(path: Path) -> tuple[int, int, int, list[bytes]]:
-    """Width, height, bytes per pixel and the rows of an 8-bit RGB or RGBA PNG (Chromium's screenshots),
-    unfiltered."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    chunks, at = {}, 8
-    while at < len(data):
-        (length,), kind = struct.unpack(">I", data[at : at + 4]), data[at + 4 : at + 8]
-        chunks[kind] = chunks.get(kind, b"") + data[at + 8 : at + 8 + length]
-        at += 12 + length
-    width, height, depth, colour_type = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-    assert depth == 8 and colour_type in (2, 6)
-    size = 3 if colour_type == 2 else 4
-    raw, stride, rows, previous = zlib.decompress(chunks[b"IDAT"]), width * size, [], bytearray(width * size)
-    for y in range(height):
-        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
-        for i in range(stride):
-            left, up = line[i - size] if i >= size else 0, previous[i]
-            corner = previous[i - size] if i >= size else 0
-            if kind == 1:
-                line[i] = (line[i] + left) & 255
-            elif kind == 2:
-                line[i] = (line[i] + up) & 255
-            elif kind == 3:
-                line[i] = (line[i] + (left + up) // 2) & 255
-            elif kind == 4:
-                p = left + up - corner
-                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
-                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 255
-        rows.append(bytes(line))
-        previous = line
-    return width, height, size, rows
-
-
-@pytest.mark.skipif(browser() is None, reason="no chromium, chromium-browser or google-chrome installed")
-def test_a_real_browser_renders_the_pages_without_errors(runs, tmp_path):
-    executable = browser()
-    pages = {
-        "single": write_report(runs["mkr"], tmp_path / "single.html"),
-        "compare": write_report([runs["bpr"], runs["bpr_slow"], runs["pop"]], tmp_path / "compare.html"),
-    }
-    for name, page in pages.items():
-        done = headless(executable, tmp_path / f"profile-{name}", "--dump-dom", page.as_uri())
-        assert done.returncode == 0, done.stderr[-2000:]
-        dom = done.stdout
-        assert 'data-report-ready="1"' in dom and 'data-js-errors="[]"' in dom, dom[:500]
-        console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
-        assert not [line for line in console if "error" in line.lower() or "uncaught" in line.lower()], console
-        drawn = re.findall(r'<polyline points="([^"]+)"', dom)
-        assert drawn and len(drawn) == len(re.findall(r"<polyline ", page.read_text()))
-        assert all(len(points.split()) >= 1 and "," in points for points in drawn)
-    shot = tmp_path / "compare.png"
-    done = headless(
-        executable,
-        tmp_path / "profile-shot",
-        f"--screenshot={shot}",
-        "--window-size=1280,2000",
-        pages["compare"].as_uri(),
-    )
-    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
-    assert shot.stat().st_size > 20_000
-    width, height, size, rows = png_pixels(shot)
-    assert (width, height) == (1280, 2000)
-    colours = {row[i : i + 3] for row in rows[::10] for i in range(0, len(row), size * 7)}
-    assert len(colours) > 20  # text, lines and swatches in many colours, not a blank page

@@ -3,7 +3,8 @@ and config against the defaults, or the side-by-side comparison of several runs.
 
     recforge report RUN_DIR [RUN_DIR ...] [-o FILE]
 
-``render_report`` returns the page, ``write_report`` writes it. A folder that is not a run folder but holds run
+``render_report`` returns the page, ``write_report`` writes it, ``results_table`` gives the comparison's table as
+CSV or LaTeX (what the page's buttons save). A folder that is not a run folder but holds run
 folders below it (a ``checkpoint_dir``, a tuning study) stands for all of them.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from recforge.report.comparison import comparison, to_csv, to_latex
+from recforge.report.labels import run_labels
 from recforge.report.page import page
 from recforge.report.runs import ReportError, Run, find_run_folders, load_runs
 from recforge.utils.files import atomic_write
@@ -30,6 +33,20 @@ def render_report(run_dirs: str | Path | Iterable[str | Path]) -> str:
     if not paths:
         raise ReportError("no run folder given")
     return page(load_runs(paths))
+
+
+def results_table(run_dirs: str | Path | Iterable[str | Path], kind: str = "csv") -> str:
+    """The results table of the runs that ``run_dirs`` stand for, as the comparison page saves it: ``kind`` "csv"
+    (exact values, the values common to every run, the run folder) or "latex" (a booktabs tabular, the values as
+    shown, the best of each metric in bold). Raises ``ReportError`` for another kind or a folder without runs."""
+    if kind not in ("csv", "latex"):
+        raise ReportError(f"results_table: kind must be 'csv' or 'latex', not {kind!r}")
+    paths = _as_list(run_dirs)
+    if not paths:
+        raise ReportError("no run folder given")
+    runs = load_runs(paths)
+    table = comparison(runs, run_labels(runs))
+    return to_csv(table) if kind == "csv" else to_latex(table)
 
 
 def default_output(run_dirs: str | Path | Iterable[str | Path]) -> Path:
@@ -54,4 +71,13 @@ def write_report(run_dirs: str | Path | Iterable[str | Path], output: str | Path
     return target
 
 
-__all__ = ["REPORT_NAME", "ReportError", "Run", "default_output", "find_run_folders", "render_report", "write_report"]
+__all__ = [
+    "REPORT_NAME",
+    "ReportError",
+    "Run",
+    "default_output",
+    "find_run_folders",
+    "render_report",
+    "results_table",
+    "write_report",
+]

@@ -1,8 +1,9 @@
-"""The report page: one self-contained HTML document (inline CSS, inline SVG, a little inline JavaScript for
-sorting tables and showing / hiding things; nothing is fetched).
+"""The report page: one self-contained HTML document (inline CSS, inline SVG, inline JavaScript: see
+``recforge.report.assets``; nothing is fetched).
 
-The page records script errors in the ``data-js-errors`` attribute of ``<html>`` (a JSON list) and sets
-``data-report-ready="1"`` there when its script has run to the end.
+One run: its summary, learning curves, final results, timings and config. Several runs: the results table (short
+run labels, trial numbers and states of a study's trials, saved as CSV or LaTeX), the learning curves, a bar chart
+of the final results per configuration, the timings and the configs side by side.
 """
 
 from __future__ import annotations
@@ -11,125 +12,36 @@ import time
 from collections.abc import Sequence
 from html import escape
 
-from recforge.report.charts import curves_html
+from recforge.report.assets import CHART_STYLE, ERROR_RECORDER, SCRIPT, STYLE
+from recforge.report.charts import bars_html, curves_html
+from recforge.report.comparison import comparison, table_html, to_csv, to_latex
+from recforge.report.labels import run_labels
 from recforge.report.runs import Run
 from recforge.report.svg import colour
-from recforge.report.tables import config_table, results_table, runs_table, timings_table
-
-STYLE = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222; margin: 0 auto;
-       max-width: 1600px; padding: 0 24px 48px; }
-h1 { font-size: 22px; margin: 20px 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; }
-h3 { font-size: 15px; margin: 16px 0 6px; color: #444; }
-.meta, .empty, footer { color: #666; } .notes { color: #a33; }
-nav a { margin-right: 14px; }
-dl.summary { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; margin: 8px 0; }
-dl.summary dt { color: #666; } dl.summary dd { margin: 0; }
-.charts { display: flex; flex-wrap: wrap; gap: 12px; }
-figure.chart-box { margin: 0; border: 1px solid #e3e3e3; border-radius: 4px; padding: 4px; }
-svg.chart { display: block; font-size: 10px; }
-svg.chart .title { font-size: 12px; font-weight: 600; fill: #333; } svg.chart .note { fill: #a33; }
-svg.chart .frame { fill: none; stroke: #bbb; } svg.chart .grid { stroke: #eee; }
-svg.chart .axis-tick { stroke: #999; } svg.chart .tick, svg.chart .axis-label, svg.chart .empty { fill: #666; }
-svg.chart polyline { fill: none; stroke-width: 1.6; } svg.chart .series circle { stroke: none; }
-svg.chart .series circle.best { fill: none; stroke-width: 1.8; }
-svg.chart .marker line { stroke-dasharray: 4 3; stroke-width: 1.2; }
-.hidden { display: none; }
-.legend { display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 12px; max-width: 440px; padding: 2px 6px; }
-.key i, .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 4px;
-                  vertical-align: -1px; }
-label.run-key { margin-right: 14px; white-space: nowrap; }
-table { border-collapse: collapse; margin: 6px 0; font-size: 13px; }
-th, td { border-bottom: 1px solid #eee; padding: 3px 10px; text-align: left; vertical-align: top; }
-thead th { border-bottom: 2px solid #ccc; background: #fafafa; position: sticky; top: 0; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-table.sortable thead th { cursor: pointer; } table.sortable th[aria-sort=ascending]::after { content: " \\25b2"; }
-table.sortable th[aria-sort=descending]::after { content: " \\25bc"; }
-.scroll { overflow-x: auto; }
-table.runs td:first-child { white-space: nowrap; }
-td.params { min-width: 320px; max-width: 520px; font-family: ui-monospace, monospace; font-size: 12px; }
-table.config td { font-family: ui-monospace, monospace; font-size: 12px; max-width: 520px; word-break: break-word; }
-table.config tr.changed th { background: #fff4d6; } table.config td.changed { background: #ffe7a8; font-weight: 600; }
-table.config tr.varies th { box-shadow: inset 3px 0 #4e79a7; } table.config td.default { color: #888; }
-table.config.only-changed tr:not(.changed):not(.varies) { display: none; }
-"""
-
-# Runs first, before anything else can fail: every error goes into <html data-js-errors>.
-ERROR_RECORDER = """
-(function () {
-  var root = document.documentElement, errors = [];
-  function record(message) {
-    errors.push(String(message));
-    root.setAttribute('data-js-errors', JSON.stringify(errors));
-  }
-  window.addEventListener('error', function (event) { record(event.message || 'error'); });
-  window.addEventListener('unhandledrejection', function (event) { record('unhandled rejection: ' + event.reason); });
-  var original = console.error;
-  console.error = function () {
-    record(Array.prototype.join.call(arguments, ' '));
-    original.apply(console, arguments);
-  };
-})();
-"""
-
-SCRIPT = """
-(function () {
-  function value(cell, numeric) {
-    var raw = cell.getAttribute('data-value');
-    if (numeric) { return raw === null ? NaN : parseFloat(raw); }
-    return (raw !== null ? raw : cell.textContent).toLowerCase();
-  }
-  document.querySelectorAll('table.sortable').forEach(function (table) {
-    var headers = table.querySelectorAll('thead th');
-    headers.forEach(function (th, index) {
-      th.addEventListener('click', function () {
-        var numeric = th.getAttribute('data-sort') === 'number';
-        var ascending = th.getAttribute('aria-sort') !== 'ascending';
-        headers.forEach(function (other) { other.removeAttribute('aria-sort'); });
-        th.setAttribute('aria-sort', ascending ? 'ascending' : 'descending');
-        var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-        rows.sort(function (a, b) {
-          var x = value(a.cells[index], numeric), y = value(b.cells[index], numeric);
-          if (numeric && (isNaN(x) || isNaN(y))) { return isNaN(x) - isNaN(y); }
-          return (x < y ? -1 : x > y ? 1 : 0) * (ascending ? 1 : -1);
-        });
-        rows.forEach(function (row) { body.appendChild(row); });
-      });
-    });
-  });
-  var only = document.getElementById('only-changed'), config = document.querySelector('table.config');
-  if (only && config) {
-    only.addEventListener('change', function () { config.classList.toggle('only-changed', only.checked); });
-  }
-  document.querySelectorAll('input.run-toggle').forEach(function (box) {
-    box.addEventListener('change', function () {
-      document.querySelectorAll('svg.chart [data-run]').forEach(function (element) {
-        if (element.getAttribute('data-run') === box.value) { element.classList.toggle('hidden', !box.checked); }
-      });
-    });
-  });
-  document.documentElement.setAttribute('data-report-ready', '1');
-})();
-"""
+from recforge.report.tables import config_table, results_table, timings_table
+from recforge.report.trials import orphans
 
 
 def page(runs: Sequence[Run]) -> str:
     """The whole report of ``runs`` (one run: its report; several: their comparison)."""
     colours = {run.name: colour(i) for i, run in enumerate(runs)}
-    single = len(runs) == 1
-    if single:
+    labels = {run.name: run.name for run in runs} if len(runs) == 1 else run_labels(runs)
+    if len(runs) == 1:
         title = f"{runs[0].model} on {runs[0].dataset}: {runs[0].name}"
         sections = [("summary", "Summary", _summary(runs[0]))]
+        curves, results = curves_html(runs, colours, labels), results_table(runs[0])
     else:
         models = ", ".join(dict.fromkeys(run.model for run in runs))
         datasets = ", ".join(dict.fromkeys(run.dataset for run in runs))
         title = f"{len(runs)} runs: {models} on {datasets}"
-        sections = [("runs", "Runs", _runs_section(runs, colours))]
+        sections = [("runs", "Runs", _runs_section(runs, colours, labels))]
+        curves = _run_toggles(runs, colours, labels) + curves_html(runs, colours, labels)
+        results = bars_html(runs, colours, labels) + _results(runs, labels)
     sections += [
-        ("curves", "Learning curves", ("" if single else _run_toggles(runs, colours)) + curves_html(runs, colours)),
-        ("results", "Final results", _results(runs)),
-        ("timings", "Timings", timings_table(runs) + _timings_note()),
-        ("config", "Config", _config_section(runs)),
+        ("curves", "Learning curves", curves),
+        ("results", "Final results", results),
+        ("timings", "Timings", f'<div class="table-box">{timings_table(runs, labels)}</div>' + _timings_note()),
+        ("config", "Config", _config_section(runs, labels)),
     ]
     nav = "".join(f'<a href="#{anchor}">{escape(heading)}</a>' for anchor, heading, _ in sections)
     body = "\n".join(f'<section id="{a}"><h2>{escape(h)}</h2>\n{content}\n</section>' for a, h, content in sections)
@@ -142,11 +54,12 @@ def page(runs: Sequence[Run]) -> str:
 <title>{escape(title)}</title>
 <script>{ERROR_RECORDER}</script>
 <style>{STYLE}</style>
+<style id="chart-css">{CHART_STYLE}</style>
 </head>
 <body>
 <header><h1>{escape(title)}</h1><p class="meta">recforge run report, generated {generated}</p><nav>{nav}</nav></header>
 {body}
-<footer><p>Self-contained: this file needs no network. Hover a point for its value.</p></footer>
+<footer><p>Self-contained: this file needs no network. Hover a point or a bar for its value.</p></footer>
 <script>{SCRIPT}</script>
 </body>
 </html>
@@ -168,6 +81,10 @@ def _summary(run: Run) -> str:
         (f"best {escape(str(run.valid_metric or 'valid score'))}", "-" if score is None else f"{score:.{places}f}"),
         ("seconds", f"{run.seconds('train') + run.seconds('valid'):.2f} (training and validation)"),
     ]
+    if run.trial is not None:
+        best = " (the study's best)" if run.trial.best else ""
+        study, state = escape(run.trial.study.name), escape(run.trial.state)
+        rows.append(("trial", f"#{run.trial.number} of {study}: {state}{best}"))
     finished = next((r["time"] for r in reversed(run.history) if "time" in r), None)
     if finished:
         rows.append(("last epoch ended", escape(str(finished))))
@@ -181,29 +98,61 @@ def _notes(run: Run) -> str:
     return '<ul class="notes">' + "".join(f"<li>{escape(note)}</li>" for note in run.notes) + "</ul>"
 
 
-def _runs_section(runs: Sequence[Run], colours: dict[str, str]) -> str:
-    notes = "".join(f'<li class="notes">{escape(run.name)}: {escape(note)}</li>' for run in runs for note in run.notes)
-    help_text = (
-        '<p class="meta">Click a column heading to sort. "differing keys": the config keys whose values differ '
-        "between the runs.</p>"
+def _runs_section(runs: Sequence[Run], colours: dict[str, str], labels: dict[str, str]) -> str:
+    table = comparison(runs, labels)
+    shared = " · ".join(f"{escape(name)} <b>{escape(value)}</b>" for name, value in table.shared)
+    tools = (
+        '<div class="table-tools"><span class="meta">Click a heading to sort; the best value of each metric is bold. '
+        "config: keys whose values differ between the runs (bookkeeping keys such as checkpoint_dir left out); "
+        "other differences: the rest of them.</span>"
+        f"{_export_button('CSV', 'runs.csv', 'text/csv', to_csv(table))}"
+        f"{_export_button('LaTeX', 'runs.tex', 'application/x-tex', to_latex(table))}</div>"
     )
-    return help_text + f'<div class="scroll">{runs_table(runs, colours)}</div>' + (f"<ul>{notes}</ul>" if notes else "")
+    common = f'<p class="shared">All runs: {shared}</p>' if shared else ""
+    notes = "".join(
+        f'<li class="notes">{escape(labels[run.name])}: {escape(note)}</li>' for run in runs for note in run.notes
+    )
+    missing = orphans(run.trial for run in runs if run.trial is not None)
+    if missing:
+        notes += "".join(
+            f'<li class="notes orphan" data-trial="{t.number}">trial {t.number} of {escape(t.study.name)}: '
+            f"{escape(t.state)}, no run folder{escape(': ' + t.error if t.error else '')}</li>"
+            for t in missing
+        )
+    box = f'<div class="table-box runs-box">{table_html(table, colours)}</div>'
+    return common + tools + box + (f"<ul>{notes}</ul>" if notes else "") + _study_counts(runs, missing)
 
 
-def _run_toggles(runs: Sequence[Run], colours: dict[str, str]) -> str:
+def _export_button(name: str, file: str, kind: str, text: str) -> str:
+    return (
+        f'<button type="button" class="export-text" data-file="{file}" data-type="{kind}" '
+        f'data-text="{escape(text)}" title="save the table as {name}">{name}</button>'
+    )
+
+
+def _study_counts(runs: Sequence[Run], missing: Sequence) -> str:
+    trials = [run.trial for run in runs if run.trial is not None] + list(missing)
+    if not trials:
+        return ""
+    counts: dict[str, int] = {}
+    for trial in trials:
+        counts[trial.state] = counts.get(trial.state, 0) + 1
+    shown = ", ".join(f"{n} {state}" for state, n in counts.items())
+    return f'<p class="meta study-counts">Trials: {len(trials)} ({escape(shown)}).</p>'
+
+
+def _run_toggles(runs: Sequence[Run], colours: dict[str, str], labels: dict[str, str]) -> str:
     boxes = "".join(
         f'<label class="run-key"><input type="checkbox" class="run-toggle" value="{escape(run.name)}" checked>'
-        f'<i class="swatch" style="background:{colours[run.name]}"></i>{escape(run.name)}</label>'
+        f'<i class="swatch" style="background:{colours[run.name]}"></i>{escape(labels[run.name])}</label>'
         for run in runs
     )
-    return f'<p class="legend-runs">{boxes}</p><p class="meta">Dashed lines: each run\'s best epoch.</p>'
+    return f'<p class="legend-runs">Show: {boxes}</p>'
 
 
-def _results(runs: Sequence[Run]) -> str:
-    if len(runs) == 1:
-        return results_table(runs[0])
+def _results(runs: Sequence[Run], labels: dict[str, str]) -> str:
     return "".join(
-        f"<details><summary>{escape(run.name)}: {escape(run.model)} on {escape(run.dataset)}</summary>"
+        f"<details><summary>{escape(labels[run.name])}: {escape(run.model)} on {escape(run.dataset)}</summary>"
         f"{results_table(run)}</details>"
         for run in runs
     )
@@ -216,7 +165,7 @@ def _timings_note() -> str:
     )
 
 
-def _config_section(runs: Sequence[Run]) -> str:
+def _config_section(runs: Sequence[Run], labels: dict[str, str]) -> str:
     which = "from the default" + ("" if len(runs) == 1 else " or between the runs")
     toggle = (
         f'<p><label><input type="checkbox" id="only-changed" checked> only the keys that differ {which}</label> '
@@ -224,4 +173,4 @@ def _config_section(runs: Sequence[Run]) -> str:
     )
     if not any(run.config for run in runs):
         return '<p class="empty">No config.yaml.</p>'
-    return toggle + f'<div class="scroll">{config_table(runs, only_changed=True)}</div>'
+    return toggle + f'<div class="table-box">{config_table(runs, only_changed=True, labels=labels)}</div>'

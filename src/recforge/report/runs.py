@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from recforge.errors import RecforgeError
+from recforge.report.trials import Trial, find_trials
 from recforge.trainer.run_folder import RunFolder
 from recforge.utils.yaml_text import load_yaml
 
@@ -30,7 +31,8 @@ class ReportError(RecforgeError, ValueError):
 @dataclass
 class Run:
     """One run folder's content. ``metrics`` is {} when the run did not finish (no ``metrics.json``), ``config``
-    {} without ``config.yaml``; ``notes`` say what is missing."""
+    {} without ``config.yaml``; ``notes`` say what is missing; ``trial`` is the study's trial that the run is
+    (``recforge.report.trials``), None for a run of its own."""
 
     path: Path
     name: str
@@ -38,6 +40,7 @@ class Run:
     metrics: dict[str, Any]
     config: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    trial: Trial | None = None
 
     @property
     def model(self) -> str:
@@ -149,10 +152,14 @@ def _read(path: Path, parse) -> dict[str, Any]:
 
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:
     """Every run that ``paths`` stand for (see ``find_run_folders``), named by their folder (by their path
-    below the common folder when two folders have the same name)."""
+    below the common folder when two folders have the same name), each with its trial when it is a study's."""
     folders = find_run_folders(paths)
     names = [p.name for p in folders]
     if len(set(names)) < len(names):
         common = Path(os.path.commonpath([p.resolve().parent for p in folders]))
         names = [str(p.resolve().relative_to(common)) for p in folders]
-    return [load_run(path, name) for path, name in zip(folders, names, strict=True)]
+    runs = [load_run(path, name) for path, name in zip(folders, names, strict=True)]
+    trials = find_trials(folders)
+    for run, folder in zip(runs, folders, strict=True):
+        run.trial = trials.get(folder)
+    return runs

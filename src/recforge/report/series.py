@@ -96,3 +96,19 @@ def label(key: str) -> str:
         objective, part = name[:-1].rsplit("[", 1)
         return f"loss: {objective}, part {part}"
     return f"{kind}: {name}"
+
+
+def title(kind: str, name: str = "") -> str:
+    """The title of a chart of ``kind`` about ``name``, the same in a run's report and in a comparison:
+    "training loss", "training loss: rec, part 2", "validation: recall@10", "learning rate", "learning rate: kg",
+    "seconds per epoch: train" (no name, or "total" / "main": the kind's title alone)."""
+    if kind == "loss" and name.endswith("]") and "[" in name:
+        objective, part = name[:-1].rsplit("[", 1)
+        name = f"{objective}, part {part}"
+    return TITLES[kind] if name in ("", "total", "main") else f"{TITLES[kind]}: {name}"
+
+
+def y_label(kind: str, name: str = "") -> str:
+    """The y axis label of a chart of ``kind``: "loss", the metric ("recall@10", "recall@k" for a family), "learning
+    rate", "seconds"."""
+    return {"loss": "loss", "lr": "learning rate", "seconds": "seconds"}.get(kind) or name or "value"

@@ -1,9 +1,11 @@
-"""Line charts as inline SVG, drawn without any library.
+"""What every chart of a report shares, drawn as inline SVG without any library: the scales, ticks written in one
+number format per axis, the frame with its title and axis labels, and the legend inside the ``<svg>``.
 
-The ``<svg>`` element carries its scales: ``data-x0`` / ``data-x1`` (the epoch range) map linearly to
-``data-left`` / ``data-right`` (pixels), ``data-y0`` / ``data-y1`` (the value range) to ``data-bottom`` /
-``data-top``. Each line is a ``<g class="series">`` with one ``<polyline>`` through all its points (and a circle
-per point when there are few), each marker a ``<g class="marker" data-epoch="...">`` holding a vertical line.
+A chart is legible on its own (exported, cropped or pasted into a slide): it has a title, both axes labelled
+(``<text class="axis-label x">`` / ``<text class="axis-label y">``) and its own legend (``<g class="legend">``
+holding one ``<g class="legend-item">`` per line, bar group or mark). The ``<svg>`` carries its plot scales:
+``data-x0`` / ``data-x1`` map linearly to ``data-left`` / ``data-right`` (pixels), ``data-y0`` / ``data-y1`` to
+``data-bottom`` / ``data-top``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-WIDTH, HEIGHT = 440, 250
-LEFT, RIGHT, TOP, BOTTOM = 62, WIDTH - 14, 30, HEIGHT - 38
-MAX_CIRCLES = 80  # points per line up to which each point gets a circle (with its value as a tooltip)
+WIDTH = 640  # the viewBox width; the page scales the chart to its column
+LEFT, RIGHT, TOP, BOTTOM = 78, WIDTH - 20, 46, 306
+LEGEND_TOP = BOTTOM + 52  # below the x tick labels and the x axis label
+ROW, CHAR = 18, 6.3  # a legend row's height; a character's width at the legend's font size (estimated)
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7")
+NS = "http://www.w3.org/2000/svg"
 
 
 def colour(index: int) -> str:
@@ -24,29 +28,6 @@ def colour(index: int) -> str:
     if index < len(PALETTE):
         return PALETTE[index]
     return f"hsl({(index * 137.5) % 360:.0f},55%,42%)"
-
-
-@dataclass(frozen=True)
-class Line:
-    """A series to draw; ``run`` names the run it belongs to (the page shows and hides runs by it), ``key`` the
-    series (``recforge.report.series``)."""
-
-    label: str
-    colour: str
-    points: tuple[tuple[float, float], ...]
-    run: str = ""
-    key: str = ""
-
-
-@dataclass(frozen=True)
-class Marker:
-    """A vertical mark at an epoch of a run (its best epoch); lines of the same run get a ring at that epoch."""
-
-    epoch: int
-    colour: str
-    label: str
-    run: str = ""
-    text: str = ""  # written beside the mark (when a chart has one marker)
 
 
 @dataclass(frozen=True)
@@ -62,43 +43,15 @@ class Scale:
         return round(self.start + (value - self.low) / (self.high - self.low) * (self.end - self.start), 2)
 
 
-def line_chart(title: str, lines: Sequence[Line], markers: Sequence[Marker] = (), note: str = "") -> str:
-    """An SVG line chart of ``lines`` over epochs, with ``markers``; ``note`` is written under the title."""
-    xs = [x for line in lines for x, _ in line.points] + [m.epoch for m in markers]
-    ys = [y for line in lines for _, y in line.points]
-    x = Scale(*_domain(xs, integer=True), LEFT, RIGHT)
-    y = Scale(*_domain(ys, integer=False), BOTTOM, TOP)
-    parts = [
-        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
-        f'height="{HEIGHT}" role="img" aria-label="{escape(title)}" data-x0="{x.low!r}" data-x1="{x.high!r}" '
-        f'data-y0="{y.low!r}" data-y1="{y.high!r}" data-left="{LEFT}" data-right="{RIGHT}" data-top="{TOP}" '
-        f'data-bottom="{BOTTOM}">',
-        f"<title>{escape(title)}</title>",
-        f'<text class="title" x="{LEFT}" y="16">{escape(title)}</text>',
-    ]
-    if note:
-        parts.append(f'<text class="note" x="{RIGHT}" y="16" text-anchor="end">{escape(note)}</text>')
-    parts += _axes(x, y)
-    parts += [_marker(m, x, with_text=len(markers) == 1) for m in markers]
-    parts += [_line(line, x, y, [m for m in markers if m.run == line.run]) for line in lines]
-    if not ys:
-        parts.append(f'<text class="empty" x="{(LEFT + RIGHT) / 2}" y="{(TOP + BOTTOM) / 2}">no values</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+@dataclass(frozen=True)
+class LegendItem:
+    """One entry of a chart's legend: ``shape`` is "line", "dot" (a line of one point), "dash" (a mark),
+    "bar" or "range" (a whisker); ``run`` names the run (the page hides a run's entries with its lines)."""
 
-
-def _domain(values: Sequence[float], integer: bool) -> tuple[float, float]:
-    """The range drawn: the values' range with a margin (a unit wide around a single value)."""
-    if not values:
-        return (0.0, 1.0)
-    low, high = min(values), max(values)
-    if integer:
-        return (low - 0.5, high + 0.5) if low == high else (float(low), float(high))
-    if low == high:
-        pad = abs(low) * 0.1 or 0.5
-        return (low - pad, high + pad)
-    pad = (high - low) * 0.06
-    return (low - pad, high + pad)
+    label: str
+    colour: str
+    shape: str = "line"
+    run: str = ""
 
 
 def ticks(low: float, high: float, integer: bool, count: int = 5) -> list[float]:
@@ -117,56 +70,138 @@ def ticks(low: float, high: float, integer: bool, count: int = 5) -> list[float]
     return values
 
 
+def _exact(values: Sequence[float], shown: Sequence[str]) -> bool:
+    return all(math.isclose(float(s), v, rel_tol=1e-9, abs_tol=1e-15) for s, v in zip(shown, values, strict=True))
+
+
+def tick_labels(values: Sequence[float]) -> list[str]:
+    """The labels of one axis's ticks in one format: fixed point with the same number of decimals for all, or,
+    when the largest is below 0.001 or from 100000 up, ``<mantissa>e<exponent>`` with the same mantissa decimals
+    (``["0.00095", "0.00100", "0.00105"]``, ``["5.0e-5", "1.0e-4", "1.5e-4"]``)."""
+    if not values:
+        return []
+    largest = max(abs(v) for v in values)
+    if largest >= 1e5 or 0 < largest < 1e-3:
+        for places in range(7):
+            shown = [_scientific(v, places) for v in values]
+            if _exact(values, shown):
+                return shown
+        return [_scientific(v, 6) for v in values]
+    for places in range(11):
+        shown = [f"{v:.{places}f}" for v in values]
+        if _exact(values, shown):
+            return shown
+    return [f"{v:.10f}" for v in values]
+
+
+def _scientific(value: float, places: int) -> str:
+    if value == 0:
+        return "0"
+    mantissa, exponent = f"{value:.{places}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def number(value: float) -> str:
-    """A short form of a tick or a value: 4 significant digits, exponent notation for the very large or small."""
+    """A short form of a single value (a tooltip, a label): 4 significant digits, exponent notation for the very
+    large or small."""
     if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.2e}"
+        return _scientific(value, 2)
     return f"{value:.4g}"
 
 
-def _axes(x: Scale, y: Scale) -> list[str]:
-    parts = [f'<rect class="frame" x="{LEFT}" y="{TOP}" width="{RIGHT - LEFT}" height="{BOTTOM - TOP}"/>']
-    for value in ticks(y.low, y.high, integer=False):
+def fit(text: str, width: float) -> str:
+    """``text`` cut (with "…") to what fits in ``width`` pixels at the legend's font size."""
+    most = max(4, int(width / CHAR))
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def legend_layout(items: Sequence[LegendItem]) -> list[tuple[float, float, str]]:
+    """Where each legend entry goes, ``(x, y, shown label)``: entries flow left to right in rows across the chart,
+    each label cut to the row's width."""
+    placed, x, y = [], 12.0, float(LEGEND_TOP)
+    for item in items:
+        label = fit(item.label, WIDTH - 24 - 28)
+        width = 28 + len(label) * CHAR + 18
+        if x > 12 and x + width > WIDTH - 12:
+            x, y = 12.0, y + ROW
+        placed.append((x, y, label))
+        x += width
+    return placed
+
+
+def height(items: Sequence[LegendItem]) -> int:
+    """The chart's height with its legend."""
+    rows = len({y for _, y, _ in legend_layout(items)}) or 1
+    return LEGEND_TOP + rows * ROW
+
+
+def legend(items: Sequence[LegendItem]) -> str:
+    """The legend: a swatch (a line, a dot, a dashed line or a block, in the entry's colour) and a label each."""
+    parts = ['<g class="legend">']
+    for item, (x, y, label) in zip(items, legend_layout(items), strict=True):
+        swatch = {
+            "line": f'<line x1="{x}" x2="{x + 22}" y1="{y}" y2="{y}" stroke="{item.colour}" stroke-width="2"/>',
+            "dot": f'<circle cx="{x + 11}" cy="{y}" r="5" fill="{item.colour}" stroke="#fff" stroke-width="1.5"/>',
+            "dash": f'<line class="dash" x1="{x}" x2="{x + 22}" y1="{y}" y2="{y}" stroke="{item.colour}"/>',
+            "bar": f'<rect x="{x + 4}" y="{y - 6}" width="14" height="12" fill="{item.colour}"/>',
+            "range": f'<path class="whisker" d="M{x + 7} {y - 6}h8M{x + 11} {y - 6}v12M{x + 7} {y + 6}h8" '
+            f'stroke="{item.colour}"/>',
+        }[item.shape]
+        run = f' data-run="{escape(item.run)}"' if item.run else ""
+        parts.append(
+            f'<g class="legend-item"{run}>{swatch}<text x="{x + 28}" y="{y + 4}">{escape(label)}'
+            f"<title>{escape(item.label)}</title></text></g>"
+        )
+    parts.append("</g>")
+    return "".join(parts)
+
+
+def frame(title: str, x_label: str, y_label: str, items: Sequence[LegendItem], x: Scale, y: Scale) -> list[str]:
+    """The opening of a chart: the ``<svg>`` with its scales, the title, the axis labels and the legend (the
+    caller adds the plot and ``</svg>``)."""
+    tall = height(items)
+    return [
+        f'<svg class="chart" xmlns="{NS}" viewBox="0 0 {WIDTH} {tall}" width="{WIDTH}" height="{tall}" role="img" '
+        f'aria-label="{escape(title)}" data-x0="{x.low!r}" data-x1="{x.high!r}" data-y0="{y.low!r}" '
+        f'data-y1="{y.high!r}" data-left="{LEFT}" data-right="{RIGHT}" data-top="{TOP}" data-bottom="{BOTTOM}">',
+        f"<title>{escape(title)}</title>",
+        f'<rect class="background" x="0" y="0" width="{WIDTH}" height="{tall}"/>',
+        f'<text class="title" x="12" y="22">{escape(title)}</text>',
+        f'<rect class="frame" x="{LEFT}" y="{TOP}" width="{RIGHT - LEFT}" height="{BOTTOM - TOP}"/>',
+        f'<text class="axis-label x" x="{(LEFT + RIGHT) / 2}" y="{BOTTOM + 38}" text-anchor="middle">'
+        f"{escape(x_label)}</text>",
+        f'<text class="axis-label y" transform="translate(16 {(TOP + BOTTOM) / 2}) rotate(-90)" '
+        f'text-anchor="middle">{escape(y_label)}</text>',
+        legend(items),
+    ]
+
+
+def y_grid(y: Scale) -> list[str]:
+    """Horizontal grid lines with the value ticks (one number format, ``tick_labels``)."""
+    values = ticks(y.low, y.high, integer=False)
+    parts = []
+    for value, shown in zip(values, tick_labels(values), strict=True):
         py = y(value)
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{RIGHT}" y1="{py}" y2="{py}"/>')
-        parts.append(f'<text class="tick" x="{LEFT - 5}" y="{py + 4}" text-anchor="end">{number(value)}</text>')
-    for value in ticks(x.low, x.high, integer=True, count=6):
-        px = x(value)
-        parts.append(f'<line class="axis-tick" x1="{px}" x2="{px}" y1="{BOTTOM}" y2="{BOTTOM + 4}"/>')
-        parts.append(f'<text class="tick" x="{px}" y="{BOTTOM + 16}" text-anchor="middle">{int(value)}</text>')
-    middle = (LEFT + RIGHT) / 2
-    parts.append(f'<text class="axis-label" x="{middle}" y="{HEIGHT - 4}" text-anchor="middle">epoch</text>')
+        parts.append(f'<text class="tick" x="{LEFT - 6}" y="{py + 4}" text-anchor="end">{shown}</text>')
     return parts
 
 
-def _marker(marker: Marker, x: Scale, with_text: bool) -> str:
-    px = x(marker.epoch)
-    text = ""
-    if with_text and marker.text:
-        at = f'x="{px - 3}" y="{TOP + 10}" text-anchor="end" fill="{marker.colour}"'
-        text = f"<text {at}>{escape(marker.text)}</text>"
-    return (
-        f'<g class="marker" data-run="{escape(marker.run)}" data-epoch="{marker.epoch}">'
-        f"<title>{escape(marker.label)}</title>"
-        f'<line x1="{px}" x2="{px}" y1="{TOP}" y2="{BOTTOM}" stroke="{marker.colour}"/>{text}</g>'
-    )
-
-
-def _line(line: Line, x: Scale, y: Scale, markers: Sequence[Marker]) -> str:
-    coords = [(x(px), y(py)) for px, py in line.points]
-    parts = [
-        f'<g class="series" data-run="{escape(line.run)}" data-key="{escape(line.key)}" '
-        f'data-label="{escape(line.label)}" data-points="{len(coords)}" stroke="{line.colour}" fill="{line.colour}">',
-        f'<polyline points="{" ".join(f"{a},{b}" for a, b in coords)}"/>',
-    ]
-    if len(coords) <= MAX_CIRCLES:
-        for (a, b), (epoch, value) in zip(coords, line.points, strict=True):
-            tip = f"{line.label}, epoch {int(epoch)}: {value:.6g}"
-            parts.append(f'<circle cx="{a}" cy="{b}" r="2.5"><title>{escape(tip)}</title></circle>')
-    for marker in markers:
-        for (a, b), (epoch, value) in zip(coords, line.points, strict=True):
-            if epoch == marker.epoch:
-                tip = f"{marker.label}: {line.label} {value:.6g}"
-                parts.append(f'<circle class="best" cx="{a}" cy="{b}" r="5.5"><title>{escape(tip)}</title></circle>')
-    parts.append("</g>")
-    return "\n".join(parts)
+def domain(values: Sequence[float], integer: bool, zero: bool = False) -> tuple[float, float]:
+    """The range drawn: the values' range with a margin (a unit wide around a single value); ``zero``: from 0
+    (bars), with a margin above only."""
+    if not values:
+        return (0.0, 1.0)
+    low, high = min(values), max(values)
+    if zero:
+        low, high = min(low, 0.0), max(high, 0.0)
+        pad = (high - low) * 0.08 or 1.0
+        return (low - pad if low < 0 else 0.0, high + pad if high > 0 or low == 0 else 0.0)
+    if integer:  # a margin, so that the first and last points are not drawn on the frame
+        pad = 0.5 if low == high else (high - low) * 0.03
+        return (low - pad, high + pad)
+    if low == high:
+        pad = abs(low) * 0.1 or 0.5
+        return (low - pad, high + pad)
+    pad = (high - low) * 0.06
+    return (low - pad, high + pad)

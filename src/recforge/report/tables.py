@@ -1,5 +1,5 @@
-"""The tables of a report: final results, timings, the resolved config against its defaults, and the runs side by
-side. A numeric cell holds its exact value in ``data-value`` (what the sortable tables sort by)."""
+"""The tables of a report: final results, timings and the resolved config against its defaults (the comparison's
+table of runs is ``recforge.report.comparison``). A numeric cell holds its exact value in ``data-value``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from typing import Any
 
 from recforge.report.defaults import UNKNOWN, Setting, settings
 from recforge.report.runs import Run
-
-MAX_PARAMS_SHOWN = 8  # differing keys listed in a row of the runs table before the rest fold away
 
 
 def number_cell(value: Any, places: int = 4, tag: str = "td") -> str:
@@ -56,11 +54,16 @@ def results_table(run: Run) -> str:
     return f'<table class="results"><thead><tr><th>metric</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def timings_table(runs: Sequence[Run]) -> str:
-    """Per run: epochs, seconds of training (total and per epoch), of validation, and both together."""
+def _names(runs: Sequence[Run], labels: Mapping[str, str] | None) -> list[str]:
+    return [(labels or {}).get(run.name, run.name) for run in runs]
+
+
+def timings_table(runs: Sequence[Run], labels: Mapping[str, str] | None = None) -> str:
+    """Per run (named by ``labels`` when given): epochs, seconds of training (total and per epoch), of
+    validation, and both together."""
     head = "<th>run</th>" if len(runs) > 1 else ""
     rows = []
-    for run in runs:
+    for run, shown in zip(runs, _names(runs, labels), strict=True):
         train, valid = run.seconds("train"), run.seconds("valid")
         epochs = len(run.history)
         validated = sum(1 for r in run.history if "valid_seconds" in r)
@@ -72,7 +75,7 @@ def timings_table(runs: Sequence[Run]) -> str:
             number_cell(validated),
             number_cell(train + valid, 3),
         ]
-        name = f"<th>{escape(run.name)}</th>" if len(runs) > 1 else ""
+        name = f"<th>{escape(shown)}</th>" if len(runs) > 1 else ""
         rows.append(f"<tr>{name}{''.join(cells)}</tr>")
     return (
         f'<table class="timings"><thead><tr>{head}<th>epochs</th><th>training (s)</th><th>per epoch (s)</th>'
@@ -81,13 +84,14 @@ def timings_table(runs: Sequence[Run]) -> str:
     )
 
 
-def config_table(runs: Sequence[Run], only_changed: bool = False) -> str:
+def config_table(runs: Sequence[Run], only_changed: bool = False, labels: Mapping[str, str] | None = None) -> str:
     """Every config key with its default and each run's value. A value that differs from the default is marked
     ``changed`` (its row too); with several runs a row whose values differ between the runs is marked
-    ``varies``. ``only_changed``: the table starts with the other rows hidden (class ``only-changed``)."""
+    ``varies``. ``only_changed``: the table starts with the other rows hidden (class ``only-changed``); runs are
+    named by ``labels`` when given."""
     per_run = [{s.key: s for s in settings(run.config)} for run in runs]
     keys = list(dict.fromkeys(key for found in per_run for key in found))
-    names = "".join(f"<th>{escape(run.name)}</th>" for run in runs) if len(runs) > 1 else "<th>value</th>"
+    names = "".join(f"<th>{escape(n)}</th>" for n in _names(runs, labels)) if len(runs) > 1 else "<th>value</th>"
     rows = []
     for key in keys:
         found = [one.get(key) for one in per_run]
@@ -115,51 +119,3 @@ def _config_cell(setting: Setting | None) -> str:
         return '<td class="absent">-</td>'
     css = ' class="changed"' if setting.changed else ""
     return f"<td{css}>{escape(plain(setting.value))}</td>"
-
-
-def varying_keys(runs: Sequence[Run]) -> list[str]:
-    """The config keys that every run has and whose values differ between the runs (a model's own keys, which
-    other models lack, are not compared; the model column tells them apart)."""
-    keys = [k for k in dict.fromkeys(k for run in runs for k in run.config) if all(k in run.config for run in runs)]
-    return [k for k in keys if len({plain(run.config[k]) for run in runs}) > 1]
-
-
-def _params_cell(pairs: list[str], shown: int = MAX_PARAMS_SHOWN, width: int = 40) -> str:
-    """The differing keys of a run: the first ``shown`` (each cut to ``width`` characters), the rest folded; the
-    whole list in the tooltip."""
-    cut = [pair if len(pair) <= width else pair[: width - 1] + "…" for pair in pairs]
-    first = escape(", ".join(cut[:shown]))
-    more = ""
-    if len(pairs) > shown:
-        more = f"<details><summary>{len(pairs) - shown} more</summary>{escape(', '.join(cut[shown:]))}</details>"
-    return f'<td class="params" title="{escape(", ".join(pairs))}">{first}{more}</td>'
-
-
-def runs_table(runs: Sequence[Run], colours: Mapping[str, str]) -> str:
-    """One row per run: model, data set, best validation score, test metrics, epochs, seconds, and the values of
-    the keys that differ between the runs. Sortable by any column."""
-    tests = list(dict.fromkeys(m for run in runs for m in run.metrics.get("test_result") or {}))
-    varying = [k for k in varying_keys(runs) if k not in ("model", "dataset")]
-    head = ["run", "model", "dataset", "differing keys", "valid metric", "best valid", *(f"test {m}" for m in tests)]
-    head += ["epochs", "best epoch", "seconds"]
-    numeric = {"best valid", "epochs", "best epoch", "seconds", *(f"test {m}" for m in tests)}
-    header = "".join(f'<th data-sort="{"number" if name in numeric else "text"}">{escape(name)}</th>' for name in head)
-    rows = []
-    for run in runs:
-        places = _places(run)
-        test = run.metrics.get("test_result") or {}
-        cells = [
-            f'<td data-value="{escape(run.name)}"><i class="swatch" style="background:{colours[run.name]}"></i>'
-            f'<span title="{escape(str(run.path))}">{escape(run.name)}</span></td>',
-            f"<td>{escape(run.model)}</td>",
-            f"<td>{escape(run.dataset)}</td>",
-            _params_cell([f"{k}={plain(run.config[k])}" for k in varying]),
-            f"<td>{escape(str(run.valid_metric or '-'))}</td>",
-            number_cell(run.best_valid_score, places),
-            *(number_cell(test.get(m), places) for m in tests),
-            number_cell(run.epochs),
-            number_cell(run.best_epoch),
-            number_cell(run.seconds("train") + run.seconds("valid"), 2),
-        ]
-        rows.append(f'<tr data-run="{escape(run.name)}">{"".join(cells)}</tr>')
-    return f'<table class="runs sortable"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
