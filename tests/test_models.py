@@ -67,6 +67,8 @@ TRAINING.update(
 )
 TRAINING.update({name: {**CONTEXT, "reg_weight": 0.01} for name in ("DCN", "DCNV2", "AFM")})
 TRAINING["xDeepFM"] = {**CONTEXT, "epochs": 10}  # its CIN memorises the sampled negatives by epoch 20
+# The teacher_training phase: its CrossNet (standard-normal cross weights, RecBole's) memorises them by epoch 10.
+TRAINING["KD_DAGFM"] = {**CONTEXT, "epochs": 5}
 TRAINING["XGBoost"] = {**RANKED_LABELS, "epochs": 1}
 TRAINING["LightGBM"] = {**RANKED_LABELS, "epochs": 1, "lgb_params": {"objective": "binary", "min_data_in_leaf": 5}}
 

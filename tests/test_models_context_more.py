@@ -1,13 +1,16 @@
-"""The pairwise-interaction context models (FwFM, AFM, PNN, FFM) against RecBole's formulations written out, on
-field vectors computed by hand from the data set's tables."""
+"""RecBole's other context-aware models (FwFM, AFM, PNN, FFM, xDeepFM, AutoInt, FiGNN, DSSM, EulerNet, KD_DAGFM)
+against RecBole's formulations written out, on field vectors computed by hand from the data set's tables; their
+regularisation terms, initialisations and (KD_DAGFM) training phases."""
 
 import itertools
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from feature_data import write_feature_data
 from recforge.data.columns import SeqColumn
 from recforge.data.interaction import Interaction
 from recforge.errors import ConfigError
@@ -337,3 +340,133 @@ def test_eulernet_equals_recbole_formulation(tmp_path, orders, norm):
     assert len(params) == 9 * len(orders) + 3  # the unused layer norms count, as in RecBole's RegularLoss
     expected_reg = 1e-5 * sum(math.sqrt(float((w.detach() ** 2).sum())) for w in params)
     assert math.isclose(float(net.regularisation().detach()), expected_reg, rel_tol=1e-5)
+
+
+def recbole_dagfm(feature: torch.Tensor, student, kind: str) -> torch.Tensor:
+    """RecBole's DAGFM.FeatureInteraction logits, its adjacency built by its loops."""
+    fields, size = feature.shape[1], feature.shape[2]
+    adj = torch.zeros(fields, fields, size)
+    for i in range(fields):
+        for j in range(i, fields):
+            adj[i, j, :] += 1
+    h0 = ht = student.connect_layer @ feature
+    state = [torch.sum(h0, dim=-1)]
+    for i in range(len(student.p)):
+        if kind == "inner":
+            ht = h0 * torch.einsum("bfd,fsd->bsd", ht, student.p[i] * adj)
+        else:
+            term = torch.einsum("bfd,fsd->bfs", ht, student.p[i] * adj)
+            ht = h0 * torch.einsum("bfs,fsd->bsd", term, student.q[i])
+        state.append(torch.sum(ht, dim=-1))
+    return linear(torch.cat(state, dim=-1), student.linear).squeeze(-1)
+
+
+def recbole_crossnet(x_0: torch.Tensor, teacher) -> torch.Tensor:
+    x_0 = x_0.reshape(x_0.shape[0], -1).unsqueeze(dim=2)
+    x_l = x_0
+    for w, b in zip(teacher.cross_layer_w, teacher.bias, strict=True):
+        x_l = x_0 * (torch.matmul(w, x_l) + b.unsqueeze(1)) + x_l
+    return linear(x_l.squeeze(dim=2), teacher.linear).squeeze(-1)
+
+
+def recbole_cin_teacher(feature: torch.Tensor, teacher) -> torch.Tensor:
+    base, x, p = feature, feature, []
+    for conv in teacher.cin:
+        product = (x[:, :, None, :] * base[:, None, :, :]).reshape(x.shape[0], x.shape[1] * base.shape[1], -1)
+        x = torch.nn.functional.conv1d(product, conv.weight, conv.bias)
+        p.append(torch.sum(x, dim=-1))
+    return (torch.cat(p, dim=-1) @ teacher.linear).squeeze(-1)
+
+
+@pytest.mark.parametrize(("teacher", "kind"), [("CrossNet", "outer"), ("CIN", "inner")])
+def test_kd_dagfm_networks_equal_recbole_formulation(tmp_path, teacher, kind):
+    net, ds, batch, rows = rows_of(tmp_path, "KD_DAGFM", teacher=teacher, type=kind, t_cin=[6, 4], embedding_size=4)
+    with torch.no_grad():
+        net.student_network.connect_layer.add_(0.1 * torch.randn(10, 10))  # a DAG layer other than the identity
+        x = torch.stack([torch.stack(field_vectors(net, ds, "embedding", fields)) for fields in rows])
+        student = recbole_dagfm(x, net.student_network, kind)
+        assert torch.allclose(net.student_network(x), student, rtol=1e-4, atol=1e-4)
+        expected = (
+            recbole_crossnet(x, net.teacher_network)
+            if teacher == "CrossNet"
+            else recbole_cin_teacher(x, net.teacher_network)
+        )
+        assert torch.allclose(
+            net.logit(batch), expected, rtol=1e-4, atol=1e-3
+        )  # teacher_training scores by the teacher
+    assert len(net.student_network.p) == 3 and hasattr(net.student_network, "q") is (kind == "outer")
+    if teacher == "CrossNet":
+        assert len(net.teacher_network.cross_layer_w) == 3  # t_depth
+    else:
+        assert [c.out_channels for c in net.teacher_network.cin] == [6, 4] and net.teacher_network.linear.shape == (
+            10,
+            1,
+        )
+
+
+def kd_run(root, phase, **extra):
+    from recforge.quick_start import run
+
+    write_feature_data(root)
+    values = {
+        "data_path": str(root),
+        "checkpoint_dir": str(root / phase),
+        "load_col": None,
+        "threshold": {"rating": 3},
+        "eval_args": {"split": {"RS": [0.7, 0.15, 0.15]}, "order": "RO", "group_by": None, "mode": "labeled"},
+        "show_progress": False,
+        "data_cache": False,
+        "epochs": 1,
+        "embedding_size": 4,
+        "phase": phase,
+        **extra,
+    }
+    result = run("KD_DAGFM", "feat", config_dict=values, cmd_args={}, verbose=False)
+    best = Path(result["run_dir"]) / "checkpoints" / "best.pth"
+    return str(best), torch.load(best, weights_only=True)["model"]
+
+
+def test_kd_dagfm_phases_train_what_recbole_trains(tmp_path):
+    teacher_path, after_teacher = kd_run(tmp_path, "teacher_training")
+    distilled_path, after_distillation = kd_run(tmp_path, "distillation", warm_up=teacher_path)
+    tuned_path, after_finetuning = kd_run(tmp_path, "finetuning", warm_up=distilled_path)
+
+    def same(a, b, prefix):
+        return all(torch.equal(a[k], b[k]) for k in a if k.startswith(prefix))
+
+    # Distillation: the student learns; the embeddings and the teacher stay as the teacher run left them.
+    assert same(after_teacher, after_distillation, "embedding.") and same(after_teacher, after_distillation, "teacher")
+    assert not same(after_teacher, after_distillation, "student_network.")
+    # Fine-tuning: the student and the embeddings learn; the teacher is not used.
+    assert not same(after_distillation, after_finetuning, "embedding.")
+    assert not same(after_distillation, after_finetuning, "student_network.")
+    assert same(after_distillation, after_finetuning, "teacher")
+
+
+def test_kd_dagfm_distillation_loss_is_recboles(tmp_path):
+    teacher_path, _ = kd_run(tmp_path, "teacher_training")
+    _, train, _, _, net = built(tmp_path, "KD_DAGFM", phase="distillation", warm_up=teacher_path, embedding_size=4)
+    batch = next(iter(train))
+    embeddings = net.embed(batch).detach()
+    student, teacher = net.student_network(embeddings), net.teacher_network(embeddings).detach()
+    label = batch["label"].float()
+    s_pred = torch.sigmoid(student)  # RecBole's BCELoss on sigmoid outputs
+    ctr = -(label * torch.log(s_pred) + (1 - label) * torch.log(1 - s_pred)).mean()
+    expected = 0.1 * ctr + 921.6 * ((teacher - student) ** 2).mean()
+    loss = net.calculate_loss(batch)
+    assert math.isclose(float(loss.detach()), float(expected.detach()), rel_tol=1e-5)
+    loss.backward()
+    assert net.embedding.token.weight.grad is None and all(p.grad is None for p in net.teacher_network.parameters())
+    assert net.student_network.linear.weight.grad is not None
+    net.eval()
+    assert torch.allclose(net.predict(batch), torch.sigmoid(student))  # the student scores
+
+
+def test_kd_dagfm_warm_up_errors_are_one_clear_line(tmp_path):
+    with pytest.raises(ConfigError, match="'warm_up': empty; phase distillation starts from .* teacher_training run"):
+        built(tmp_path, "KD_DAGFM", phase="distillation")
+    with pytest.raises(ConfigError, match="'warm_up': 'nope.pth' does not exist; phase finetuning .* distillation run"):
+        built(tmp_path, "KD_DAGFM", phase="finetuning", warm_up="nope.pth")
+    cin_path, _ = kd_run(tmp_path, "teacher_training", teacher="CIN", t_cin=[4])
+    with pytest.raises(ConfigError, match=r"'warm_up': .* does not fit this KD_DAGFM"):
+        built(tmp_path, "KD_DAGFM", phase="distillation", warm_up=cin_path, embedding_size=4)

@@ -440,6 +440,23 @@ DECLARATIONS = {
             Key(name='knn_method', type=Str(choices=('item', 'user')), default='item', doc='Neighbourhoods of items or of users.', group='general'),
         ),
     },
+    'KD_DAGFM': {
+        'type': 'context',
+        'input_type': 'pointwise',
+        'trainer': 'Trainer',
+        'keys': (
+            Key(name='teacher', type=Str(choices=('CrossNet', 'CIN')), default='CrossNet', doc='The teacher network.', group='general'),
+            Key(name='phase', type=Str(choices=('teacher_training', 'distillation', 'finetuning')), default='teacher_training', doc='Which of the three runs this is.', group='general'),
+            Key(name='type', type=Str(choices=('inner', 'outer')), default='outer', doc="The student's interaction function.", group='general'),
+            Key(name='embedding_size', type=Int(minimum=1, maximum=None, exclusive_minimum=False), default=16, doc='Embedding size d of every feature field.', group='general'),
+            Key(name='t_depth', type=Int(minimum=0, maximum=None, exclusive_minimum=False), default=3, doc='Layers of the CrossNet teacher.', group='general'),
+            Key(name='depth', type=Int(minimum=0, maximum=None, exclusive_minimum=False), default=3, doc='Layers of the student.', group='general'),
+            Key(name='alpha', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=0.1, doc="Weight of the student's cross-entropy when distilling.", group='general'),
+            Key(name='beta', type=Float(minimum=0.0, maximum=None, exclusive_minimum=False), default=921.6, doc="Weight of the logits' mean squared difference when distilling.", group='general'),
+            Key(name='warm_up', type=Str(choices=()), default='', doc="Checkpoint of the previous phase's run (distillation, finetuning).", group='general'),
+            Key(name='t_cin', type=ListOf(inner=Int(minimum=1, maximum=None, exclusive_minimum=False), min_length=1), default=[200, 200, 200], doc='Layer sizes of the CIN teacher.', group='general'),
+        ),
+    },
     'KGAT': {
         'type': 'knowledge',
         'input_type': 'pairwise',

@@ -42,6 +42,7 @@ MODELS = {
     "HGN": "recforge.models.sequential.hgn:HGN",
     "HRM": "recforge.models.sequential.hrm:HRM",
     "ItemKNN": "recforge.models.general.itemknn:ItemKNN",
+    "KD_DAGFM": "recforge.models.context.kd_dagfm:KD_DAGFM",
     "KGAT": "recforge.models.knowledge.kgat:KGAT",
     "KGCN": "recforge.models.knowledge.kgcn:KGCN",
     "KGIN": "recforge.models.knowledge.kgin:KGIN",

@@ -9,6 +9,7 @@ from recforge.models.context.dssm import DSSM
 from recforge.models.context.eulernet import EulerNet
 from recforge.models.context.factorization import FM, LR, NFM, DeepFM
 from recforge.models.context.interaction import AFM, FFM, PNN, FwFM
+from recforge.models.context.kd_dagfm import KD_DAGFM
 from recforge.models.context.xdeepfm import xDeepFM
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "FFM",
     "FM",
     "FNN",
+    "KD_DAGFM",
     "LR",
     "NFM",
     "PNN",
