@@ -470,3 +470,33 @@ def test_kd_dagfm_warm_up_errors_are_one_clear_line(tmp_path):
     cin_path, _ = kd_run(tmp_path, "teacher_training", teacher="CIN", t_cin=[4])
     with pytest.raises(ConfigError, match=r"'warm_up': .* does not fit this KD_DAGFM"):
         built(tmp_path, "KD_DAGFM", phase="distillation", warm_up=cin_path, embedding_size=4)
+
+
+def test_discretised_floats_are_embedded_per_bucket(tmp_path):
+    buckets = {"age": {"method": "ED", "bucket": 4}, "price": {"method": "LD"}, "vector": {"method": "ED", "bucket": 3}}
+    net, ds, batch, rows = rows_of(tmp_path, "FM", discretization=buckets)
+    names = net.field_names
+    assert ds.field2bucketnum == {"age": 5, "price": 9, "vector": 4}
+    # RecBole's float tables: hour (values) 2 rows, then one row per bucket of age and price
+    assert net.embedding.numeric.weight.shape == (2 + 5 + 9, 10) and net.first_order.numeric.weight.shape == (16, 1)
+    assert net.embedding.numeric_seq[0].weight.shape == (4, 10)
+
+    def vectors(table, fields):
+        out = field_vectors(SimpleNamespace(embedding=table), ds, "embedding", fields)  # the token fields
+        for k, (name, _, value) in enumerate(fields):
+            if name == "hour":
+                out[k] = value * table.numeric.weight[1]
+            elif name in ("age", "price"):  # the bucket's row: offset 2 (hour), then 2 + 5 (age)
+                out[k] = table.numeric.weight[{"age": 2, "price": 7}[name] + int(value)]
+            elif name == "vector":  # each value's bucket row, averaged
+                out[k] = sum(table.numeric_seq[0].weight[int(v)] for v in value) / (len(value) + 1e-8)
+        return out
+
+    with torch.no_grad():
+        logits = net.logit(batch)
+        for row, fields in enumerate(rows):
+            assert [n for n, _, _ in fields] == names
+            e = vectors(net.embedding, fields)
+            pairs = sum(float(e[i] @ e[j]) for i, j in recbole_pairs(10))
+            first = sum(float(w[0]) for w in vectors(net.first_order, fields)) + float(net.first_order_bias)
+            assert math.isclose(float(logits[row]), first + pairs, rel_tol=1e-5, abs_tol=1e-4)

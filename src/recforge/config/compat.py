@@ -27,7 +27,6 @@ logger = logging.getLogger("recforge")
 
 _DISTRIBUTED = "each process reads its rank from the launcher's environment (LOCAL_RANK, RANK)"
 _KNOWLEDGE = "the .kg and .link files are read for knowledge-aware models only"
-_CONTEXT = "float features are embedded as value x vector (numerical_features); bucketing is not implemented"
 _LEGACY = "RecBole < 1.0's evaluation setting, which 1.2.1 ignores too; use eval_args"
 
 # RecBole settings (overall.yaml, dataset/*.yaml, quick_start_config/*.yaml) that recforge accepts without effect.
@@ -42,7 +41,6 @@ NO_EFFECT: dict[str, str] = {
     "repeatable": "sequential models always sample repeatably (negatives avoid the target only, as RecBole's "
     "sequential quick-start sets); general models never do",
     "seq_len": "token_seq columns are kept whole (ragged)",
-    "discretization": _CONTEXT,
     "SOURCE_ID_FIELD": "social models are not implemented",
     "TARGET_ID_FIELD": "social models are not implemented",
     "local_rank": _DISTRIBUTED,

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from recforge.config.structs import EVAL_ARGS, LR_SCHEDULER, NEG_SAMPLE_ARGS, ClipGradNorm, GpuId, Learner
+from recforge.config.structs import (
+    DISCRETIZATION,
+    EVAL_ARGS,
+    LR_SCHEDULER,
+    NEG_SAMPLE_ARGS,
+    ClipGradNorm,
+    GpuId,
+    Learner,
+)
 from recforge.config.types import Bool, Float, Int, Key, ListOf, Mapping_, Optional, Str
 
 TRANSFORMS = ("mask_itemseq", "inverse_itemseq", "crop_itemseq", "reorder_itemseq", "user_defined")
@@ -258,9 +266,17 @@ PACKAGE_KEYS: list[Key] = [
             "numerical_features",
             Optional(ListOf(Str())),
             [],
-            "Float / float_seq columns that context-aware models use as features (embedded as value x vector).",
+            "Float / float_seq columns that context-aware models use as features (embedded as value x vector, or per "
+            "bucket with discretization).",
         ),
         ("normalize_all", Optional(Bool()), None, "Min-max scale every float column (not with normalize_field)."),
+        (
+            "discretization",
+            DISCRETIZATION,
+            None,
+            "Float / float_seq columns of numerical_features -> {method: ED, bucket: N} (equal-width buckets) or "
+            "{method: LD} (logarithmic): context-aware models embed each bucket, trees read the bucket ids.",
+        ),
         (
             "data_cache",
             Bool(),

@@ -238,3 +238,23 @@ LR_SCHEDULER = Optional(
         },
     )
 )
+
+
+def _normalize_discretization(info: dict, key: str) -> dict:
+    if info["method"] is None:
+        raise ConfigError(f"config key '{key}' needs a method: ED (equal-width buckets) or LD (logarithmic)")
+    if info["method"] == "ED" and info["bucket"] is None:
+        raise ConfigError(f"config key '{key}': method ED needs the number of buckets (bucket: N)")
+    return info
+
+
+# One float column's bucketing (RecBole's ``discretization`` entries): ``{method: ED, bucket: N}`` or ``{method: LD}``.
+DISCRETIZATION = Optional(
+    Mapping_(
+        Struct(
+            fields={"method": Optional(Str(choices=("ED", "LD"))), "bucket": Optional(Int(minimum=1))},
+            defaults={"method": None, "bucket": None},
+            normalize=_normalize_discretization,
+        )
+    )
+)

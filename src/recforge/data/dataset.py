@@ -7,7 +7,7 @@
 2. filters in RecBole's order (``recforge.data.processing.filters``): rows without ids, ``rm_dup_inter``,
    ``val_interval``, ``filter_inter_by_user_or_item``, ``user_inter_num_interval`` / ``item_inter_num_interval``;
 3. feature values (``recforge.data.processing.feature_values``): missing values, ``threshold`` labels, normalisation,
-   ``preload_weight``.
+   ``discretization``, ``preload_weight``.
 
 ``unused_col`` columns stay available until the split and are dropped from its parts. With ``benchmark_filename``
 the interactions come from one file per part and the parts are the split (``recforge.data.split.rules``). Columns are
@@ -56,6 +56,7 @@ PROCESSING_KEYS = (
     "threshold",
     "normalize_field",
     "normalize_all",
+    "discretization",
     "preload_weight",
     "additional_feat_suffix",
     "HEAD_ENTITY_ID_FIELD",
@@ -128,6 +129,7 @@ class Dataset(AtomicLoading, FeatureValues):
         for suffix in self.additional_suffixes():
             setattr(self, f"{suffix}_feat", None)
         self._preloaded_weight: dict[str, np.ndarray] = {}
+        self.field2bucketnum: dict[str, int] = {}  # discretised float columns: their number of buckets
         self.derived: dict[str, np.ndarray] = {}  # arrays computed from the processed data, cached with it
         self._token2id_cache: dict[str, dict[str, int]] = {}
         self._removed_so_far: dict[str, int] = {}

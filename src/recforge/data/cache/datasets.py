@@ -193,6 +193,7 @@ class DatasetCache:
             setattr(dataset, f"{name}_feat", table)
         dataset._preloaded_weight = {field: arrays[f"preload/{field}"] for field in meta["preloaded"]}
         dataset.derived = {name: arrays[f"derived/{name}"] for name in meta.get("derived", [])}
+        dataset.field2bucketnum = dict(meta.get("field2bucketnum", {}))
         dataset.processing_log = list(meta["processing_log"])
         if set(meta["tables"]) != set(dataset.stored_tables()):
             raise KeyError(f"tables {sorted(meta['tables'])}, expected {sorted(dataset.stored_tables())}")
@@ -238,6 +239,7 @@ class DatasetCache:
             "tables": tables,
             "preloaded": sorted(dataset._preloaded_weight),
             "derived": sorted(dataset.derived),
+            "field2bucketnum": dataset.field2bucketnum,
             "processing_log": dataset.processing_log,
         }
         write_entry(self.path, arrays, meta, self.built_from)

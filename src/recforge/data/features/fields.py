@@ -21,12 +21,14 @@ logger = logging.getLogger("recforge")
 
 @dataclass(frozen=True)
 class FeatureField:
-    """One feature column: its ``name``, ``type`` (token, token_seq, float, float_seq) and ``source``
-    (``inter``, ``user`` or ``item``: which table, indexed by what, holds its values)."""
+    """One feature column: its ``name``, ``type`` (token, token_seq, float, float_seq), ``source``
+    (``inter``, ``user`` or ``item``: which table, indexed by what, holds its values) and, for a float column that
+    ``discretization`` turned into bucket ids, ``buckets`` (their number; 0 for values)."""
 
     name: str
     type: str
     source: str
+    buckets: int = 0
 
 
 def ranks_candidates(config: Mapping[str, Any]) -> bool:
@@ -47,6 +49,7 @@ def feature_fields(dataset, config: Mapping[str, Any], floats: bool | list[str] 
     """
     label = config["LABEL_FIELD"]
     uid, iid = dataset.uid_field, dataset.iid_field
+    buckets = getattr(dataset, "field2bucketnum", {})
     keep_context = not ranks_candidates(config)
     dropped: list[str] = []
     out: list[FeatureField] = []
@@ -63,7 +66,7 @@ def feature_fields(dataset, config: Mapping[str, Any], floats: bool | list[str] 
         elif dataset.field2type[name].endswith("_seq"):
             dropped.append(name)
         elif keep_context:
-            out.append(FeatureField(name, dataset.field2type[name], "inter"))
+            out.append(FeatureField(name, dataset.field2type[name], "inter", buckets.get(name, 0)))
         else:
             dropped.append(name)
     if dropped:
@@ -75,5 +78,5 @@ def feature_fields(dataset, config: Mapping[str, Any], floats: bool | list[str] 
     for source, table, id_field in (("user", dataset.user_feat, uid), ("item", dataset.item_feat, iid)):
         for name in table or {}:
             if name != id_field and name != label and wanted(name):
-                out.append(FeatureField(name, dataset.field2type[name], source))
+                out.append(FeatureField(name, dataset.field2type[name], source, buckets.get(name, 0)))
     return out

@@ -2,7 +2,8 @@
 
 Missing floats become the column mean (tokens 0 and sequences empty were set when indexing by id);
 ``threshold`` turns a column into 0/1 labels; ``normalize_field`` / ``normalize_all`` min-max scale float
-columns; ``preload_weight`` builds id-indexed matrices.
+columns; ``discretization`` replaces float columns by bucket ids (``field2bucketnum``: how many); ``preload_weight``
+builds id-indexed matrices.
 """
 
 from __future__ import annotations
@@ -81,6 +82,29 @@ class FeatureValues:
                     scaled = (values - low) / (high - low)
                 table[field] = SeqColumn(column.offsets, scaled, None) if isinstance(column, SeqColumn) else scaled
 
+    def _discretize(self) -> None:
+        """RecBole's ``discretization``: each listed float / float_seq column of ``numerical_features`` becomes bucket
+        ids (floats), per table over all its rows (after normalisation), and ``field2bucketnum[field]`` their number
+        (the largest id + 1). ED: floor((x - min) * bucket / (max + 1e-9 - min) + 1), ids 1..bucket; LD: values > 2
+        become floor(ln(x)^2 + 1), the others stay, then the distinct results are numbered from 0 in order."""
+        numerical = set(self.config["numerical_features"] or [])
+        for field, info in (self.config["discretization"] or {}).items():
+            if field not in self.field2type:
+                raise ConfigError(f"config key 'discretization' names {field!r}, which is not a loaded column")
+            if field not in numerical:
+                raise ConfigError(
+                    f"config key 'discretization' names {field!r}, which is not in numerical_features (RecBole's rule; "
+                    "numerical_features holds float / float_seq columns only)"
+                )
+            for table in self._tables():
+                column = table.get(field)
+                if column is None:
+                    continue
+                values = column.values if isinstance(column, SeqColumn) else column
+                buckets = bucket_ids(np.asarray(values, dtype=np.float64), info["method"], info["bucket"], field)
+                self.field2bucketnum[field] = int(buckets.max(initial=0) + 1)
+                table[field] = SeqColumn(column.offsets, buckets, None) if isinstance(column, SeqColumn) else buckets
+
     def _preload_weights(self) -> None:
         tables = {"inter": self.inter_feat, "user": self.user_feat, "item": self.item_feat}
         tables.update({suffix: getattr(self, f"{suffix}_feat") for suffix in self.additional_suffixes()})
@@ -107,3 +131,19 @@ class FeatureValues:
                 matrix = np.zeros(self.num(id_field))
                 matrix[ids] = values
             self._preloaded_weight[id_field] = matrix
+
+
+def bucket_ids(values: np.ndarray, method: str, bucket: int | None, field: str) -> np.ndarray:
+    """RecBole's ``disc``: the bucket id of each value, as floats (see ``FeatureValues._discretize``)."""
+    if len(values) == 0:
+        return values
+    if method == "ED":
+        lower, upper = values.min(), values.max() + 1e-9
+        if upper == lower:  # the values are too large for the 1e-9 to count
+            logger.warning("discretization: all values of %s are equal; all in bucket %d", field, bucket)
+            return np.full_like(values, float(bucket))
+        return np.floor((values - lower) * bucket / (upper - lower) + 1)
+    above = values > 2
+    logs = np.floor(np.log(values * above + 1e-9) ** 2 + 1)
+    _, ids = np.unique(np.where(above, logs, values), return_inverse=True)
+    return ids.reshape(-1).astype(np.float64)

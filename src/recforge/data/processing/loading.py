@@ -176,6 +176,7 @@ class AtomicLoading:
         self._fill_nan()
         self._apply_threshold()
         self._normalize()
+        self._discretize()
         self._preload_weights()
         release_free_memory()  # the text and intermediate columns are gone; keep them out of later peaks
 

@@ -8,7 +8,9 @@ interaction's context columns from the batch. ``FieldEmbedding`` turns them into
 - token_seq: a table per field, pooled over the ids present (mean for embeddings, sum for the first-order part; the
   feature-aware sequential models choose mean, sum or max);
 - float (only the ``numerical_features``): ``value * e_field``;
-- float_seq (only the ``numerical_features``): ``value * e_field`` averaged over the values present.
+- float_seq (only the ``numerical_features``): ``value * e_field`` averaged over the values present;
+- a float / float_seq column that ``discretization`` bucketed (``FeatureField.buckets``): its bucket's own vector
+  (averaged over the values present), RecBole's ``[1, bucket]`` lookup.
 
 Fields are ordered as RecBole concatenates them: token_seq, token, float_seq, float.
 """
@@ -92,9 +94,15 @@ class FieldEmbedding(nn.Module):
         self.token = nn.Embedding(sum(token_dims), size) if token_dims else None
         self.register_buffer("token_offsets", torch.tensor([0, *np.cumsum(token_dims)[:-1]], dtype=torch.long))
         self.token_seq = nn.ModuleList(nn.Embedding(dims[f.name], size) for f in fields if f.type == "token_seq")
-        n_float = sum(f.type == "float" for f in fields)
-        self.numeric = nn.Embedding(2 * n_float, size) if n_float else None  # RecBole's table: row 2f + 1 is used
-        self.numeric_seq = nn.ModuleList(nn.Embedding(2, size) for f in fields if f.type == "float_seq")
+        # RecBole's float table: 2 rows per field (row 1 scaled by the value), or one per bucket of a bucketed field
+        floats = [f for f in fields if f.type == "float"]
+        float_dims = [f.buckets or 2 for f in floats]
+        self.numeric = nn.Embedding(sum(float_dims), size) if floats else None
+        self.register_buffer("float_offsets", torch.tensor([0, *np.cumsum(float_dims)[:-1]]), persistent=False)
+        self.register_buffer("float_bucketed", torch.tensor([f.buckets > 0 for f in floats]), persistent=False)
+        seqs = [f for f in fields if f.type == "float_seq"]
+        self.numeric_seq = nn.ModuleList(nn.Embedding(f.buckets or 2, size) for f in seqs)
+        self.seq_bucketed = [f.buckets > 0 for f in seqs]
         self.seq_pool = seq_pool
 
     def forward(self, values: list) -> torch.Tensor:
@@ -114,14 +122,18 @@ class FieldEmbedding(nn.Module):
         if by_kind["token"]:
             ids = torch.stack(by_kind["token"], dim=1) + self.token_offsets
             parts.append(self.token(ids))
-        for table, (value, mask) in zip(self.numeric_seq, by_kind["float_seq"], strict=True):
-            weights = (value * mask).unsqueeze(-1)
-            pooled = (weights * table.weight[1]).sum(1) / (mask.sum(1, keepdim=True) + 1e-8)
+        for table, bucketed, (value, mask) in zip(
+            self.numeric_seq, self.seq_bucketed, by_kind["float_seq"], strict=True
+        ):
+            present = mask.unsqueeze(-1).to(table.weight.dtype)
+            vectors = table((value * mask).long()) if bucketed else value.unsqueeze(-1) * table.weight[1]
+            pooled = (vectors * present).sum(1) / (mask.sum(1, keepdim=True) + 1e-8)
             parts.append(pooled.unsqueeze(1))
         if by_kind["float"]:
-            value = torch.stack(by_kind["float"], dim=1).unsqueeze(-1)  # [B, n_float, 1]
-            rows = torch.arange(len(by_kind["float"]), device=value.device) * 2 + 1
-            parts.append(value * self.numeric.weight[rows])
+            value = torch.stack(by_kind["float"], dim=1)  # [B, n_float]
+            rows = self.float_offsets + torch.where(self.float_bucketed, value.long(), 1)
+            scale = torch.where(self.float_bucketed, torch.ones_like(value), value)
+            parts.append(scale.unsqueeze(-1) * self.numeric(rows))
         return torch.cat(parts, dim=1)
 
 

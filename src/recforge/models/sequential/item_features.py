@@ -50,7 +50,8 @@ class ItemFeatureEmbedding(nn.Module):
                 f"columns: {', '.join(c for c in item_feat if c != dataset.iid_field) or 'none'}); load them "
                 "(load_col: {item: [item_id, ...]}) or select others"
             )
-        selected = [FeatureField(name, dataset.field2type[name], "item") for name in fields]
+        buckets = getattr(dataset, "field2bucketnum", {})
+        selected = [FeatureField(name, dataset.field2type[name], "item", buckets.get(name, 0)) for name in fields]
         self.inputs = FieldInputs(dataset, selected)
         dims = {f.name: dataset.num(f.name) for f in selected if f.type.startswith("token")}
         self.embedding = FieldEmbedding(self.inputs.fields, dims, size, pooling)
