@@ -66,7 +66,8 @@ def context_scenarios(data: list[str]) -> list[Scenario]:
 
 def context_section(by_name: dict[str, Scenario]) -> list[str]:
     """Tables of the tree and context-aware scenarios against their targets (empty before any ran)."""
-    if not any(by_name.get(s) and by_name[s].records for s in ("lightgbm", "xgboost", "ctx-fm")):
+    names = ["lightgbm", "xgboost", *(f"ctx-{model.lower()}" for model in NEURAL + MORE_NEURAL)]
+    if not any(by_name.get(s) and by_name[s].records for s in names):
         return []
     lines = [
         "## Trees and context-aware models: quality and ratios",
@@ -89,6 +90,8 @@ def context_section(by_name: dict[str, Scenario]) -> list[str]:
             f"| {by_name[name].title.split(' on ')[0].split(',')[0]} ({name}) | {_auc(auc_ours, auc_peer)} | "
             f"{_judged(build, BUILD_TARGET)} | {_judged(fit, FIT_TARGET)} | {rounds} |"
         )
+    if len(lines) == 6:  # no tree scenario ran: no tree table
+        lines = lines[:3]
     lines += [
         "",
         "| model (10 epochs) | test AUC recforge | test AUC RecBole | AUC recforge − RecBole (≥ −0.005) "
