@@ -283,6 +283,8 @@ def render(all_scenarios: list[Scenario], repeats: int, recbole_python: str | No
         "training and gBCE against RecBole-exact SASRec, and the sequential index of 25,000,000 interactions.",
         "- [Sequential models, continued](../benchmarks/results/sequential-2026-12-08.md): nine ID-based models at "
         "5 epochs side by side over three seeds, and SASRec epochs at 25,000,000 interactions.",
+        "- [The ten newer context-aware models](../benchmarks/results/context-2026-12-08.md): test AUC and epochs "
+        "side by side with RecBole 1.2.1 at 10 epochs.",
     ]
     return "\n".join(lines) + "\n"
 
